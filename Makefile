@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: MIT
+# whale build. `make help` lists the targets.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?=
+WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+ALLCFLAGS = $(WARN) $(OPT) -g -fopenmp -D_GNU_SOURCE -Isrc $(SANITIZE) $(CFLAGS) -MMD -MP
+LDLIBS  := -fopenmp -ljansson -lm
+
+LIB_SRC := $(sort $(wildcard src/base/*.c src/kernels/*.c src/io/*.c src/tokenizer/*.c \
+             src/model/*.c src/infer/*.c src/train/*.c src/rl/*.c src/serve/*.c))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+WHALE := $(BUILD)/whale
+TESTS := $(BUILD)/test_whale
+
+.PHONY: all help test test-slow asan ubsan sanitize fuzz bench run clean deps
+
+all: $(WHALE)
+
+help:
+	@echo "make            build $(WHALE)"
+	@echo "make test       build and run the test suite (a few minutes on 2 cores)"
+	@echo "make test-slow  also run the slow tests (WHALE_SLOW=1)"
+	@echo "make asan       run the test suite under AddressSanitizer + UBSan (build-asan/)"
+	@echo "make ubsan      run the test suite under UndefinedBehaviorSanitizer only (build-ubsan/)"
+	@echo "make fuzz       build libFuzzer targets into build-fuzz/ (clang) and run each 30 s"
+	@echo "make bench      run the benchmarks and append to bench/RESULTS.md"
+	@echo "make run        install missing packages, build, and run the demo"
+	@echo "make deps       install missing Debian packages (scripts/deps.sh)"
+	@echo "make clean      remove build outputs"
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(BUILD)/libwhale.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(WHALE): $(CLI_OBJ) $(BUILD)/libwhale.a
+	$(CC) $(ALLCFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libwhale.a $(LDLIBS)
+
+$(TESTS): $(TEST_OBJ) $(BUILD)/libwhale.a
+	$(CC) $(ALLCFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libwhale.a $(LDLIBS) -lcriterion
+
+# Tests find the binary and the fixtures through the environment.
+TEST_ENV = WHALE_BIN=$(abspath $(WHALE)) WHALE_DATA=$(abspath tests/data) WHALE_QUIET=1
+CRITERION_FLAGS ?= --jobs 2
+
+test: $(WHALE) $(TESTS)
+	$(TEST_ENV) $(TESTS) $(CRITERION_FLAGS)
+
+test-slow: $(WHALE) $(TESTS)
+	$(TEST_ENV) WHALE_SLOW=1 $(TESTS) $(CRITERION_FLAGS)
+
+SAN_FLAGS = -fno-omit-frame-pointer -fno-sanitize-recover=all
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined $(SAN_FLAGS)" test \
+	  TEST_ENV="$(TEST_ENV) ASAN_OPTIONS=detect_leaks=1 WHALE_BIN=$(abspath build-asan/whale)"
+
+ubsan:
+	$(MAKE) BUILD=build-ubsan OPT=-O1 SANITIZE="-fsanitize=undefined $(SAN_FLAGS)" test \
+	  TEST_ENV="$(TEST_ENV) WHALE_BIN=$(abspath build-ubsan/whale)"
+
+# libFuzzer needs clang; one target per parser in tests/fuzz/.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_LIB_SRC := $(filter src/base/% src/io/%,$(LIB_SRC))
+FUZZ_SECONDS ?= 30
+fuzz:
+	@mkdir -p build-fuzz
+	@for f in $(FUZZ_SRC); do \
+	  t=build-fuzz/$$(basename $$f .c); \
+	  echo "clang $$f -> $$t"; \
+	  clang -std=c11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
+	    $$f $(FUZZ_LIB_SRC) -ljansson -lm -o $$t || exit 1; \
+	  mkdir -p build-fuzz/corpus-$$(basename $$f .c); \
+	  $$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f .c) || exit 1; \
+	done
+
+bench: $(WHALE)
+	bash bench/run.sh
+
+deps:
+	bash scripts/deps.sh
+
+run: deps
+	$(MAKE) $(WHALE)
+	bash scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-ubsan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* Chained bump allocator (see arena.h). */
+#include "base/arena.h"
+
+#include <stdlib.h>
+
+#include "base/mem.h"
+
+struct ArenaBlock {
+    ArenaBlock *prev;
+    size_t size, used;
+    unsigned char *mem;
+};
+
+static ArenaBlock *block_new(size_t size, ArenaBlock *prev) {
+    ArenaBlock *b = malloc(sizeof *b);
+    if (!b) return NULL;
+    b->mem = mem_alloc(size);
+    if (!b->mem) {
+        free(b);
+        return NULL;
+    }
+    b->prev = prev;
+    b->size = size;
+    b->used = 0;
+    return b;
+}
+
+void *arena_take(Arena *a, size_t n) {
+    size_t need = (n + 63) & ~(size_t)63;
+    if (need < n) return NULL;
+    if (!a->head || a->head->size - a->head->used < need) {
+        size_t size = need > ((size_t)1 << 20) ? need : ((size_t)1 << 20);
+        ArenaBlock *b = block_new(size, a->head);
+        if (!b) return NULL;
+        a->head = b;
+    }
+    void *p = a->head->mem + a->head->used;
+    a->head->used += need;
+    a->used_total += need;
+    if (a->used_total > a->high_water) a->high_water = a->used_total;
+    return p;
+}
+
+float *arena_floats(Arena *a, size_t n) {
+    size_t bytes;
+    if (size_mul(n, sizeof(float), &bytes)) return NULL;
+    return arena_take(a, bytes);
+}
+
+void arena_reset(Arena *a) {
+    if (a->head && a->head->prev) {
+        /* More than one block was needed: replace the chain by one block that
+         * holds the high-water mark, so the next step does not chain. */
+        arena_free(a);
+        size_t hw = a->high_water;
+        a->head = block_new(hw, NULL);
+        a->high_water = hw;
+    }
+    if (a->head) a->head->used = 0;
+    a->used_total = 0;
+}
+
+void arena_free(Arena *a) {
+    ArenaBlock *b = a->head;
+    while (b) {
+        ArenaBlock *prev = b->prev;
+        mem_free(b->mem);
+        free(b);
+        b = prev;
+    }
+    a->head = NULL;
+    a->used_total = 0;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* A scratch arena for per-step buffers: take() bumps a pointer, reset()
+ * frees everything at once. If a step needs more than the current block, a
+ * new block is chained (earlier pointers stay valid) and the next reset
+ * replaces the chain by one block of the total size, so after the first
+ * step of a given shape no allocation happens in the steady state. */
+#ifndef WHALE_ARENA_H
+#define WHALE_ARENA_H
+
+#include <stddef.h>
+
+typedef struct ArenaBlock ArenaBlock;
+
+typedef struct Arena {
+    ArenaBlock *head;  /* current block; older blocks chained behind it */
+    size_t used_total; /* bytes taken since the last reset, over all blocks */
+    size_t high_water; /* largest used_total seen */
+} Arena;
+
+/* n floats, 64-byte aligned, uninitialised. Returns NULL only when memory is
+ * exhausted. */
+float *arena_floats(Arena *a, size_t n);
+/* n bytes, 64-byte aligned. */
+void *arena_take(Arena *a, size_t n);
+void arena_reset(Arena *a);
+void arena_free(Arena *a);
+
+#endif

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* Thread count and id through OpenMP, with single-thread fallbacks so the
+ * code also builds without it. Kernels split work with `omp parallel for`;
+ * per-thread scratch is indexed by thread_id(). */
+#ifndef WHALE_THREADS_H
+#define WHALE_THREADS_H
+
+#ifdef _OPENMP
+#include <omp.h>
+static inline int threads_max(void) { return omp_get_max_threads(); }
+static inline int thread_id(void) { return omp_get_thread_num(); }
+static inline void threads_set(int n) {
+    if (n > 0) omp_set_num_threads(n);
+}
+#else
+static inline int threads_max(void) { return 1; }
+static inline int thread_id(void) { return 0; }
+static inline void threads_set(int n) { (void)n; }
+#endif
+
+#endif

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* One entry point per command, each in its own file; main.c dispatches.
+ * Each returns the process exit code: 0 success, 1 failure (bad input), 2 bad
+ * flags. */
+#ifndef WHALE_COMMANDS_H
+#define WHALE_COMMANDS_H
+
+int cmd_init(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+
+#endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* whale: the DeepSeek-V3 / R1 system in C. Dispatches to the commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+#define WHALE_VERSION "0.1.0"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *help;
+} commands[] = {
+    {"init", cmd_init, "create a random-initialised model directory of a named shape"},
+    {"info", cmd_info, "architecture, parameter counts, KV-cache bytes per token, dtypes"},
+    {"logits", cmd_logits, "write the logits of a token sequence as float32"},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f, "whale %s: DeepSeek-V3 / R1 in C\n\nusage: whale COMMAND [flags]\n\ncommands:\n",
+            WHALE_VERSION);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`whale COMMAND --help` lists a command's flags.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("whale %s\n", WHALE_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "whale: unknown command '%s' (see whale --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* Row-wise and elementwise ops (see ops.h). Sums run in double: these are
+ * O(n) next to the O(n^2) matmuls, and it removes one source of drift from
+ * the PyTorch reference. */
+#include "kernels/ops.h"
+
+#include <math.h>
+
+void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * n;
+        float *yt = y + (size_t)t * n;
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)xt[i] * xt[i];
+        float r = (float)(1.0 / sqrt(ss / n + eps));
+        for (int i = 0; i < n; i++) yt[i] = xt[i] * r * w[i];
+    }
+}
+
+void swiglu(float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    if (mx == -INFINITY) { /* nothing allowed: leave zeros rather than NaN */
+        for (int i = 0; i < n; i++) x[i] = 0;
+        return;
+    }
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        s += x[i];
+    }
+    float inv = (float)(1.0 / s);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+void vec_add(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}

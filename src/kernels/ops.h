@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* Elementwise and row-wise operations of the transformer: RMSNorm, SwiGLU's
+ * gate, softmax, sigmoid, residual add. Scalar reference implementations. */
+#ifndef WHALE_OPS_H
+#define WHALE_OPS_H
+
+#include <stddef.h>
+
+/* y (T, n) = x / sqrt(mean(x^2) + eps) * w. y may alias x. */
+void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps);
+
+/* g (n) = silu(g) * u: the SwiGLU gate, in place in g. */
+void swiglu(float *g, const float *u, size_t n);
+
+/* In-place numerically stable softmax over n values; -INFINITY entries get
+ * probability 0. */
+void softmax(float *x, int n);
+
+/* y (n) += x (n) */
+void vec_add(float *y, const float *x, size_t n);
+
+static inline float sigmoidf_(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
+
+#endif

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/* Model lifetime and the forward pass (see model.h). A decoder block is
+ *   h += Attn(RMSNorm(h));  h += FFN_or_MoE(RMSNorm(h))
+ * and the model is embedding -> blocks -> RMSNorm -> LM head. */
+#include "model/model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "io/safetensors.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/blocks.h"
+
+#define MODEL_MAX_CHUNK 256
+
+static int model_setup(Model *m, Err *err) {
+    m->max_chunk = MODEL_MAX_CHUNK;
+    if (rope_init(&m->rope, &m->cfg, err) != 0) return -1;
+    return weights_alloc(&m->w, &m->cfg, err);
+}
+
+int model_create(Model *m, const ModelConfig *cfg, Err *err) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    if (model_setup(m, err) != 0) {
+        model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 if the checkpoint at path holds MTP module 0 (its eh_proj). */
+static int checkpoint_has_mtp(const char *path, const ModelConfig *cfg) {
+    SafeTensors st;
+    if (st_open(&st, path, NULL) != 0) return 0;
+    char name[96];
+    snprintf(name, sizeof name, "model.layers.%d.eh_proj.weight", cfg->num_hidden_layers);
+    int has = st_find(&st, name) != NULL;
+    st_close(&st);
+    return has;
+}
+
+int model_open(Model *m, const char *path, Err *err) {
+    memset(m, 0, sizeof *m);
+    char dir[4096];
+    /* a .safetensors file reads its config.json from the same directory */
+    if (file_is_dir(path)) {
+        snprintf(dir, sizeof dir, "%s", path);
+    } else {
+        const char *slash = strrchr(path, '/');
+        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        else snprintf(dir, sizeof dir, ".");
+    }
+    if (!file_exists(path)) return err_set(err, "%s: no such file or directory", path);
+    if (config_load(&m->cfg, dir, err) != 0) return -1;
+    if (m->cfg.num_nextn_predict_layers > 0 && !checkpoint_has_mtp(path, &m->cfg))
+        m->cfg.num_nextn_predict_layers = 0;
+    if (model_setup(m, err) != 0 || weights_load(&m->w, path, err) != 0) {
+        model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+void model_free(Model *m) {
+    weights_free(&m->w);
+    arena_free(&m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+static int oom(Err *err) { return err_set(err, "out of memory in the forward pass"); }
+
+int model_block(Model *m, int layer, float *h, KVCache *kv, int pos0, int T, MlaPath path,
+                Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const LayerWeights *L = &m->w.layers[layer];
+    const int D = c->hidden_size;
+    Arena *a = &m->arena;
+    float *xn = arena_floats(a, (size_t)T * D), *o = arena_floats(a, (size_t)T * D);
+    if (!xn || !o) return oom(err);
+    rmsnorm(xn, h, L->attn_norm, T, D, c->rms_norm_eps);
+    int rc = config_is_mla(c)
+                 ? mla_forward(o, xn, L, c, &m->rope, kv, layer, pos0, T, path, a)
+                 : gqa_forward(o, xn, L, c, &m->rope, kv, layer, pos0, T, a);
+    if (rc != 0) return oom(err);
+    vec_add(h, o, (size_t)T * D);
+    rmsnorm(xn, h, L->ffn_norm, T, D, c->rms_norm_eps);
+    rc = L->is_moe ? moe_forward(o, xn, L, c, T, a)
+                   : ffn_forward(o, xn, &L->gate, &L->up, &L->down, T, a);
+    if (rc != 0) return oom(err);
+    vec_add(h, o, (size_t)T * D);
+    return 0;
+}
+
+/* One chunk of at most max_chunk tokens. */
+static int forward_chunk(Model *m, KVCache *kv, const int *tokens, int T, float *logits,
+                         int all_logits, float *hidden, MlaPath path, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const int D = c->hidden_size, pos0 = kv->len;
+    arena_reset(&m->arena);
+    float *h = arena_floats(&m->arena, (size_t)T * D);
+    if (!h) return oom(err);
+    for (int t = 0; t < T; t++)
+        memcpy(h + (size_t)t * D, m->w.embed + (size_t)tokens[t] * D, (size_t)D * sizeof(float));
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        if (model_block(m, l, h, kv, pos0, T, path, err) != 0) return -1;
+    if (hidden || logits) {
+        /* rows that need the final norm: all for hidden or all_logits, else the last */
+        int first = hidden || all_logits ? 0 : T - 1, n = T - first;
+        float *hn = hidden ? hidden : arena_floats(&m->arena, (size_t)n * D);
+        if (!hn) return oom(err);
+        rmsnorm(hn, h + (size_t)first * D, m->w.final_norm, n, D, c->rms_norm_eps);
+        if (logits) {
+            int lf = all_logits ? 0 : T - 1 - first;
+            matmul(logits, hn + (size_t)lf * D, &m->w.lm_head, all_logits ? T : 1);
+        }
+    }
+    kv->len += T;
+    return 0;
+}
+
+int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const ForwardOpts *o, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    if (T < 1) return err_set(err, "forward: no tokens");
+    if (kv->len + T > kv->n_ctx)
+        return err_set(err, "context full: %d tokens cached + %d new > context size %d", kv->len, T,
+                       kv->n_ctx);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+            return err_set(err, "token id %d at position %d is outside the vocabulary (0..%d)",
+                           tokens[t], t, c->vocab_size - 1);
+    const int D = c->hidden_size, V = c->vocab_size;
+    for (int t0 = 0; t0 < T; t0 += m->max_chunk) {
+        int n = T - t0 < m->max_chunk ? T - t0 : m->max_chunk;
+        int last = t0 + n == T;
+        float *lg = NULL;
+        if (o->logits && o->all_logits) lg = o->logits + (size_t)t0 * V;
+        else if (o->logits && last) lg = o->logits;
+        float *hid = o->hidden ? o->hidden + (size_t)t0 * D : NULL;
+        if (forward_chunk(m, kv, tokens + t0, n, lg, o->all_logits, hid, o->mla_path, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* MTP module k (V3 §2.2, eq. 21-23):
+ *   h'_i = M_k [RMSNorm_e(Emb(t_{i+k+1})); RMSNorm_h(h^{k}_i)]
+ *   h^{k+1} = Block_k(h'), logits = Head_k(RMSNorm(h^{k+1}))
+ * The paper writes [h; emb]; the released weights expect the embedding half
+ * first, and h^0 is the main model's output after model.norm, as vLLM and
+ * SGLang run the released MTP weights; whale follows them. */
+int model_forward_mtp(Model *m, int k, KVCache *kv, int pos0, const float *h_prev,
+                      const int *next_tokens, int T, float *logits, float *h_out, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const int D = c->hidden_size, layer = c->num_hidden_layers + k;
+    if (k < 0 || k >= c->num_nextn_predict_layers)
+        return err_set(err, "the model has no MTP module %d", k);
+    if (kv->n_layers <= layer) return err_set(err, "KV cache was created without MTP layers");
+    if (pos0 + T > kv->n_ctx) return err_set(err, "context full");
+    for (int t = 0; t < T; t++)
+        if (next_tokens[t] < 0 || next_tokens[t] >= c->vocab_size)
+            return err_set(err, "token id %d is outside the vocabulary", next_tokens[t]);
+    const LayerWeights *L = &m->w.layers[layer];
+    arena_reset(&m->arena);
+    float *cat = arena_floats(&m->arena, (size_t)T * 2 * D);
+    float *h = arena_floats(&m->arena, (size_t)T * D);
+    if (!cat || !h) return oom(err);
+    for (int t = 0; t < T; t++) {
+        float *row = cat + (size_t)t * 2 * D;
+        rmsnorm(row, m->w.embed + (size_t)next_tokens[t] * D, L->enorm, 1, D, c->rms_norm_eps);
+        rmsnorm(row + D, h_prev + (size_t)t * D, L->hnorm, 1, D, c->rms_norm_eps);
+    }
+    matmul(h, cat, &L->eh_proj, T);
+    if (model_block(m, layer, h, kv, pos0, T, MLA_AUTO, err) != 0) return -1;
+    if (h_out) memcpy(h_out, h, (size_t)T * D * sizeof(float));
+    if (logits) {
+        rmsnorm(h, h, L->head_norm, T, D, c->rms_norm_eps);
+        matmul(logits, h, &L->head, T);
+    }
+    return 0;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* The model: config, weights, rope tables and scratch, and the forward pass
+ * that inference, training and RL share. A forward call appends T tokens to
+ * a KV cache and returns logits; T > 1 runs the prefill path (MLA keys and
+ * values up-projected from the cached latents), T == 1 the decode path (MLA
+ * with kv_b_proj absorbed into the query and output sides). */
+#ifndef WHALE_MODEL_H
+#define WHALE_MODEL_H
+
+#include "base/arena.h"
+#include "base/err.h"
+#include "io/config.h"
+#include "model/kvcache.h"
+#include "model/rope.h"
+#include "model/weights.h"
+
+typedef struct Model {
+    ModelConfig cfg;
+    Weights w;
+    Rope rope;
+    Arena arena;     /* per-call scratch, reset at the start of each call */
+    int max_chunk;   /* prefill processes at most this many tokens at once */
+} Model;
+
+/* Open a model directory (config.json + safetensors) or a .safetensors file
+ * with a config.json beside it. MTP modules are loaded when the checkpoint
+ * has them; a checkpoint without them loads as a model without MTP. */
+int model_open(Model *m, const char *path, Err *err);
+
+/* A model of the given shape with zeroed weights (for init and training). */
+int model_create(Model *m, const ModelConfig *cfg, Err *err);
+void model_free(Model *m);
+
+/* Which attention path to use for MLA layers. AUTO: prefill (up-projected
+ * K/V) for T > 1, absorbed for T == 1. */
+typedef enum MlaPath { MLA_AUTO, MLA_PREFILL, MLA_ABSORBED } MlaPath;
+
+typedef struct ForwardOpts {
+    float *logits;     /* (T, V) when all_logits, else (1, V) for the last token; may be NULL */
+    int all_logits;
+    float *hidden;     /* (T, D) final hidden states after model.norm (MTP input); may be NULL */
+    MlaPath mla_path;
+} ForwardOpts;
+
+/* Run tokens (T) at positions kv->len .. kv->len+T-1, appending them to kv.
+ * Returns 0, or -1 with err (token id out of range, context full, out of
+ * memory). */
+int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const ForwardOpts *o, Err *err);
+
+/* MTP module k (0-based) for T positions starting at kv->len of the MTP
+ * cache layer: input hidden states h_prev (T, D) of depth k (the main
+ * model's output after model.norm for k = 0) and the tokens one step ahead (T). Writes
+ * logits (T, V) and, if h_out is non-NULL, its pre-norm output (T, D) for
+ * depth k+1. kv must have been created with_mtp; it advances kv->len only
+ * through the main forward, so pass pos0 explicitly. */
+int model_forward_mtp(Model *m, int k, KVCache *kv, int pos0, const float *h_prev,
+                      const int *next_tokens, int T, float *logits, float *h_out, Err *err);
+
+/* One decoder block in place on h (T, D) for layer index `layer` at
+ * positions pos0..pos0+T-1. Used by model_forward and the MTP modules. */
+int model_block(Model *m, int layer, float *h, KVCache *kv, int pos0, int T, MlaPath path,
+                Err *err);
+
+#endif

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* The SwiGLU FFN and DeepSeekMoE (DeepSeekMoE; V2 §2.2; V3 §2.1.2):
+ *   y = sum_{i in TopK} g_i FFN_i(x) + sum_shared FFN_s(x)
+ * Routing follows the official inference/model.py Gate: affinities by
+ * softmax (V2) or sigmoid (V3); the correction bias of auxiliary-loss-free
+ * balancing enters the selection only; group-limited selection keeps the
+ * topk_group best groups (group score: max affinity, or with the bias the sum
+ * of the two best biased affinities) and masks the other groups' experts
+ * with minus infinity (HF's V2 code masks with 0). Tokens are dispatched by
+ * expert so each expert runs one matmul over the tokens that chose it. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/blocks.h"
+
+#define MOE_MAX_GROUPS 256
+
+int ffn_forward(float *out, const float *x, const Mat *gate, const Mat *up, const Mat *down, int T,
+                Arena *a) {
+    const int I = gate->rows;
+    float *g = arena_floats(a, (size_t)T * I), *u = arena_floats(a, (size_t)T * I);
+    if (!g || !u) return -1;
+    matmul(g, x, gate, T);
+    matmul(u, x, up, T);
+    swiglu(g, u, (size_t)T * I);
+    matmul(out, g, down, T);
+    return 0;
+}
+
+/* Index of the largest of v[0..n) not yet taken; ties go to the lower index. */
+static int argmax_free(const float *v, const unsigned char *taken, int n) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (!taken[i] && (best < 0 || v[i] > v[best])) best = i;
+    return best;
+}
+
+void moe_route(const ModelConfig *c, const float *logits, const float *bias, int *idx, float *w,
+               float *scratch) {
+    const int E = c->n_routed_experts, K = c->num_experts_per_tok;
+    float *scores = scratch, *sel = scratch + E;
+    if (c->scoring_func == SCORE_SOFTMAX) {
+        memcpy(scores, logits, (size_t)E * sizeof(float));
+        softmax(scores, E);
+    } else {
+        for (int e = 0; e < E; e++) scores[e] = 1.0f / (1.0f + expf(-logits[e]));
+    }
+    for (int e = 0; e < E; e++) sel[e] = scores[e] + (bias ? bias[e] : 0.0f);
+
+    const int G = c->n_group; /* at most MOE_MAX_GROUPS (config_validate) */
+    if (c->topk_method != TOPK_GREEDY && G > 1) {
+        const int per = E / G;
+        float gs[MOE_MAX_GROUPS];
+        unsigned char keep[MOE_MAX_GROUPS] = {0}, gtaken[MOE_MAX_GROUPS] = {0};
+        for (int g = 0; g < G; g++) {
+            const float *s = sel + g * per;
+            if (bias) { /* V3: sum of the two best biased affinities */
+                float b1 = -INFINITY, b2 = -INFINITY;
+                for (int i = 0; i < per; i++) {
+                    if (s[i] > b1) b2 = b1, b1 = s[i];
+                    else if (s[i] > b2) b2 = s[i];
+                }
+                gs[g] = b1 + b2;
+            } else { /* V2: the best affinity */
+                float b = -INFINITY;
+                for (int i = 0; i < per; i++) b = s[i] > b ? s[i] : b;
+                gs[g] = b;
+            }
+        }
+        for (int k = 0; k < c->topk_group; k++) {
+            int g = argmax_free(gs, gtaken, G);
+            gtaken[g] = keep[g] = 1;
+        }
+        for (int g = 0; g < G; g++)
+            if (!keep[g])
+                for (int i = 0; i < per; i++) sel[g * per + i] = -INFINITY;
+    }
+    /* top-K by selection score; weights are the unbiased affinities */
+    float sum = 0;
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            int used = 0;
+            for (int j = 0; j < k; j++) used |= idx[j] == e;
+            if (!used && (best < 0 || sel[e] > sel[best])) best = e;
+        }
+        idx[k] = best;
+        w[k] = scores[best];
+        sum += w[k];
+    }
+    for (int k = 0; k < K; k++) {
+        if (c->norm_topk_prob) w[k] /= sum + 1e-20f;
+        w[k] *= c->routed_scaling_factor;
+    }
+}
+
+int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
+                Arena *a) {
+    const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+    float *logits = arena_floats(a, (size_t)T * E), *rs = arena_floats(a, 2 * (size_t)E);
+    float *wts = arena_floats(a, (size_t)T * K);
+    int *idx = arena_take(a, (size_t)T * K * sizeof(int));
+    int *count = arena_take(a, ((size_t)E + 1) * sizeof(int));
+    int *order = arena_take(a, (size_t)T * K * sizeof(int)); /* slots grouped by expert */
+    if (!logits || !rs || !wts || !idx || !count || !order) return -1;
+    matmul(logits, x, &L->router, T);
+    for (int t = 0; t < T; t++)
+        moe_route(c, logits + (size_t)t * E, L->router_bias, idx + (size_t)t * K,
+                  wts + (size_t)t * K, rs);
+
+    /* counting sort of the T*K (token, slot) pairs by expert */
+    memset(count, 0, ((size_t)E + 1) * sizeof(int));
+    for (int i = 0; i < T * K; i++) count[idx[i] + 1]++;
+    for (int e = 0; e < E; e++) count[e + 1] += count[e];
+    int *fill = arena_take(a, (size_t)E * sizeof(int));
+    if (!fill) return -1;
+    memcpy(fill, count, (size_t)E * sizeof(int));
+    for (int i = 0; i < T * K; i++) order[fill[idx[i]]++] = i;
+
+    int max_n = 0;
+    for (int e = 0; e < E; e++)
+        if (count[e + 1] - count[e] > max_n) max_n = count[e + 1] - count[e];
+    float *xe = arena_floats(a, (size_t)max_n * D), *ye = arena_floats(a, (size_t)max_n * D);
+    if (!xe || !ye) return -1;
+    memset(out, 0, (size_t)T * D * sizeof(float));
+    /* experts in ascending order, as the reference accumulates them */
+    for (int e = 0; e < E; e++) {
+        const int n = count[e + 1] - count[e];
+        if (n == 0) continue;
+        const int *slots = order + count[e];
+        for (int i = 0; i < n; i++)
+            memcpy(xe + (size_t)i * D, x + (size_t)(slots[i] / K) * D, (size_t)D * sizeof(float));
+        if (ffn_forward(ye, xe, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e], n, a) != 0)
+            return -1;
+        for (int i = 0; i < n; i++) {
+            float *o = out + (size_t)(slots[i] / K) * D;
+            const float g = wts[slots[i]], *y = ye + (size_t)i * D;
+            for (int d = 0; d < D; d++) o[d] += g * y[d];
+        }
+    }
+    if (c->n_shared_experts > 0) {
+        float *sh = arena_floats(a, (size_t)T * D);
+        if (!sh || ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, a) != 0) return -1;
+        vec_add(out, sh, (size_t)T * D);
+    }
+    return 0;
+}

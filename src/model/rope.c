@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* RoPE frequencies and rotation (see rope.h).
+ * YaRN (Peng et al. 2023) as in DeepSeek-V3 inference/model.py
+ * precompute_freqs_cis: the correction range is floor/ceil of the
+ * correction dims, clamped to [0, dim-1], and the ramp adds 1e-3 to its
+ * width only when the range is empty. The two mscales are HF's: the
+ * softmax scale gets
+ * mscale(factor, mscale_all_dim)^2 and cos/sin get
+ * mscale(factor, mscale)/mscale(factor, mscale_all_dim); the official code has
+ * one mscale and real configs set both keys equal, where the two agree. */
+#include "model/rope.h"
+
+#include <math.h>
+
+static double yarn_mscale(double factor, double m) {
+    return factor <= 1.0 ? 1.0 : 0.1 * m * log(factor) + 1.0;
+}
+
+/* Dimension index at which a wavelength makes `rotations` turns over the
+ * original context (YaRN eq. 17). */
+static double yarn_correction_dim(double rotations, int dim, double base, int orig) {
+    return dim * log(orig / (rotations * 2.0 * M_PI)) / (2.0 * log(base));
+}
+
+int rope_init(Rope *r, const ModelConfig *c, Err *err) {
+    int mla = config_is_mla(c);
+    int dim = mla ? c->qk_rope_head_dim : c->head_dim;
+    if (dim <= 0 || dim > ROPE_MAX_DIM || dim % 2)
+        return err_set(err, "rope dimension %d is not supported (even, at most %d)", dim,
+                       ROPE_MAX_DIM);
+    r->dim = dim;
+    r->interleaved = mla;
+    r->cos_sin_scale = 1.0f;
+    double qk = mla ? c->qk_nope_head_dim + c->qk_rope_head_dim : c->head_dim;
+    double scale = 1.0 / sqrt(qk);
+    const RopeScaling *rs = &c->rope;
+    const double base = c->rope_theta, factor = rs->factor;
+    const int half = dim / 2, orig = rs->original_max_position_embeddings;
+
+    double lo = 0, hi = 0;
+    if (rs->type == ROPE_YARN) {
+        lo = floor(yarn_correction_dim(rs->beta_fast, dim, base, orig));
+        hi = ceil(yarn_correction_dim(rs->beta_slow, dim, base, orig));
+        if (lo < 0) lo = 0;
+        if (hi > dim - 1) hi = dim - 1;
+        if (rs->mscale_all_dim != 0) {
+            double m = yarn_mscale(factor, rs->mscale_all_dim);
+            scale *= m * m;
+        }
+        r->cos_sin_scale =
+            (float)(yarn_mscale(factor, rs->mscale) / yarn_mscale(factor, rs->mscale_all_dim));
+    }
+    for (int i = 0; i < half; i++) {
+        /* float32 as the references compute it: base ** (2i/dim) in float */
+        double f = 1.0 / pow(base, (double)(2 * i) / dim);
+        switch (rs->type) {
+        case ROPE_DEFAULT: break;
+        case ROPE_LINEAR: f /= factor; break;
+        case ROPE_YARN: {
+            double ramp = (i - lo) / (hi == lo ? 1e-3 : hi - lo);
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            double smooth = 1.0 - ramp; /* 1: keep the original frequency */
+            f = f * (smooth + (1.0 - smooth) / factor);
+            break;
+        }
+        case ROPE_LLAMA3: {
+            double low_wavelen = orig / rs->low_freq_factor;
+            double high_wavelen = orig / rs->high_freq_factor;
+            double wavelen = 2.0 * M_PI / f;
+            if (wavelen > low_wavelen) {
+                f = f / factor;
+            } else if (wavelen >= high_wavelen) {
+                double s = (orig / wavelen - rs->low_freq_factor) /
+                           (rs->high_freq_factor - rs->low_freq_factor);
+                f = (1.0 - s) * f / factor + s * f;
+            }
+            break;
+        }
+        }
+        r->inv_freq[i] = (float)f;
+    }
+    r->softmax_scale = (float)scale;
+    return 0;
+}
+
+void rope_apply(const Rope *r, float *x, int pos) {
+    const int half = r->dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* angle rounded to float first, as torch.outer(pos, freqs) does */
+        float angle = (float)pos * r->inv_freq[i];
+        float c = (float)cos((double)angle) * r->cos_sin_scale;
+        float s = (float)sin((double)angle) * r->cos_sin_scale;
+        int a = r->interleaved ? 2 * i : i, b = r->interleaved ? 2 * i + 1 : i + half;
+        float x0 = x[a], x1 = x[b];
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
+    }
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* Rotary position embedding with the frequency schedules whale's model
+ * families use: plain, YaRN (DeepSeek-V2/V3, official precompute_freqs_cis),
+ * llama3 and linear; and the two pair layouts: DeepSeek rotates interleaved
+ * pairs (x[2i], x[2i+1]); Hugging Face qwen2/llama rotate halves
+ * (x[i], x[i+d/2]). */
+#ifndef WHALE_ROPE_H
+#define WHALE_ROPE_H
+
+#include "io/config.h"
+
+#define ROPE_MAX_DIM 1024
+
+typedef struct Rope {
+    int dim;              /* rotated dims per head */
+    int interleaved;      /* 1: DeepSeek pairs, 0: rotate-half */
+    float inv_freq[ROPE_MAX_DIM / 2];
+    float cos_sin_scale;  /* YaRN: mscale / mscale_all_dim factor on cos and sin */
+    float softmax_scale;  /* attention logit scale incl. YaRN mscale^2 */
+} Rope;
+
+/* Frequencies for cfg; the rotated width is qk_rope_head_dim (MLA) or
+ * head_dim. Returns 0 or -1 with err when the width exceeds ROPE_MAX_DIM. */
+int rope_init(Rope *r, const ModelConfig *cfg, Err *err);
+
+/* Rotate x (dim) in place for absolute position pos. */
+void rope_apply(const Rope *r, float *x, int pos);
+
+#endif

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/* The parameter table and its flat buffer (see weights.h). Tensor names and
+ * layouts are those of the Hugging Face checkpoints (DeepseekV3ForCausalLM,
+ * DeepseekV2ForCausalLM, Qwen2ForCausalLM, LlamaForCausalLM). */
+#include "model/weights.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "base/rng.h"
+#include "io/safetensors.h"
+
+/* The table is built by one walk over the architecture, run twice: the
+ * first pass records names, shapes and offsets; the second, once the buffer
+ * exists, hands out pointers that the walk stores into the layer structs.
+ * Keeping one walk means names, shapes and wiring cannot drift apart. */
+typedef struct Builder {
+    Weights *w;
+    int bind;      /* 0: recording pass, 1: binding pass */
+    int n, cap;
+    size_t off;
+    int failed;
+} Builder;
+
+static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const char *fmt, ...) {
+    if (b->bind) {
+        ParamSpec *s = &b->w->specs[b->n++];
+        return b->w->data + s->offset;
+    }
+    if (b->n == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 256;
+        ParamSpec *ns = realloc(b->w->specs, (size_t)cap * sizeof *ns);
+        if (!ns) {
+            b->failed = 1;
+            return NULL;
+        }
+        b->w->specs = ns;
+        b->cap = cap;
+    }
+    ParamSpec *s = &b->w->specs[b->n++];
+    memset(s, 0, sizeof *s);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof s->name, fmt, ap);
+    va_end(ap);
+    s->n_dims = cols > 0 ? 2 : 1;
+    s->shape[0] = rows;
+    s->shape[1] = cols;
+    s->kind = kind;
+    s->numel = rows * (cols > 0 ? cols : 1);
+    s->offset = b->off;
+    /* keep every tensor 64-byte aligned inside the buffer for SIMD loads */
+    b->off += ((size_t)s->numel + 15) & ~(size_t)15;
+    return NULL;
+}
+
+#define ADDM(b, rows, cols, ...) \
+    mat_f32(add(b, rows, cols, PARAM_MATRIX, __VA_ARGS__), (int)(rows), (int)(cols))
+
+static void walk_layer(Builder *b, const ModelConfig *c, int l, LayerWeights *L) {
+    const int64_t D = c->hidden_size, H = c->num_attention_heads;
+    char pre[64];
+    snprintf(pre, sizeof pre, "model.layers.%d", l);
+    L->attn_norm = add(b, D, 0, PARAM_NORM, "%s.input_layernorm.weight", pre);
+    if (config_is_mla(c)) {
+        const int64_t qk = c->qk_nope_head_dim + c->qk_rope_head_dim, R = c->kv_lora_rank;
+        if (c->q_lora_rank > 0) {
+            L->q_a_proj = ADDM(b, c->q_lora_rank, D, "%s.self_attn.q_a_proj.weight", pre);
+            L->q_a_norm =
+                add(b, c->q_lora_rank, 0, PARAM_NORM, "%s.self_attn.q_a_layernorm.weight", pre);
+            L->q_b_proj = ADDM(b, H * qk, c->q_lora_rank, "%s.self_attn.q_b_proj.weight", pre);
+        } else {
+            L->q_proj = ADDM(b, H * qk, D, "%s.self_attn.q_proj.weight", pre);
+        }
+        L->kv_a_proj =
+            ADDM(b, R + c->qk_rope_head_dim, D, "%s.self_attn.kv_a_proj_with_mqa.weight", pre);
+        L->kv_a_norm = add(b, R, 0, PARAM_NORM, "%s.self_attn.kv_a_layernorm.weight", pre);
+        L->kv_b_proj = ADDM(b, H * (c->qk_nope_head_dim + c->v_head_dim), R,
+                            "%s.self_attn.kv_b_proj.weight", pre);
+        L->o_proj = ADDM(b, D, H * c->v_head_dim, "%s.self_attn.o_proj.weight", pre);
+    } else {
+        const int64_t Dh = c->head_dim, KV = c->num_key_value_heads;
+        L->wq = ADDM(b, H * Dh, D, "%s.self_attn.q_proj.weight", pre);
+        L->wk = ADDM(b, KV * Dh, D, "%s.self_attn.k_proj.weight", pre);
+        L->wv = ADDM(b, KV * Dh, D, "%s.self_attn.v_proj.weight", pre);
+        if (c->attention_bias) {
+            L->bq = add(b, H * Dh, 0, PARAM_BIAS, "%s.self_attn.q_proj.bias", pre);
+            L->bk = add(b, KV * Dh, 0, PARAM_BIAS, "%s.self_attn.k_proj.bias", pre);
+            L->bv = add(b, KV * Dh, 0, PARAM_BIAS, "%s.self_attn.v_proj.bias", pre);
+        }
+        L->o_proj = ADDM(b, D, H * Dh, "%s.self_attn.o_proj.weight", pre);
+    }
+    L->ffn_norm = add(b, D, 0, PARAM_NORM, "%s.post_attention_layernorm.weight", pre);
+    L->is_moe = config_layer_is_moe(c, l);
+    int64_t shared = 0;
+    if (L->is_moe) {
+        const int64_t E = c->n_routed_experts, Im = c->moe_intermediate_size;
+        L->router = ADDM(b, E, D, "%s.mlp.gate.weight", pre);
+        if (c->topk_method == TOPK_NOAUX_TC)
+            L->router_bias =
+                add(b, E, 0, PARAM_ROUTER_BIAS, "%s.mlp.gate.e_score_correction_bias", pre);
+        for (int e = 0; e < E; e++) {
+            Mat g = ADDM(b, Im, D, "%s.mlp.experts.%d.gate_proj.weight", pre, e);
+            Mat u = ADDM(b, Im, D, "%s.mlp.experts.%d.up_proj.weight", pre, e);
+            Mat d = ADDM(b, D, Im, "%s.mlp.experts.%d.down_proj.weight", pre, e);
+            if (b->bind) L->exp_gate[e] = g, L->exp_up[e] = u, L->exp_down[e] = d;
+        }
+        shared = Im * c->n_shared_experts;
+        if (shared > 0) {
+            L->gate = ADDM(b, shared, D, "%s.mlp.shared_experts.gate_proj.weight", pre);
+            L->up = ADDM(b, shared, D, "%s.mlp.shared_experts.up_proj.weight", pre);
+            L->down = ADDM(b, D, shared, "%s.mlp.shared_experts.down_proj.weight", pre);
+        }
+    } else {
+        const int64_t I = c->intermediate_size;
+        L->gate = ADDM(b, I, D, "%s.mlp.gate_proj.weight", pre);
+        L->up = ADDM(b, I, D, "%s.mlp.up_proj.weight", pre);
+        L->down = ADDM(b, D, I, "%s.mlp.down_proj.weight", pre);
+    }
+}
+
+/* MTP module k (V3 §2.2) at layer index num_hidden_layers + k: its own
+ * norms, projection, block and output head; the embedding is the main
+ * model's (the release stores an identical copy, which is ignored). */
+static void walk_mtp(Builder *b, const ModelConfig *c, int l, LayerWeights *L) {
+    const int64_t D = c->hidden_size;
+    L->enorm = add(b, D, 0, PARAM_NORM, "model.layers.%d.enorm.weight", l);
+    L->hnorm = add(b, D, 0, PARAM_NORM, "model.layers.%d.hnorm.weight", l);
+    L->eh_proj = ADDM(b, D, 2 * D, "model.layers.%d.eh_proj.weight", l);
+    walk_layer(b, c, l, L);
+    L->head_norm = add(b, D, 0, PARAM_NORM, "model.layers.%d.shared_head.norm.weight", l);
+    L->head = mat_f32(add(b, c->vocab_size, D, PARAM_EMBED,
+                          "model.layers.%d.shared_head.head.weight", l),
+                      c->vocab_size, (int)D);
+}
+
+static void walk(Builder *b, const ModelConfig *c) {
+    Weights *w = b->w;
+    const int64_t D = c->hidden_size, V = c->vocab_size;
+    w->embed = add(b, V, D, PARAM_EMBED, "model.embed_tokens.weight");
+    for (int l = 0; l < c->num_hidden_layers; l++) walk_layer(b, c, l, &w->layers[l]);
+    w->final_norm = add(b, D, 0, PARAM_NORM, "model.norm.weight");
+    if (c->tie_word_embeddings) w->lm_head = mat_f32(w->embed, (int)V, (int)D);
+    else w->lm_head = mat_f32(add(b, V, D, PARAM_EMBED, "lm_head.weight"), (int)V, (int)D);
+    for (int k = 0; k < c->num_nextn_predict_layers; k++) {
+        int l = c->num_hidden_layers + k;
+        walk_mtp(b, c, l, &w->layers[l]);
+    }
+}
+
+int weights_alloc(Weights *w, const ModelConfig *c, Err *err) {
+    memset(w, 0, sizeof *w);
+    int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
+    w->layers = calloc((size_t)n_layers, sizeof *w->layers);
+    if (!w->layers) goto oom;
+    Builder b = {.w = w};
+    walk(&b, c);
+    if (b.failed) goto oom;
+    w->n_specs = b.n;
+    w->n_floats = b.off;
+    size_t bytes;
+    if (size_mul(w->n_floats, sizeof(float), &bytes) != 0) goto oom;
+    w->data = mem_alloc(bytes);
+    if (!w->data) {
+        err_set(err, "cannot allocate %.2f GB for the model's float32 weights",
+                (double)bytes / 1e9);
+        weights_free(w);
+        return -1;
+    }
+    /* per-expert Mats for every MoE layer, in one block */
+    size_t n_exp = 0;
+    for (int l = 0; l < n_layers; l++)
+        if (config_layer_is_moe(c, l)) n_exp += 3 * (size_t)c->n_routed_experts;
+    if (n_exp) {
+        w->expert_mats = calloc(n_exp, sizeof(Mat));
+        if (!w->expert_mats) goto oom;
+        Mat *m = w->expert_mats;
+        for (int l = 0; l < n_layers; l++) {
+            if (!config_layer_is_moe(c, l)) continue;
+            LayerWeights *L = &w->layers[l];
+            L->exp_gate = m, m += c->n_routed_experts;
+            L->exp_up = m, m += c->n_routed_experts;
+            L->exp_down = m, m += c->n_routed_experts;
+        }
+    }
+    Builder bind = {.w = w, .bind = 1};
+    walk(&bind, c);
+    return 0;
+oom:
+    weights_free(w);
+    return err_set(err, "out of memory building the weight table");
+}
+
+void weights_free(Weights *w) {
+    mem_free(w->data);
+    free(w->specs);
+    free(w->layers);
+    free(w->expert_mats);
+    memset(w, 0, sizeof *w);
+}
+
+const ParamSpec *weights_find(const Weights *w, const char *name) {
+    for (int i = 0; i < w->n_specs; i++)
+        if (!strcmp(w->specs[i].name, name)) return &w->specs[i];
+    return NULL;
+}
+
+static void shape_str(char *buf, size_t n, int n_dims, const int64_t *shape) {
+    int k = snprintf(buf, n, "[");
+    for (int i = 0; i < n_dims && k > 0 && (size_t)k < n; i++)
+        k += snprintf(buf + k, n - (size_t)k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, "]");
+}
+
+int weights_load(Weights *w, const char *path, Err *err) {
+    SafeTensors st;
+    if (st_open(&st, path, err) != 0) return -1;
+    int rc = -1;
+    for (int i = 0; i < w->n_specs; i++) {
+        const ParamSpec *s = &w->specs[i];
+        const StTensor *t = st_find(&st, s->name);
+        if (!t) {
+            err_set(err, "%s: tensor '%s' is missing (the config asks for it)", path, s->name);
+            goto done;
+        }
+        const char *file = st_file_name(&st, t);
+        int same = t->n_dims == s->n_dims;
+        for (int d = 0; same && d < s->n_dims; d++) same = t->shape[d] == s->shape[d];
+        if (!same) {
+            char have[64], want[64];
+            shape_str(have, sizeof have, t->n_dims, t->shape);
+            shape_str(want, sizeof want, s->n_dims, s->shape);
+            err_set(err, "%s: tensor '%s' has shape %s but config.json implies %s", file, s->name,
+                    have, want);
+            goto done;
+        }
+        if (t->dtype != DTYPE_F32 && t->dtype != DTYPE_F16 && t->dtype != DTYPE_BF16 &&
+            t->dtype != DTYPE_F8_E4M3) {
+            err_set(err, "%s: tensor '%s' has dtype %s; whale reads F32, F16, BF16, F8_E4M3", file,
+                    s->name, dtype_name(t->dtype));
+            goto done;
+        }
+        if (st_to_f32(&st, t, w->data + s->offset, err) != 0) goto done;
+    }
+    rc = 0;
+done:
+    st_close(&st);
+    return rc;
+}
+
+void weights_init_random(Weights *w, uint64_t seed, float std) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < w->n_specs; i++) {
+        const ParamSpec *s = &w->specs[i];
+        float *p = w->data + s->offset;
+        for (int64_t k = 0; k < s->numel; k++) {
+            switch (s->kind) {
+            case PARAM_MATRIX:
+            case PARAM_EMBED: p[k] = std * rng_normal(&r); break;
+            case PARAM_NORM: p[k] = 1.0f; break;
+            case PARAM_BIAS:
+            case PARAM_ROUTER_BIAS: p[k] = 0.0f; break;
+            }
+        }
+    }
+}
+
+int weights_save(const Weights *w, const char *path, DType type, Err *err) {
+    StWriteTensor *t = calloc((size_t)w->n_specs, sizeof *t);
+    uint16_t *half = NULL;
+    if (!t) return err_set(err, "%s: out of memory", path);
+    if (type == DTYPE_BF16) {
+        half = malloc(w->n_floats * sizeof *half + 1);
+        if (!half) {
+            free(t);
+            return err_set(err, "%s: out of memory", path);
+        }
+    } else if (type != DTYPE_F32) {
+        free(t);
+        return err_set(err, "%s: can save F32 or BF16, not %s", path, dtype_name(type));
+    }
+    for (int i = 0; i < w->n_specs; i++) {
+        const ParamSpec *s = &w->specs[i];
+        t[i].name = s->name;
+        t[i].n_dims = s->n_dims;
+        t[i].shape[0] = s->shape[0];
+        t[i].shape[1] = s->shape[1];
+        /* e_score_correction_bias stays F32 as in the official release: it
+         * is added to scores near 1 where BF16 would lose the balancing. */
+        if (type == DTYPE_BF16 && s->kind != PARAM_ROUTER_BIAS) {
+            uint16_t *h = half + s->offset;
+            const float *p = w->data + s->offset;
+            for (int64_t k = 0; k < s->numel; k++) h[k] = f32_to_bf16(p[k]);
+            t[i].dtype = DTYPE_BF16;
+            t[i].data = h;
+        } else {
+            t[i].dtype = DTYPE_F32;
+            t[i].data = w->data + s->offset;
+        }
+    }
+    int rc = st_write(path, t, w->n_specs, err);
+    free(half);
+    free(t);
+    return rc;
+}

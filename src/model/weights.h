@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* The model's parameters: one table of every tensor (Hugging Face name,
+ * shape, where it lives) derived from the config, and one flat float32
+ * buffer that all of them point into. The same table drives loading,
+ * random initialisation, saving and (later) gradients and optimiser state,
+ * so the model is defined once. */
+#ifndef WHALE_WEIGHTS_H
+#define WHALE_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "io/config.h"
+#include "kernels/matmul.h"
+
+/* How a tensor is initialised and whether weight decay applies (training). */
+typedef enum ParamKind {
+    PARAM_MATRIX,  /* linear weight: normal(0, std) */
+    PARAM_EMBED,   /* embedding / head: normal(0, std) */
+    PARAM_NORM,    /* RMSNorm gain: ones */
+    PARAM_BIAS,    /* zeros */
+    PARAM_ROUTER_BIAS, /* e_score_correction_bias: zeros, updated by balancing, not by gradients */
+} ParamKind;
+
+typedef struct ParamSpec {
+    char name[96];       /* Hugging Face tensor name */
+    int n_dims;          /* 1 or 2 */
+    int64_t shape[2];
+    ParamKind kind;
+    size_t offset;       /* into Weights.data, in floats */
+    int64_t numel;
+} ParamSpec;
+
+/* Weights of one decoder block (MLA or GQA attention; dense FFN or MoE).
+ * Pointers are NULL / Mats empty when the piece does not exist. */
+typedef struct LayerWeights {
+    const float *attn_norm, *ffn_norm; /* (D) */
+    /* MLA */
+    Mat q_proj;                        /* (H*(nope+rope), D) when q_lora_rank == 0 */
+    Mat q_a_proj;                      /* (q_lora, D) */
+    const float *q_a_norm;             /* (q_lora) */
+    Mat q_b_proj;                      /* (H*(nope+rope), q_lora) */
+    Mat kv_a_proj;                     /* (R+rope, D) */
+    const float *kv_a_norm;            /* (R) */
+    Mat kv_b_proj;                     /* (H*(nope+v), R) */
+    Mat o_proj;                        /* (D, H*v) or (D, H*Dh) */
+    /* GQA (qwen2, llama) */
+    Mat wq, wk, wv;                    /* (H*Dh, D), (KV*Dh, D), (KV*Dh, D) */
+    const float *bq, *bk, *bv;         /* biases or NULL */
+    /* dense FFN, or the shared experts of an MoE layer */
+    Mat gate, up, down;                /* (I, D), (I, D), (D, I) */
+    /* MoE */
+    int is_moe;
+    Mat router;                        /* (E, D) */
+    const float *router_bias;          /* (E) e_score_correction_bias or NULL */
+    Mat *exp_gate, *exp_up, *exp_down; /* E each: (Im, D), (Im, D), (D, Im) */
+    /* MTP module extras (layers num_hidden_layers + k) */
+    const float *enorm, *hnorm, *head_norm; /* (D) */
+    Mat eh_proj;                       /* (D, 2D) */
+    Mat head;                          /* (V, D) shared_head.head */
+} LayerWeights;
+
+typedef struct Weights {
+    float *data;             /* one flat buffer of all parameters (owned) */
+    size_t n_floats;
+    ParamSpec *specs;        /* (n_specs) owned */
+    int n_specs;
+    LayerWeights *layers;    /* (num_hidden_layers + num_nextn_predict_layers) */
+    Mat *expert_mats;        /* backing store for the per-expert Mats */
+    const float *embed;      /* (V, D) */
+    const float *final_norm; /* (D) */
+    Mat lm_head;             /* (V, D); the embedding when tied */
+} Weights;
+
+/* Build the tensor table for cfg and allocate the zeroed flat buffer.
+ * Returns 0 or -1 with err (out of memory, absurd size). */
+int weights_alloc(Weights *w, const ModelConfig *cfg, Err *err);
+void weights_free(Weights *w);
+
+/* Fill from a model directory or .safetensors file: every tensor of the table
+ * must be present with the right shape; F32/F16/BF16/F8_E4M3 (with its
+ * weight_scale_inv) are converted to float32. Extra tensors are ignored
+ * (MTP layers when the table has none, rotary caches). */
+int weights_load(Weights *w, const char *path, Err *err);
+
+/* Random initialisation: matrices normal(0, std), norms 1, biases 0. */
+void weights_init_random(Weights *w, uint64_t seed, float std);
+
+/* Save all tensors to one model.safetensors at path (atomic), as F32 or
+ * BF16. */
+int weights_save(const Weights *w, const char *path, DType type, Err *err);
+
+/* Find a tensor by name; NULL if not in the table. */
+const ParamSpec *weights_find(const Weights *w, const char *name);
+
+#endif
