@@ -5,13 +5,12 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?=
-WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter
+WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 ALLCFLAGS = $(WARN) $(OPT) -g -fopenmp -D_GNU_SOURCE -Isrc $(SANITIZE) $(CFLAGS) -MMD -MP
-LDLIBS  := -fopenmp -ljansson -lm
+LDLIBS  := -fopenmp -ljansson -lpcre2-8 -lutf8proc -lm
 
 LIB_SRC := $(sort $(wildcard src/base/*.c src/kernels/*.c src/io/*.c src/tokenizer/*.c \
              src/model/*.c src/infer/*.c src/train/*.c src/rl/*.c src/serve/*.c))
