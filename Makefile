@@ -75,7 +75,7 @@ ubsan:
 
 # libFuzzer needs clang; one target per parser in tests/fuzz/.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_LIB_SRC := $(filter src/base/% src/io/%,$(LIB_SRC))
+FUZZ_LIB_SRC := $(filter src/base/% src/io/% src/tokenizer/%,$(LIB_SRC))
 FUZZ_SECONDS ?= 30
 fuzz:
 	@mkdir -p build-fuzz
@@ -83,7 +83,7 @@ fuzz:
 	  t=build-fuzz/$$(basename $$f .c); \
 	  echo "clang $$f -> $$t"; \
 	  clang -std=c11 -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
-	    $$f $(FUZZ_LIB_SRC) -ljansson -lm -o $$t || exit 1; \
+	    $$f $(FUZZ_LIB_SRC) -ljansson -lpcre2-8 -lutf8proc -lm -o $$t || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$(basename $$f .c); \
 	  $$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$(basename $$f .c) || exit 1; \
 	done
