@@ -54,7 +54,9 @@ void arena_reset(Arena *a) {
          * holds the high-water mark, so the next step does not chain. */
         arena_free(a);
         size_t hw = a->high_water;
-        a->head = block_new(hw, NULL);
+        /* 1.5x headroom: decode needs a little more scratch at every
+         * position, and must not come back here at every token */
+        a->head = block_new(hw + hw / 2, NULL);
         a->high_water = hw;
     }
     if (a->head) a->head->used = 0;

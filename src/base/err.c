@@ -17,12 +17,20 @@ int err_set(Err *err, const char *fmt, ...) {
 
 int err_prefix(Err *err, const char *fmt, ...) {
     if (!err) return -1;
-    char prefix[256], old[sizeof err->msg];
+    char prefix[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* shift the old message right and put "prefix: " in front, truncating
+     * the tail if the whole does not fit */
+    size_t cap = sizeof err->msg, lp = strlen(prefix), lo = strnlen(err->msg, cap - 1);
+    if (lp + 2 >= cap) lp = cap - 3;
+    if (lp + 2 + lo >= cap) lo = cap - 1 - lp - 2;
+    memmove(err->msg + lp + 2, err->msg, lo);
+    memcpy(err->msg, prefix, lp);
+    err->msg[lp] = ':';
+    err->msg[lp + 1] = ' ';
+    err->msg[lp + 2 + lo] = 0;
     return -1;
 }

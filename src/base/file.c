@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* File helpers: mmap, whole-file reads, atomic writes (see file.h). */
-#define _GNU_SOURCE
 #include "base/file.h"
 
 #include <errno.h>

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* stderr logging and a monotonic clock (see log.h). */
-#define _POSIX_C_SOURCE 200809L
 #include "base/log.h"
 
 #include <stdarg.h>

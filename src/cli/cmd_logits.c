@@ -40,6 +40,7 @@ static int parse_ids(const char *s, int **out, Err *err) {
 
 int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *out = NULL, *mtp_out = NULL, *kv_type = "f32";
+    const char *quant = "f32";
     int decode = 0, threads = 0, seed = 0;
     ArgSpec specs[] = {
         {"model", 'm', ARG_STR, &model, "PATH: model directory or .safetensors file"},
@@ -49,6 +50,8 @@ int cmd_logits(int argc, char **argv) {
         {"mtp-out", 0, ARG_STR, &mtp_out,
          "FILE: also write MTP module 1's logits, (n_ids-1) x vocab_size"},
         {"kv-type", 0, ARG_STR, &kv_type, "f32|bf16: KV cache storage (default f32)"},
+        {"quant", 'q', ARG_STR, &quant,
+         "f32|bf16|f16|q8_0|q4_0: store the matrices so at load (default f32, exact)"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: unused (the forward pass is deterministic)"},
     };
@@ -61,6 +64,9 @@ int cmd_logits(int argc, char **argv) {
     if (!strcmp(kv_type, "f32")) kt = DTYPE_F32;
     else if (!strcmp(kv_type, "bf16")) kt = DTYPE_BF16;
     else return cli_fail("logits", "--kv-type must be f32 or bf16, not '%s'", kv_type), 2;
+    QType qt;
+    if (qtype_parse(quant, &qt) != 0)
+        return cli_fail("logits", "--quant must be f32, bf16, f16, q8_0 or q4_0, not '%s'", quant), 2;
     if (threads < 0) return cli_fail("logits", "--threads must be positive"), 2;
     threads_set(threads);
 
@@ -74,7 +80,7 @@ int cmd_logits(int argc, char **argv) {
     float *logits = NULL, *hidden = NULL, *mtp = NULL;
     int rc = 1;
     double t0 = time_now();
-    if (model_open(&m, model, &err) != 0) {
+    if (model_open_as(&m, model, qt, &err) != 0) {
         free(ids);
         return cli_fail("logits", "%s", err.msg);
     }

@@ -15,6 +15,7 @@ static const struct {
     {"init", cmd_init, "create a random-initialised model directory of a named shape"},
     {"info", cmd_info, "architecture, parameter counts, KV-cache bytes per token, dtypes"},
     {"logits", cmd_logits, "write the logits of a token sequence as float32"},
+    {"bench", cmd_bench, "prompt and decode tokens/s"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

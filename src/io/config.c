@@ -147,7 +147,8 @@ int config_from_json(ModelConfig *c, const void *json_obj, const char *what, Err
          * q_lora_rank: null is a plain q_proj). */
         json_t *v = json_object_get(j, ints[i].key);
         if (v && json_is_null(v)) {
-            *ints[i].dst = 0;
+            int is_id = !strcmp(ints[i].key, "bos_token_id") || !strcmp(ints[i].key, "eos_token_id");
+            *ints[i].dst = is_id ? -1 : 0;
             continue;
         }
         /* eos_token_id may be a list (generation configs); take the first. */
@@ -169,6 +170,9 @@ int config_from_json(ModelConfig *c, const void *json_obj, const char *what, Err
         return -1;
     if (c->arch == ARCH_LLAMA && json_get_bool(j, "attention_bias", &c->attention_bias, what, err))
         return -1;
+    int mlp_bias = 0;
+    if (json_get_bool(j, "mlp_bias", &mlp_bias, what, err) != 0) return -1;
+    if (mlp_bias) return err_set(err, "%s: mlp_bias is not supported", what);
 
     char s[32] = "";
     if (json_get_str(j, "topk_method", s, sizeof s, what, err) != 0) return -1;
@@ -322,6 +326,7 @@ static int64_t layer_params(const ModelConfig *c, int layer, int active) {
         int64_t Dh = c->head_dim, KV = c->num_key_value_heads;
         p += D * H * Dh + 2 * D * KV * Dh + H * Dh * D;
         if (c->attention_bias) p += H * Dh + 2 * KV * Dh;
+        if (c->attention_bias && c->arch == ARCH_LLAMA) p += D; /* o_proj.bias */
     }
     if (config_layer_is_moe(c, layer)) {
         int64_t E = c->n_routed_experts, Im = c->moe_intermediate_size;
@@ -346,8 +351,9 @@ ParamCount config_count_params(const ModelConfig *c) {
     }
     for (int k = 0; k < c->num_nextn_predict_layers; k++) {
         int l = c->num_hidden_layers + k;
-        /* enorm, hnorm, eh_proj, shared_head.norm; embedding and head shared */
-        pc.mtp += 3 * D + 2 * D * D + layer_params(c, l, 0);
+        /* enorm, hnorm, eh_proj, shared_head.norm and shared_head.head (the
+         * release stores a head per module); the embedding is the main one */
+        pc.mtp += 3 * D + 2 * D * D + V * D + layer_params(c, l, 0);
     }
     return pc;
 }

@@ -93,7 +93,8 @@ static inline int config_is_mla(const ModelConfig *cfg) {
 }
 
 /* Parameter counts. total: everything in the main model (embedding, layers,
- * norm, head; MTP modules excluded and counted in mtp); active: what one
+ * norm, head; MTP modules excluded and counted in mtp, each with its own
+ * output head as the release stores it); active: what one
  * token touches (routed experts counted K of E). */
 typedef struct ParamCount {
     int64_t total, active, mtp, embedding;

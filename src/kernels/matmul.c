@@ -1,50 +1,78 @@
 /* SPDX-License-Identifier: MIT */
-/* Scalar + OpenMP linear layers (see matmul.h). Dot products use eight
- * independent partial sums, which lets the compiler vectorise without
- * -ffast-math and keeps the rounding error well under the 1e-4 logit
- * tolerance of the reference tests. */
+/* Linear layers over the dot kernels (see matmul.h). Activations for
+ * quantised weights are quantised once per call into a per-thread buffer
+ * that only grows, so the steady state allocates nothing. */
 #include "kernels/matmul.h"
 
 #include <assert.h>
+#include <stdlib.h>
 
-static inline float dot_f32(const float *a, const float *b, int n) {
-    float s[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
+#include "kernels/dot.h"
+
+/* Grow-only scratch, one per calling thread (the model's worker). */
+static _Thread_local void *scratch;
+static _Thread_local size_t scratch_cap;
+
+static void *scratch_get(size_t n) {
+    if (n > scratch_cap) {
+        void *p = realloc(scratch, n);
+        if (!p) return NULL;
+        scratch = p;
+        scratch_cap = n;
+    }
+    return scratch;
 }
 
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
-    assert(W->type == DTYPE_F32);
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const int K = W->cols;
-    const float *w = (const float *)W->data + (size_t)row0 * K;
-    /* Parallel over output rows of W: each weight row is read once per
-     * thread and reused for all T tokens while it sits in cache. */
+    const size_t rb = qtype_row_bytes(W->type, K);
+    const char *w = (const char *)W->data + (size_t)row0 * rb;
+    const DotFn dot = dot_best()->dot[W->type];
+    const BlockQ8_0 *xq = NULL;
+    if (qtype_block(W->type) > 1) {
+        size_t qb = qtype_row_bytes(QTYPE_Q8_0, K);
+        BlockQ8_0 *q = scratch_get(qb * (size_t)T);
+        assert(q && "out of memory quantising activations");
+        for (int t = 0; t < T; t++)
+            quantize_row(QTYPE_Q8_0, x + (size_t)t * K, (char *)q + qb * t, K);
+        xq = q;
+    }
+    const size_t qstride = (size_t)K / QK;
+    /* Parallel over output rows of W: each weight row is read once and
+     * reused for all T tokens while it sits in cache. */
 #pragma omp parallel for schedule(static) if ((long)n_rows * K * T > 32768)
     for (int n = 0; n < n_rows; n++) {
-        const float *wn = w + (size_t)n * K;
-        for (int t = 0; t < T; t++) y[(size_t)t * n_rows + n] = dot_f32(x + (size_t)t * K, wn, K);
+        const void *wn = w + (size_t)n * rb;
+        for (int t = 0; t < T; t++)
+            y[(size_t)t * n_rows + n] =
+                dot(wn, x + (size_t)t * K, xq ? xq + (size_t)t * qstride : NULL, K);
     }
 }
 
 void matmul(float *y, const float *x, const Mat *W, int T) { matmul_rows(y, x, W, 0, W->rows, T); }
 
 void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
-    assert(W->type == DTYPE_F32);
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const int K = W->cols;
-    const float *w = (const float *)W->data + (size_t)row0 * K;
-#pragma omp parallel for schedule(static) if ((long)n_rows * K * T > 32768)
+    float *row = W->type == QTYPE_F32 ? NULL : scratch_get((size_t)K * sizeof(float));
+    assert((W->type == QTYPE_F32 || row) && "out of memory");
     for (int t = 0; t < T; t++) {
         float *yt = y + (size_t)t * K;
-        const float *xt = x + (size_t)t * n_rows;
         for (int k = 0; k < K; k++) yt[k] = 0.0f;
-        for (int n = 0; n < n_rows; n++) {
-            const float a = xt[n], *wn = w + (size_t)n * K;
+    }
+    /* rows of W in order, each dequantised once and added to every token */
+    for (int n = 0; n < n_rows; n++) {
+        const float *wn;
+        if (W->type == QTYPE_F32) {
+            wn = (const float *)W->data + (size_t)(row0 + n) * K;
+        } else {
+            dequantize_row(W->type, mat_row(W, row0 + n), row, K);
+            wn = row;
+        }
+        for (int t = 0; t < T; t++) {
+            const float a = x[(size_t)t * n_rows + n];
+            float *yt = y + (size_t)t * K;
             for (int k = 0; k < K; k++) yt[k] += a * wn[k];
         }
     }

@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /* Linear layers: y = x W^T with W stored row-major (N, K) as in PyTorch and
- * the Hugging Face checkpoints. The scalar loop is the reference; threads
- * split the output columns. */
+ * the Hugging Face checkpoints, in any storage type of quant.h. Threads
+ * split the output rows; each row's dot product runs the best SIMD level
+ * (dot.h). Quantised weights meet the activations quantised to Q8_0. */
 #ifndef WHALE_MATMUL_H
 #define WHALE_MATMUL_H
 
-#include "base/dtype.h"
+#include "kernels/quant.h"
 
-/* A weight matrix: rows = output features N, cols = input features K. The
- * type tag lets quantised and half-precision storage plug in beside F32. */
+/* A weight matrix: rows = output features N, cols = input features K. */
 typedef struct Mat {
-    const void *data; /* (rows, cols) of type */
-    DType type;
+    const void *data; /* (rows, cols) in type; rows are qtype_row_bytes apart */
+    QType type;
     int rows, cols;
 } Mat;
 
 static inline Mat mat_f32(const float *w, int rows, int cols) {
-    Mat m = {w, DTYPE_F32, rows, cols};
+    Mat m = {w, QTYPE_F32, rows, cols};
     return m;
+}
+
+/* Row r of W as bytes. */
+static inline const void *mat_row(const Mat *W, int r) {
+    return (const char *)W->data + (size_t)r * qtype_row_bytes(W->type, W->cols);
 }
 
 /* y (T, N) = x (T, K) W^T, K = W->cols, N = W->rows. y must not alias x. */
@@ -27,8 +32,8 @@ void matmul(float *y, const float *x, const Mat *W, int T);
  * MLA uses it to take one head's slice of kv_b_proj. */
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
 
-/* y (T, K) = x (T, N) W: the transposed product, for the absorbed MLA output
- * (latent <- head output) and, later, backward passes. */
+/* y (T, K) = x (T, n_rows) W[row0 : row0+n_rows]: the transposed product,
+ * for the absorbed MLA query (latent <- head) and, later, backward passes. */
 void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
 
 #endif

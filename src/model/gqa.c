@@ -51,5 +51,6 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
                        rope->softmax_scale, ws + (size_t)S * thread_id());
     }
     matmul(out, att, &L->o_proj, T);
+    add_bias(out, L->bo, T, c->hidden_size);
     return 0;
 }

@@ -24,7 +24,8 @@ typedef struct KVCache {
 } KVCache;
 
 /* Bytes one token occupies in the cache of the main layers at the given
- * storage type. This is what kvcache_init allocates per token. */
+ * storage type. This is what kvcache_init allocates per token (without
+ * with_mtp; MTP layers add their own rows). */
 int64_t kvcache_bytes_per_token(const ModelConfig *cfg, DType type);
 
 /* Allocate a cache for n_ctx tokens. with_mtp adds the MTP modules' layers

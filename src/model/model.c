@@ -15,16 +15,16 @@
 
 #define MODEL_MAX_CHUNK 256
 
-static int model_setup(Model *m, Err *err) {
+static int model_setup(Model *m, QType mat_type, Err *err) {
     m->max_chunk = MODEL_MAX_CHUNK;
     if (rope_init(&m->rope, &m->cfg, err) != 0) return -1;
-    return weights_alloc(&m->w, &m->cfg, err);
+    return weights_alloc(&m->w, &m->cfg, mat_type, err);
 }
 
 int model_create(Model *m, const ModelConfig *cfg, Err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    if (model_setup(m, err) != 0) {
+    if (model_setup(m, QTYPE_F32, err) != 0) {
         model_free(m);
         return -1;
     }
@@ -43,6 +43,10 @@ static int checkpoint_has_mtp(const char *path, const ModelConfig *cfg) {
 }
 
 int model_open(Model *m, const char *path, Err *err) {
+    return model_open_as(m, path, QTYPE_F32, err);
+}
+
+int model_open_as(Model *m, const char *path, QType mat_type, Err *err) {
     memset(m, 0, sizeof *m);
     char dir[4096];
     /* a .safetensors file reads its config.json from the same directory */
@@ -57,7 +61,7 @@ int model_open(Model *m, const char *path, Err *err) {
     if (config_load(&m->cfg, dir, err) != 0) return -1;
     if (m->cfg.num_nextn_predict_layers > 0 && !checkpoint_has_mtp(path, &m->cfg))
         m->cfg.num_nextn_predict_layers = 0;
-    if (model_setup(m, err) != 0 || weights_load(&m->w, path, err) != 0) {
+    if (model_setup(m, mat_type, err) != 0 || weights_load(&m->w, path, err) != 0) {
         model_free(m);
         return -1;
     }
@@ -103,7 +107,7 @@ static int forward_chunk(Model *m, KVCache *kv, const int *tokens, int T, float 
     float *h = arena_floats(&m->arena, (size_t)T * D);
     if (!h) return oom(err);
     for (int t = 0; t < T; t++)
-        memcpy(h + (size_t)t * D, m->w.embed + (size_t)tokens[t] * D, (size_t)D * sizeof(float));
+        dequantize_row(m->w.embed.type, mat_row(&m->w.embed, tokens[t]), h + (size_t)t * D, D);
     for (int l = 0; l < c->num_hidden_layers; l++)
         if (model_block(m, l, h, kv, pos0, T, path, err) != 0) return -1;
     if (hidden || logits) {
@@ -158,7 +162,9 @@ int model_forward_mtp(Model *m, int k, KVCache *kv, int pos0, const float *h_pre
     if (k < 0 || k >= c->num_nextn_predict_layers)
         return err_set(err, "the model has no MTP module %d", k);
     if (kv->n_layers <= layer) return err_set(err, "KV cache was created without MTP layers");
-    if (pos0 + T > kv->n_ctx) return err_set(err, "context full");
+    if (pos0 < 0 || T < 1 || pos0 + T > kv->n_ctx)
+        return err_set(err, "MTP positions %d..%d outside the cache of %d", pos0, pos0 + T - 1,
+                       kv->n_ctx);
     for (int t = 0; t < T; t++)
         if (next_tokens[t] < 0 || next_tokens[t] >= c->vocab_size)
             return err_set(err, "token id %d is outside the vocabulary", next_tokens[t]);
@@ -169,7 +175,8 @@ int model_forward_mtp(Model *m, int k, KVCache *kv, int pos0, const float *h_pre
     if (!cat || !h) return oom(err);
     for (int t = 0; t < T; t++) {
         float *row = cat + (size_t)t * 2 * D;
-        rmsnorm(row, m->w.embed + (size_t)next_tokens[t] * D, L->enorm, 1, D, c->rms_norm_eps);
+        dequantize_row(m->w.embed.type, mat_row(&m->w.embed, next_tokens[t]), row, D);
+        rmsnorm(row, row, L->enorm, 1, D, c->rms_norm_eps);
         rmsnorm(row + D, h_prev + (size_t)t * D, L->hnorm, 1, D, c->rms_norm_eps);
     }
     matmul(h, cat, &L->eh_proj, T);

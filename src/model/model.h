@@ -27,6 +27,10 @@ typedef struct Model {
  * has them; a checkpoint without them loads as a model without MTP. */
 int model_open(Model *m, const char *path, Err *err);
 
+/* The same with the matrices stored as mat_type (quantised on load for
+ * inference: BF16, F16, Q8_0, Q4_0; F32 keeps them exact). */
+int model_open_as(Model *m, const char *path, QType mat_type, Err *err);
+
 /* A model of the given shape with zeroed weights (for init and training). */
 int model_create(Model *m, const ModelConfig *cfg, Err *err);
 void model_free(Model *m);

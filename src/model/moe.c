@@ -6,7 +6,7 @@
  * balancing enters the selection only; group-limited selection keeps the
  * topk_group best groups (group score: max affinity, or with the bias the sum
  * of the two best biased affinities) and masks the other groups' experts
- * with minus infinity (HF's V2 code masks with 0). Tokens are dispatched by
+ * with minus infinity (HF's modeling_deepseek masks with 0). Tokens are dispatched by
  * expert so each expert runs one matmul over the tokens that chose it. */
 #include <math.h>
 #include <string.h>

@@ -4,6 +4,7 @@
  * DeepseekV2ForCausalLM, Qwen2ForCausalLM, LlamaForCausalLM). */
 #include "model/weights.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const 
 static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const char *fmt, ...) {
     if (b->bind) {
         ParamSpec *s = &b->w->specs[b->n++];
-        return b->w->data + s->offset;
+        return (float *)(b->w->data + s->offset);
     }
     if (b->n == b->cap) {
         int cap = b->cap ? 2 * b->cap : 256;
@@ -54,14 +55,26 @@ static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const 
     s->shape[1] = cols;
     s->kind = kind;
     s->numel = rows * (cols > 0 ? cols : 1);
+    /* matrices take the storage type when their rows fill whole blocks;
+     * the correction bias and norms stay F32 */
+    QType t = b->w->mat_type;
+    if (cols <= 0 || cols % qtype_block(t) != 0) t = QTYPE_F32;
+    s->type = t;
+    s->bytes = cols > 0 ? (size_t)rows * qtype_row_bytes(t, (int)cols) : (size_t)rows * 4;
     s->offset = b->off;
     /* keep every tensor 64-byte aligned inside the buffer for SIMD loads */
-    b->off += ((size_t)s->numel + 15) & ~(size_t)15;
+    b->off += (s->bytes + 63) & ~(size_t)63;
     return NULL;
 }
 
+/* The Mat of the spec just added (its storage type is known only now). */
+static Mat last_mat(Builder *b, float *p, int64_t rows, int64_t cols) {
+    Mat m = {p, b->w->specs[b->n - 1].type, (int)rows, (int)cols};
+    return m;
+}
+
 #define ADDM(b, rows, cols, ...) \
-    mat_f32(add(b, rows, cols, PARAM_MATRIX, __VA_ARGS__), (int)(rows), (int)(cols))
+    last_mat(b, add(b, rows, cols, PARAM_MATRIX, __VA_ARGS__), rows, cols)
 
 static void walk_layer(Builder *b, const ModelConfig *c, int l, LayerWeights *L) {
     const int64_t D = c->hidden_size, H = c->num_attention_heads;
@@ -95,6 +108,9 @@ static void walk_layer(Builder *b, const ModelConfig *c, int l, LayerWeights *L)
             L->bv = add(b, KV * Dh, 0, PARAM_BIAS, "%s.self_attn.v_proj.bias", pre);
         }
         L->o_proj = ADDM(b, D, H * Dh, "%s.self_attn.o_proj.weight", pre);
+        /* HF LlamaAttention gives o_proj a bias with attention_bias; Qwen2 does not */
+        if (c->attention_bias && c->arch == ARCH_LLAMA)
+            L->bo = add(b, D, 0, PARAM_BIAS, "%s.self_attn.o_proj.bias", pre);
     }
     L->ffn_norm = add(b, D, 0, PARAM_NORM, "%s.post_attention_layernorm.weight", pre);
     L->is_moe = config_layer_is_moe(c, l);
@@ -135,27 +151,32 @@ static void walk_mtp(Builder *b, const ModelConfig *c, int l, LayerWeights *L) {
     L->eh_proj = ADDM(b, D, 2 * D, "model.layers.%d.eh_proj.weight", l);
     walk_layer(b, c, l, L);
     L->head_norm = add(b, D, 0, PARAM_NORM, "model.layers.%d.shared_head.norm.weight", l);
-    L->head = mat_f32(add(b, c->vocab_size, D, PARAM_EMBED,
-                          "model.layers.%d.shared_head.head.weight", l),
-                      c->vocab_size, (int)D);
+    float *head = add(b, c->vocab_size, D, PARAM_EMBED, "model.layers.%d.shared_head.head.weight", l);
+    L->head = last_mat(b, head, c->vocab_size, D);
 }
 
 static void walk(Builder *b, const ModelConfig *c) {
     Weights *w = b->w;
     const int64_t D = c->hidden_size, V = c->vocab_size;
-    w->embed = add(b, V, D, PARAM_EMBED, "model.embed_tokens.weight");
+    float *embed = add(b, V, D, PARAM_EMBED, "model.embed_tokens.weight");
+    w->embed = last_mat(b, embed, V, D);
     for (int l = 0; l < c->num_hidden_layers; l++) walk_layer(b, c, l, &w->layers[l]);
     w->final_norm = add(b, D, 0, PARAM_NORM, "model.norm.weight");
-    if (c->tie_word_embeddings) w->lm_head = mat_f32(w->embed, (int)V, (int)D);
-    else w->lm_head = mat_f32(add(b, V, D, PARAM_EMBED, "lm_head.weight"), (int)V, (int)D);
+    if (c->tie_word_embeddings) {
+        w->lm_head = w->embed;
+    } else {
+        float *head = add(b, V, D, PARAM_EMBED, "lm_head.weight");
+        w->lm_head = last_mat(b, head, V, D);
+    }
     for (int k = 0; k < c->num_nextn_predict_layers; k++) {
         int l = c->num_hidden_layers + k;
         walk_mtp(b, c, l, &w->layers[l]);
     }
 }
 
-int weights_alloc(Weights *w, const ModelConfig *c, Err *err) {
+int weights_alloc(Weights *w, const ModelConfig *c, QType mat_type, Err *err) {
     memset(w, 0, sizeof *w);
+    w->mat_type = mat_type;
     int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
     w->layers = calloc((size_t)n_layers, sizeof *w->layers);
     if (!w->layers) goto oom;
@@ -163,13 +184,11 @@ int weights_alloc(Weights *w, const ModelConfig *c, Err *err) {
     walk(&b, c);
     if (b.failed) goto oom;
     w->n_specs = b.n;
-    w->n_floats = b.off;
-    size_t bytes;
-    if (size_mul(w->n_floats, sizeof(float), &bytes) != 0) goto oom;
-    w->data = mem_alloc(bytes);
+    w->n_bytes = b.off;
+    w->data = mem_alloc(w->n_bytes);
     if (!w->data) {
-        err_set(err, "cannot allocate %.2f GB for the model's float32 weights",
-                (double)bytes / 1e9);
+        err_set(err, "cannot allocate %.2f GB for the model's %s weights",
+                (double)w->n_bytes / 1e9, qtype_name(mat_type));
         weights_free(w);
         return -1;
     }
@@ -218,10 +237,38 @@ static void shape_str(char *buf, size_t n, int n_dims, const int64_t *shape) {
     if (k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, "]");
 }
 
+float *weights_f32(const Weights *w, const ParamSpec *s) {
+    assert(s->type == QTYPE_F32);
+    return (float *)(w->data + s->offset);
+}
+
+/* Store n floats (rows x cols, or a vector) into the spec's storage type. */
+static void store_converted(const Weights *w, const ParamSpec *s, const float *src) {
+    unsigned char *dst = w->data + s->offset;
+    if (s->type == QTYPE_F32) {
+        if ((const unsigned char *)src != dst) memcpy(dst, src, (size_t)s->numel * sizeof(float));
+        return;
+    }
+    const int cols = (int)s->shape[1];
+    const size_t rb = qtype_row_bytes(s->type, cols);
+    for (int64_t r = 0; r < s->shape[0]; r++)
+        quantize_row(s->type, src + r * cols, dst + (size_t)r * rb, cols);
+}
+
 int weights_load(Weights *w, const char *path, Err *err) {
     SafeTensors st;
     if (st_open(&st, path, err) != 0) return -1;
     int rc = -1;
+    /* tensors stored in another type go through one float32 staging buffer */
+    int64_t stage_n = 0;
+    for (int i = 0; i < w->n_specs; i++)
+        if (w->specs[i].type != QTYPE_F32 && w->specs[i].numel > stage_n)
+            stage_n = w->specs[i].numel;
+    float *stage = stage_n ? malloc((size_t)stage_n * sizeof(float)) : NULL;
+    if (stage_n && !stage) {
+        err_set(err, "%s: out of memory", path);
+        goto done;
+    }
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *s = &w->specs[i];
         const StTensor *t = st_find(&st, s->name);
@@ -246,10 +293,13 @@ int weights_load(Weights *w, const char *path, Err *err) {
                     s->name, dtype_name(t->dtype));
             goto done;
         }
-        if (st_to_f32(&st, t, w->data + s->offset, err) != 0) goto done;
+        float *dst = s->type == QTYPE_F32 ? weights_f32(w, s) : stage;
+        if (st_to_f32(&st, t, dst, err) != 0) goto done;
+        store_converted(w, s, dst);
     }
     rc = 0;
 done:
+    free(stage);
     st_close(&st);
     return rc;
 }
@@ -257,37 +307,51 @@ done:
 void weights_init_random(Weights *w, uint64_t seed, float std) {
     Rng r;
     rng_seed(&r, seed);
+    /* one row at a time, so a quantised model draws the same numbers as the
+     * float32 model of the same seed */
+    int64_t max_cols = 1;
+    for (int i = 0; i < w->n_specs; i++)
+        if (w->specs[i].shape[1] > max_cols) max_cols = w->specs[i].shape[1];
+    float *row = malloc((size_t)max_cols * sizeof(float));
+    assert(row);
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *s = &w->specs[i];
-        float *p = w->data + s->offset;
-        for (int64_t k = 0; k < s->numel; k++) {
-            switch (s->kind) {
-            case PARAM_MATRIX:
-            case PARAM_EMBED: p[k] = std * rng_normal(&r); break;
-            case PARAM_NORM: p[k] = 1.0f; break;
-            case PARAM_BIAS:
-            case PARAM_ROUTER_BIAS: p[k] = 0.0f; break;
+        const int64_t rows = s->shape[0], cols = s->n_dims == 2 ? s->shape[1] : 1;
+        const size_t rb = s->n_dims == 2 ? qtype_row_bytes(s->type, (int)cols) : 0;
+        for (int64_t q = 0; q < rows; q++) {
+            float *dst = s->type == QTYPE_F32 ? weights_f32(w, s) + q * cols : row;
+            for (int64_t k = 0; k < cols; k++) {
+                switch (s->kind) {
+                case PARAM_MATRIX:
+                case PARAM_EMBED: dst[k] = std * rng_normal(&r); break;
+                case PARAM_NORM: dst[k] = 1.0f; break;
+                case PARAM_BIAS:
+                case PARAM_ROUTER_BIAS: dst[k] = 0.0f; break;
+                }
             }
+            if (s->type != QTYPE_F32)
+                quantize_row(s->type, row, w->data + s->offset + (size_t)q * rb, (int)cols);
         }
     }
+    free(row);
 }
 
 int weights_save(const Weights *w, const char *path, DType type, Err *err) {
-    StWriteTensor *t = calloc((size_t)w->n_specs, sizeof *t);
-    uint16_t *half = NULL;
-    if (!t) return err_set(err, "%s: out of memory", path);
-    if (type == DTYPE_BF16) {
-        half = malloc(w->n_floats * sizeof *half + 1);
-        if (!half) {
-            free(t);
-            return err_set(err, "%s: out of memory", path);
-        }
-    } else if (type != DTYPE_F32) {
-        free(t);
+    if (w->mat_type != QTYPE_F32)
+        return err_set(err, "%s: weights stored as %s cannot be saved as safetensors", path,
+                       qtype_name(w->mat_type));
+    if (type != DTYPE_F32 && type != DTYPE_BF16)
         return err_set(err, "%s: can save F32 or BF16, not %s", path, dtype_name(type));
+    StWriteTensor *t = calloc((size_t)w->n_specs, sizeof *t);
+    uint16_t *half = type == DTYPE_BF16 ? malloc(w->n_bytes / 2 + 2) : NULL;
+    if (!t || (type == DTYPE_BF16 && !half)) {
+        free(t);
+        free(half);
+        return err_set(err, "%s: out of memory", path);
     }
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *s = &w->specs[i];
+        const float *p = weights_f32(w, s);
         t[i].name = s->name;
         t[i].n_dims = s->n_dims;
         t[i].shape[0] = s->shape[0];
@@ -295,14 +359,13 @@ int weights_save(const Weights *w, const char *path, DType type, Err *err) {
         /* e_score_correction_bias stays F32 as in the official release: it
          * is added to scores near 1 where BF16 would lose the balancing. */
         if (type == DTYPE_BF16 && s->kind != PARAM_ROUTER_BIAS) {
-            uint16_t *h = half + s->offset;
-            const float *p = w->data + s->offset;
+            uint16_t *h = half + s->offset / 2;
             for (int64_t k = 0; k < s->numel; k++) h[k] = f32_to_bf16(p[k]);
             t[i].dtype = DTYPE_BF16;
             t[i].data = h;
         } else {
             t[i].dtype = DTYPE_F32;
-            t[i].data = w->data + s->offset;
+            t[i].data = p;
         }
     }
     int rc = st_write(path, t, w->n_specs, err);

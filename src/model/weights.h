@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dtype.h"
 #include "base/err.h"
 #include "io/config.h"
 #include "kernels/matmul.h"
@@ -28,7 +29,9 @@ typedef struct ParamSpec {
     int n_dims;          /* 1 or 2 */
     int64_t shape[2];
     ParamKind kind;
-    size_t offset;       /* into Weights.data, in floats */
+    QType type;          /* storage type (F32 for 1-D tensors) */
+    size_t offset;       /* into Weights.data, in bytes (64-byte aligned) */
+    size_t bytes;
     int64_t numel;
 } ParamSpec;
 
@@ -47,7 +50,7 @@ typedef struct LayerWeights {
     Mat o_proj;                        /* (D, H*v) or (D, H*Dh) */
     /* GQA (qwen2, llama) */
     Mat wq, wk, wv;                    /* (H*Dh, D), (KV*Dh, D), (KV*Dh, D) */
-    const float *bq, *bk, *bv;         /* biases or NULL */
+    const float *bq, *bk, *bv, *bo;    /* biases or NULL */
     /* dense FFN, or the shared experts of an MoE layer */
     Mat gate, up, down;                /* (I, D), (I, D), (D, I) */
     /* MoE */
@@ -62,20 +65,26 @@ typedef struct LayerWeights {
 } LayerWeights;
 
 typedef struct Weights {
-    float *data;             /* one flat buffer of all parameters (owned) */
-    size_t n_floats;
+    unsigned char *data;     /* one flat buffer of all parameters (owned) */
+    size_t n_bytes;
+    QType mat_type;          /* storage of the 2-D tensors (F32 for training) */
     ParamSpec *specs;        /* (n_specs) owned */
     int n_specs;
     LayerWeights *layers;    /* (num_hidden_layers + num_nextn_predict_layers) */
     Mat *expert_mats;        /* backing store for the per-expert Mats */
-    const float *embed;      /* (V, D) */
+    Mat embed;               /* (V, D); rows are looked up with mat_row + dequantize_row */
     const float *final_norm; /* (D) */
     Mat lm_head;             /* (V, D); the embedding when tied */
 } Weights;
 
-/* Build the tensor table for cfg and allocate the zeroed flat buffer.
- * Returns 0 or -1 with err (out of memory, absurd size). */
-int weights_alloc(Weights *w, const ModelConfig *cfg, Err *err);
+/* Build the tensor table for cfg and allocate the zeroed flat buffer, with
+ * 2-D tensors stored as mat_type (a matrix whose row length is not a
+ * multiple of the type's block stays F32). Returns 0 or -1 with err (out of
+ * memory, absurd size). */
+int weights_alloc(Weights *w, const ModelConfig *cfg, QType mat_type, Err *err);
+
+/* The F32 storage of a tensor (asserts that it is F32). */
+float *weights_f32(const Weights *w, const ParamSpec *s);
 void weights_free(Weights *w);
 
 /* Fill from a model directory or .safetensors file: every tensor of the table
@@ -88,7 +97,7 @@ int weights_load(Weights *w, const char *path, Err *err);
 void weights_init_random(Weights *w, uint64_t seed, float std);
 
 /* Save all tensors to one model.safetensors at path (atomic), as F32 or
- * BF16. */
+ * BF16. The weights must be stored as F32 (mat_type F32). */
 int weights_save(const Weights *w, const char *path, DType type, Err *err);
 
 /* Find a tensor by name; NULL if not in the table. */

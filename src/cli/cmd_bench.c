@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/* whale bench: prompt-processing and decode speed. It feeds token ids
+ * (seeded random), so it needs no tokenizer. Each repetition prefills -p
+ * tokens into an empty cache and then decodes -n tokens one at a time;
+ * the median over repetitions is reported. The timer covers forward calls
+ * only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/rng.h"
+#include "base/threads.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "model/model.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model = NULL, *quant = "f32";
+    int n_prompt = 128, n_gen = 64, reps = 3, json = 0, threads = 0, seed = 0;
+    ArgSpec specs[] = {
+        {"model", 'm', ARG_STR, &model, "PATH: model directory"},
+        {"prompt", 'p', ARG_INT, &n_prompt, "N: prompt tokens (default 128)"},
+        {"gen", 'n', ARG_INT, &n_gen, "N: decoded tokens (default 64)"},
+        {"reps", 'r', ARG_INT, &reps, "N: repetitions, median reported (default 3)"},
+        {"quant", 'q', ARG_STR, &quant, "f32|bf16|f16|q8_0|q4_0: weight storage (default f32)"},
+        {"json", 0, ARG_FLAG, &json, "print {\"pp_tok_s\":..,\"tg_tok_s\":..}"},
+        {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
+        {"seed", 0, ARG_INT, &seed, "N: seed of the random token ids"},
+    };
+    int r = args_parse("bench", "-m PATH [-p 128] [-n 64] [--json]", specs,
+                       (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (r) return r > 0 ? 0 : 2;
+    if (!model) return cli_fail("bench", "-m PATH is required"), 2;
+    if (n_prompt < 1 || n_gen < 0 || reps < 1 || reps > 100 || n_prompt > 1000000 ||
+        n_gen > 1000000)
+        return cli_fail("bench", "-p must be >= 1, -n >= 0, --reps in 1..100"), 2;
+    QType qt;
+    if (qtype_parse(quant, &qt) != 0)
+        return cli_fail("bench", "--quant must be f32, bf16, f16, q8_0 or q4_0, not '%s'", quant), 2;
+    if (threads < 0) return cli_fail("bench", "--threads must be positive"), 2;
+    threads_set(threads);
+
+    Err err = {0};
+    Model m;
+    if (model_open_as(&m, model, qt, &err) != 0) return cli_fail("bench", "%s", err.msg);
+    KVCache kv;
+    int rc = 1, total = n_prompt + n_gen;
+    int *ids = malloc(sizeof(int) * (size_t)total);
+    double *pp = malloc(sizeof(double) * (size_t)reps), *tg = malloc(sizeof(double) * (size_t)reps);
+    float *logits = malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
+    if (kvcache_init(&kv, &m.cfg, total, DTYPE_F32, 0, &err) != 0) goto done;
+    if (!ids || !pp || !tg || !logits) {
+        err_set(&err, "out of memory");
+        goto done;
+    }
+    Rng rng;
+    rng_seed(&rng, (uint64_t)seed);
+    for (int i = 0; i < total; i++) ids[i] = (int)rng_below(&rng, (uint64_t)m.cfg.vocab_size);
+    ForwardOpts o = {.logits = logits};
+    /* warm-up: page in the weights, size the scratch arena */
+    if (model_forward(&m, &kv, ids, n_prompt < 16 ? n_prompt : 16, &o, &err) != 0) goto done;
+    for (int k = 0; k < reps; k++) {
+        kv.len = 0;
+        double t0 = time_now();
+        if (model_forward(&m, &kv, ids, n_prompt, &o, &err) != 0) goto done;
+        double t1 = time_now();
+        for (int i = 0; i < n_gen; i++)
+            if (model_forward(&m, &kv, ids + n_prompt + i, 1, &o, &err) != 0) goto done;
+        double t2 = time_now();
+        pp[k] = n_prompt / (t1 - t0);
+        tg[k] = n_gen ? n_gen / (t2 - t1) : 0;
+    }
+    qsort(pp, (size_t)reps, sizeof *pp, cmp_double);
+    qsort(tg, (size_t)reps, sizeof *tg, cmp_double);
+    if (json) {
+        printf("{\"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"n_prompt\": %d, \"n_gen\": %d, "
+               "\"quant\": \"%s\", \"threads\": %d, \"reps\": %d}\n",
+               pp[reps / 2], tg[reps / 2], n_prompt, n_gen, quant, threads_max(), reps);
+    } else {
+        printf("%s (%s, %d threads): pp%d %.1f tok/s, tg%d %.1f tok/s (median of %d)\n", model,
+               quant, threads_max(), n_prompt, pp[reps / 2], n_gen, tg[reps / 2], reps);
+    }
+    rc = 0;
+done:
+    if (rc) cli_fail("bench", "%s", err.msg);
+    free(ids);
+    free(pp);
+    free(tg);
+    free(logits);
+    kvcache_free(&kv);
+    model_free(&m);
+    return rc;
+}

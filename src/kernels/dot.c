@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/* SIMD dot products (see dot.h). Each variant accumulates in float lanes
+ * and reduces once at the end, so its rounding differs from the scalar
+ * loop's by a few ulps of the row's magnitude; tests bound it relatively.
+ * The integer products of Q8_0/Q4_0 blocks are exact in every variant. */
+#include "kernels/dot.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/dtype.h"
+
+static float dot_ref_f32(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
+    return vec_dot_ref(QTYPE_F32, w, xf, xq, n);
+}
+static float dot_ref_f16(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
+    return vec_dot_ref(QTYPE_F16, w, xf, xq, n);
+}
+static float dot_ref_bf16(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
+    return vec_dot_ref(QTYPE_BF16, w, xf, xq, n);
+}
+static float dot_ref_q8_0(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
+    return vec_dot_ref(QTYPE_Q8_0, w, xf, xq, n);
+}
+static float dot_ref_q4_0(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
+    return vec_dot_ref(QTYPE_Q4_0, w, xf, xq, n);
+}
+
+/* ---- AVX2 + FMA + F16C ---- */
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static float dot_avx2_f32(const void *wv, const float *x, const BlockQ8_0 *xq, int n) {
+    const float *w = wv;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float s = hsum256(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += w[i] * x[i];
+    (void)xq;
+    return s;
+}
+
+AVX2 static float dot_avx2_half(const uint16_t *w, const float *x, int n, int bf16) {
+    __m256 a0 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(w + i));
+        __m256 f = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+                        : _mm256_cvtph_ps(h);
+        a0 = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + i), a0);
+    }
+    float s = hsum256(a0);
+    for (; i < n; i++) s += (bf16 ? bf16_to_f32(w[i]) : f16_to_f32(w[i])) * x[i];
+    return s;
+}
+AVX2 static float dot_avx2_f16(const void *w, const float *x, const BlockQ8_0 *xq, int n) {
+    (void)xq;
+    return dot_avx2_half(w, x, n, 0);
+}
+AVX2 static float dot_avx2_bf16(const void *w, const float *x, const BlockQ8_0 *xq, int n) {
+    (void)xq;
+    return dot_avx2_half(w, x, n, 1);
+}
+
+/* 32 int8 weights (as two 16-lane int16 halves) times 32 int8 activations */
+AVX2 static inline __m256i madd_i8x32_avx2(__m256i w, __m256i x) {
+    __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w));
+    __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w, 1));
+    __m256i xl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+    __m256i xh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1));
+    return _mm256_add_epi32(_mm256_madd_epi16(wl, xl), _mm256_madd_epi16(wh, xh));
+}
+
+AVX2 static float dot_avx2_q8_0(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ8_0 *w = wv;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK; i++) {
+        __m256i p = madd_i8x32_avx2(_mm256_loadu_si256((const __m256i *)w[i].qs),
+                                    _mm256_loadu_si256((const __m256i *)xq[i].qs));
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    (void)xf;
+    return hsum256(acc);
+}
+
+AVX2 static inline __m256i unpack_q4_avx2(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
+    __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+    __m256i v = _mm256_set_m128i(hi, lo);
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+AVX2 static float dot_avx2_q4_0(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ4_0 *w = wv;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK; i++) {
+        __m256i p = madd_i8x32_avx2(unpack_q4_avx2(w[i].qs),
+                                    _mm256_loadu_si256((const __m256i *)xq[i].qs));
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    (void)xf;
+    return hsum256(acc);
+}
+
+/* ---- AVX-512 F + BW + VL ---- */
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+AVX512 static float dot_avx512_f32(const void *wv, const float *x, const BlockQ8_0 *xq, int n) {
+    const float *w = wv;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+    }
+    if (i + 16 <= n) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        i += 16;
+    }
+    if (i < n) { /* masked tail */
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a1);
+    }
+    (void)xq;
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AVX512 static float dot_avx512_half(const uint16_t *w, const float *x, int n, int bf16) {
+    __m512 a0 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
+        __m512 f = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+                        : _mm512_cvtph_ps(h);
+        a0 = _mm512_fmadd_ps(f, _mm512_loadu_ps(x + i), a0);
+    }
+    float s = _mm512_reduce_add_ps(a0);
+    for (; i < n; i++) s += (bf16 ? bf16_to_f32(w[i]) : f16_to_f32(w[i])) * x[i];
+    return s;
+}
+AVX512 static float dot_avx512_f16(const void *w, const float *x, const BlockQ8_0 *xq, int n) {
+    (void)xq;
+    return dot_avx512_half(w, x, n, 0);
+}
+AVX512 static float dot_avx512_bf16(const void *w, const float *x, const BlockQ8_0 *xq, int n) {
+    (void)xq;
+    return dot_avx512_half(w, x, n, 1);
+}
+
+/* Two blocks per step: 64 int8 products widened to int16 pairs. */
+AVX512 static inline __m512i madd_i8x32_avx512(__m256i w, __m256i x) {
+    return _mm512_madd_epi16(_mm512_cvtepi8_epi16(w), _mm512_cvtepi8_epi16(x));
+}
+
+AVX512 static float dot_avx512_q8_0(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ8_0 *w = wv;
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n / QK; i++) {
+        __m512i p = madd_i8x32_avx512(_mm256_loadu_si256((const __m256i *)w[i].qs),
+                                      _mm256_loadu_si256((const __m256i *)xq[i].qs));
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
+    }
+    (void)xf;
+    return _mm512_reduce_add_ps(acc);
+}
+
+AVX512 static float dot_avx512_q4_0(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ4_0 *w = wv;
+    __m512 acc = _mm512_setzero_ps();
+    const __m128i m = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+    for (int i = 0; i < n / QK; i++) {
+        __m128i b = _mm_loadu_si128((const __m128i *)w[i].qs);
+        __m128i lo = _mm_sub_epi8(_mm_and_si128(b, m), eight);
+        __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m), eight);
+        __m256i q = _mm256_set_m128i(hi, lo);
+        __m512i p = madd_i8x32_avx512(q, _mm256_loadu_si256((const __m256i *)xq[i].qs));
+        __m512 d = _mm512_set1_ps(_cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
+    }
+    (void)xf;
+    return _mm512_reduce_add_ps(acc);
+}
+
+static const DotKernels levels[DOT_LEVELS] = {
+    {"scalar", {dot_ref_f32, dot_ref_f16, dot_ref_bf16, dot_ref_q8_0, dot_ref_q4_0}},
+    {"avx2", {dot_avx2_f32, dot_avx2_f16, dot_avx2_bf16, dot_avx2_q8_0, dot_avx2_q4_0}},
+    {"avx512", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_avx512_q8_0,
+                dot_avx512_q4_0}},
+};
+
+static int level_supported(DotLevel l) {
+    __builtin_cpu_init();
+    switch (l) {
+    case DOT_SCALAR: return 1;
+    case DOT_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    case DOT_AVX512:
+        return level_supported(DOT_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    default: return 0;
+    }
+}
+
+const DotKernels *dot_kernels(DotLevel level) {
+    return level < DOT_LEVELS && level_supported(level) ? &levels[level] : NULL;
+}
+
+const DotKernels *dot_best(void) {
+    static const DotKernels *best;
+    if (best) return best;
+    DotLevel cap = DOT_AVX512;
+    const char *env = getenv("WHALE_SIMD");
+    if (env && !strcmp(env, "scalar")) cap = DOT_SCALAR;
+    else if (env && !strcmp(env, "avx2")) cap = DOT_AVX2;
+    for (int l = cap; l >= 0; l--)
+        if (level_supported((DotLevel)l)) return best = &levels[l];
+    return best = &levels[DOT_SCALAR];
+}

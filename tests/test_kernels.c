@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/* SIMD kernels against the scalar reference, the block formats against
+ * their definitions, and a quantised model against the float32 one. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/rng.h"
+#include "kernels/dot.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+#include "model/model.h"
+
+static void fill(Rng *r, float *x, int n, float scale) {
+    for (int i = 0; i < n; i++) x[i] = scale * rng_normal(r);
+}
+
+/* Every available SIMD level, every type, many lengths (block multiples for
+ * the quantised types, any length for the plain ones), against the scalar
+ * reference within 1e-5 of sum |w x| (the float accumulation order differs;
+ * integer block products are exact). */
+Test(kernels, simd_dot_matches_scalar) {
+    const DotKernels *ref = dot_kernels(DOT_SCALAR);
+    Rng r;
+    rng_seed(&r, 7);
+    float *w = malloc(4096 * 4), *x = malloc(4096 * 4);
+    void *wq = malloc(4096 * 4);
+    BlockQ8_0 *xq = malloc(4096 / QK * sizeof(BlockQ8_0));
+    int tested = 0;
+    for (int lvl = DOT_AVX2; lvl < DOT_LEVELS; lvl++) {
+        const DotKernels *k = dot_kernels((DotLevel)lvl);
+        if (!k) continue;
+        for (int t = 0; t < QTYPE_COUNT; t++) {
+            int blk = qtype_block((QType)t);
+            for (int n = blk; n <= 4096; n = n < 80 ? n + blk : n * 2 + blk) {
+                fill(&r, w, n, 1.0f);
+                fill(&r, x, n, 1.0f);
+                quantize_row((QType)t, w, wq, n);
+                if (blk > 1) quantize_row(QTYPE_Q8_0, x, xq, n);
+                float a = ref->dot[t](wq, x, xq, n), b = k->dot[t](wq, x, xq, n);
+                float mag = 0;
+                for (int i = 0; i < n; i++) mag += fabsf(w[i] * x[i]);
+                cr_assert(fabsf(a - b) <= 1e-5f * mag + 1e-6f,
+                          "%s %s n=%d: scalar %.7g, simd %.7g (|diff| %g, scale %g)", k->name,
+                          qtype_name((QType)t), n, a, b, fabsf(a - b), mag);
+                tested++;
+            }
+        }
+    }
+    fprintf(stderr, "simd dot: %d comparisons (best level here: %s)\n", tested, dot_best()->name);
+    free(w), free(x), free(wq), free(xq);
+}
+
+/* Round trips: Q8_0 within half a step (d/2) per element, Q4_0 within half
+ * a step except where the top code clamps (then within one step); the
+ * largest-magnitude element of a Q4_0 block is exact by construction. */
+Test(kernels, quant_round_trip_bounds) {
+    Rng r;
+    rng_seed(&r, 11);
+    float x[256], y[256];
+    unsigned char buf[256 * 4];
+    for (int rep = 0; rep < 200; rep++) {
+        fill(&r, x, 256, rep % 2 ? 0.01f : 3.0f);
+        quantize_row(QTYPE_Q8_0, x, buf, 256);
+        dequantize_row(QTYPE_Q8_0, buf, y, 256);
+        for (int b = 0; b < 256 / QK; b++) {
+            float amax = 0;
+            for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[b * QK + j]));
+            float step = amax / 127.0f;
+            for (int j = 0; j < QK; j++) {
+                int i = b * QK + j;
+                /* fp16 rounding of the scale adds ~2^-11 relative */
+                cr_assert(fabsf(x[i] - y[i]) <= step * 0.5f + amax * 1e-3f,
+                          "q8_0 elem %d: %g -> %g (step %g)", i, x[i], y[i], step);
+            }
+        }
+        quantize_row(QTYPE_Q4_0, x, buf, 256);
+        dequantize_row(QTYPE_Q4_0, buf, y, 256);
+        for (int b = 0; b < 256 / QK; b++) {
+            float amax = 0;
+            for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[b * QK + j]));
+            float step = amax / 8.0f;
+            for (int j = 0; j < QK; j++) {
+                int i = b * QK + j;
+                cr_assert(fabsf(x[i] - y[i]) <= step + amax * 1e-3f, "q4_0 elem %d: %g -> %g",
+                          i, x[i], y[i]);
+            }
+        }
+    }
+}
+
+/* matmul over a quantised Mat equals the row-by-row reference dot, and the
+ * transposed product equals the dequantised matrix's transpose product. */
+Test(kernels, matmul_types_agree) {
+    Rng r;
+    rng_seed(&r, 3);
+    const int N = 40, K = 96, T = 5;
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * T * K);
+    float *y = malloc(sizeof(float) * T * N), *wd = malloc(sizeof(float) * N * K);
+    unsigned char *wq = malloc((size_t)N * K * 4);
+    BlockQ8_0 xq[96 / QK];
+    fill(&r, w, N * K, 0.1f);
+    fill(&r, x, T * K, 1.0f);
+    for (int t = 0; t < QTYPE_COUNT; t++) {
+        size_t rb = qtype_row_bytes((QType)t, K);
+        for (int n = 0; n < N; n++) quantize_row((QType)t, w + n * K, wq + n * rb, K);
+        Mat m = {wq, (QType)t, N, K};
+        matmul(y, x, &m, T);
+        for (int tt = 0; tt < T; tt++) {
+            quantize_row(QTYPE_Q8_0, x + tt * K, xq, K);
+            for (int n = 0; n < N; n++) {
+                float want = vec_dot_ref((QType)t, wq + n * rb, x + tt * K, xq, K);
+                cr_assert(fabsf(y[tt * N + n] - want) <= 1e-4f, "%s matmul [%d,%d]: %g vs %g",
+                          qtype_name((QType)t), tt, n, y[tt * N + n], want);
+            }
+        }
+        /* transposed: y2 (T, K) = x2 (T, N) W */
+        float *x2 = malloc(sizeof(float) * T * N), *y2 = malloc(sizeof(float) * T * K);
+        fill(&r, x2, T * N, 1.0f);
+        matmul_t(y2, x2, &m, 0, N, T);
+        for (int n = 0; n < N; n++) dequantize_row((QType)t, wq + n * rb, wd + n * K, K);
+        for (int tt = 0; tt < T; tt++)
+            for (int k = 0; k < K; k++) {
+                float want = 0;
+                for (int n = 0; n < N; n++) want += x2[tt * N + n] * wd[n * K + k];
+                cr_assert(fabsf(y2[tt * K + k] - want) <= 1e-4f, "%s matmul_t: %g vs %g",
+                          qtype_name((QType)t), y2[tt * K + k], want);
+            }
+        free(x2), free(y2);
+    }
+    free(w), free(x), free(y), free(wd), free(wq);
+}
+
+/* A model loaded with quantised matrices stays close to the float32
+ * reference. Documented tolerances (random weights are the worst case for
+ * few bits): bf16 max |diff| 0.15; q8_0 max |diff| 0.6, correlation >= 0.998,
+ * greedy token agreement >= 80%; q4_0 correlation >= 0.85. */
+Test(kernels, quantised_model_close_to_reference) {
+    const char *cases[] = {"v3_f32", "llama", "qwen2"};
+    const char *data = getenv("WHALE_DATA");
+    for (int c = 0; c < 3; c++) {
+        char dir[1024], path[1100];
+        snprintf(dir, sizeof dir, "%s/%s", data ? data : "tests/data", cases[c]);
+        snprintf(path, sizeof path, "%s/logits.bin", dir);
+        FILE *f = fopen(path, "rb");
+        cr_assert(f);
+        fseek(f, 0, SEEK_END);
+        long bytes = ftell(f);
+        rewind(f);
+        float *ref = malloc((size_t)bytes);
+        cr_assert_eq(fread(ref, 1, (size_t)bytes, f), (size_t)bytes);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/ids.txt", dir);
+        f = fopen(path, "r");
+        int ids[256], n = 0;
+        while (n < 256 && fscanf(f, "%d,", &ids[n]) == 1) n++;
+        fclose(f);
+        QType types[] = {QTYPE_BF16, QTYPE_Q8_0, QTYPE_Q4_0};
+        for (int q = 0; q < 3; q++) {
+            Model m;
+            KVCache kv;
+            Err err = {0};
+            cr_assert_eq(model_open_as(&m, dir, types[q], &err), 0, "%s", err.msg);
+            const int V = m.cfg.vocab_size;
+            cr_assert_eq((long)n * V * 4, bytes);
+            cr_assert_eq(kvcache_init(&kv, &m.cfg, n, DTYPE_F32, 0, &err), 0, "%s", err.msg);
+            float *lg = malloc(sizeof(float) * (size_t)n * V);
+            ForwardOpts o = {.logits = lg, .all_logits = 1};
+            cr_assert_eq(model_forward(&m, &kv, ids, n, &o, &err), 0, "%s", err.msg);
+            double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+            float mx = 0;
+            int agree = 0;
+            for (int t = 0; t < n; t++) {
+                int ia = 0, ib = 0;
+                for (int v = 0; v < V; v++) {
+                    double a = lg[t * V + v], b = ref[t * V + v];
+                    sa += a, sb += b, saa += a * a, sbb += b * b, sab += a * b;
+                    mx = fmaxf(mx, fabsf((float)(a - b)));
+                    if (lg[t * V + v] > lg[t * V + ia]) ia = v;
+                    if (ref[t * V + v] > ref[t * V + ib]) ib = v;
+                }
+                agree += ia == ib;
+            }
+            double N = (double)n * V;
+            double corr = (sab - sa * sb / N) / sqrt((saa - sa * sa / N) * (sbb - sb * sb / N));
+            fprintf(stderr, "%-7s %-5s max|diff| %.3f corr %.4f greedy agree %d/%d\n", cases[c],
+                    qtype_name(types[q]), mx, corr, agree, n);
+            if (types[q] == QTYPE_BF16) cr_expect(mx <= 0.15f, "bf16 max diff %g", mx);
+            if (types[q] == QTYPE_Q8_0) {
+                cr_expect(mx <= 0.6f && corr >= 0.998, "q8_0: max diff %g, corr %g", mx, corr);
+                cr_expect(agree * 5 >= n * 4, "q8_0 greedy agreement %d/%d", agree, n);
+            }
+            if (types[q] == QTYPE_Q4_0) cr_expect(corr >= 0.85, "q4_0 corr %g", corr);
+            free(lg);
+            kvcache_free(&kv);
+            model_free(&m);
+        }
+        free(ref);
+    }
+}
