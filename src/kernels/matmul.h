@@ -25,6 +25,11 @@ static inline const void *mat_row(const Mat *W, int r) {
     return (const char *)W->data + (size_t)r * qtype_row_bytes(W->type, W->cols);
 }
 
+/* 1 (default): products over 4 or more tokens use the packed GEMM
+ * (gemm.h) where the CPU has AVX-512; 0: always the per-row dot kernels.
+ * Tests compare the two. */
+extern int matmul_use_gemm;
+
 /* y (T, N) = x (T, K) W^T, K = W->cols, N = W->rows. y must not alias x. */
 void matmul(float *y, const float *x, const Mat *W, int T);
 

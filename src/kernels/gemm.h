@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Blocked single-precision GEMM for many-token products (prefill and
+ * training): y (T, N) = x (T, K) W^T, W (N, K) in any storage type of
+ * quant.h. Panels of W are unpacked to float32 as they are packed, so
+ * BF16 and quantised weights run the same float32 microkernel. AVX-512
+ * only; gemm_available() says whether it can run here. */
+#ifndef WHALE_GEMM_H
+#define WHALE_GEMM_H
+
+#include "kernels/matmul.h"
+
+/* 1 if this CPU can run gemm_nt (AVX-512F). */
+int gemm_available(void);
+
+/* y (T, n_rows) = x (T, K) W[row0 : row0+n_rows]^T. Threads split the
+ * output columns. Returns 0, or -1 when scratch memory cannot be had
+ * (y is then untouched and the caller falls back). */
+int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
+
+#endif
