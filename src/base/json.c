@@ -3,6 +3,7 @@
 #include "base/json.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,10 +24,16 @@ int json_get_int(const json_t *obj, const char *key, int *out, const char *what,
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return 0;
     double d;
-    if (json_is_integer(v)) d = (double)json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v))
-        d = json_real_value(v);
-    else return err_set(err, "%s: field '%s' must be an integer", what, key);
+    if (json_is_integer(v)) {
+        d = (double)json_integer_value(v);
+    } else if (json_is_real(v) && fabs(json_real_value(v)) < 1e15 &&
+               json_real_value(v) == floor(json_real_value(v))) {
+        d = json_real_value(v); /* 4096.0 is an integer; 1e300 is out of range below */
+    } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))) {
+        return err_set(err, "%s: field '%s' is out of range", what, key);
+    } else {
+        return err_set(err, "%s: field '%s' must be an integer", what, key);
+    }
     if (d < INT_MIN || d > INT_MAX)
         return err_set(err, "%s: field '%s' is out of range", what, key);
     *out = (int)d;

@@ -2,6 +2,8 @@
 /* Table-driven flag parsing (see args.h). */
 #include "cli/args.h"
 
+#include "base/threads.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -108,5 +110,14 @@ int args_parse(const char *cmd, const char *usage, const ArgSpec *specs, int n, 
         }
         if (parse_value(cmd, s, v) != 0) return -1;
     }
+    return 0;
+}
+
+int cli_threads(const char *cmd, int threads) {
+    if (threads < 0 || threads > 1024) {
+        cli_fail(cmd, "--threads must be between 1 and 1024 (0: all cores), not %d", threads);
+        return -1;
+    }
+    threads_set(threads);
     return 0;
 }

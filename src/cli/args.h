@@ -21,6 +21,10 @@ typedef struct ArgSpec {
 int args_parse(const char *cmd, const char *usage, const ArgSpec *specs, int n_specs, int argc,
                char **argv);
 
+/* Apply -t/--threads: 0 keeps the default (all cores), 1..1024 sets the
+ * count. Returns 0, or -1 after printing an error line. */
+int cli_threads(const char *cmd, int threads);
+
 /* Print "whale CMD: message" to stderr and return 1 (the command's exit code). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -43,8 +43,7 @@ int cmd_bench(int argc, char **argv) {
     QType qt;
     if (qtype_parse(quant, &qt) != 0)
         return cli_fail("bench", "--quant must be f32, bf16, f16, q8_0 or q4_0, not '%s'", quant), 2;
-    if (threads < 0) return cli_fail("bench", "--threads must be positive"), 2;
-    threads_set(threads);
+    if (cli_threads("bench", threads) != 0) return 2;
 
     Err err = {0};
     Model m;

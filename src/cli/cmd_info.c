@@ -72,11 +72,15 @@ int cmd_info(int argc, char **argv) {
     ModelConfig c;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", model);
-    if (!file_is_dir(model)) { /* a .safetensors file: config.json beside it */
+    size_t ml = strlen(model);
+    if (ml > 5 && !strcmp(model + ml - 5, ".json")) {
+        /* a config.json path itself: keep it */
+    } else if (!file_is_dir(model)) { /* a .safetensors file: config.json beside it */
         char *slash = strrchr(dir, '/');
         if (slash) *slash = 0;
         else snprintf(dir, sizeof dir, ".");
     }
+    if (!file_exists(model)) return cli_fail("info", "%s: no such file or directory", model);
     if (config_load(&c, dir, &err) != 0) return cli_fail("info", "%s", err.msg);
     ParamCount pc = config_count_params(&c);
     long long kv_f32 = kvcache_bytes_per_token(&c, DTYPE_F32);

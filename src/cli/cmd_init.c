@@ -37,23 +37,33 @@ static int write_generation_config(const char *dir, const ModelConfig *c, Err *e
     return file_write_atomic(path, text, (size_t)n, err);
 }
 
-/* Tokenizer: the given one (checked to fit vocab_size) or whale's byte-level BPE. */
-static int write_tokenizer(const char *out, const char *tok_dir, const ModelConfig *c, Err *err) {
-    char from[4096], to[4096];
+/* The tokenizer must fit vocab_size: checked before anything is written,
+ * so a refused init leaves no half-written model behind. */
+static int check_tokenizer(const char *tok_dir, const ModelConfig *c, Err *err) {
     if (!tok_dir) {
         if (tokjson_bytelevel_size(0) > c->vocab_size)
             return err_set(err, "vocab_size %d is too small for the byte-level tokenizer (needs %d)",
                            c->vocab_size, tokjson_bytelevel_size(0));
-        return tokjson_write_bytelevel(out, NULL, 0, err);
+        return 0;
     }
-    if (path_join(from, sizeof from, tok_dir, "tokenizer.json") != 0 ||
-        path_join(to, sizeof to, out, "tokenizer.json") != 0)
+    char from[4096];
+    if (path_join(from, sizeof from, tok_dir, "tokenizer.json") != 0)
         return err_set(err, "%s: path too long", tok_dir);
     int max_id;
     if (tokjson_max_id(from, &max_id, err) != 0) return -1;
     if (max_id >= c->vocab_size)
         return err_set(err, "%s: token id %d does not fit vocab_size %d", from, max_id,
                        c->vocab_size);
+    return 0;
+}
+
+/* Tokenizer: the given one or whale's byte-level BPE. */
+static int write_tokenizer(const char *out, const char *tok_dir, Err *err) {
+    char from[4096], to[4096];
+    if (!tok_dir) return tokjson_write_bytelevel(out, NULL, 0, err);
+    if (path_join(from, sizeof from, tok_dir, "tokenizer.json") != 0 ||
+        path_join(to, sizeof to, out, "tokenizer.json") != 0)
+        return err_set(err, "%s: path too long", tok_dir);
     if (copy_file(from, to, err) != 0) return -1;
     if (path_join(from, sizeof from, tok_dir, "tokenizer_config.json") == 0 && file_exists(from) &&
         path_join(to, sizeof to, out, "tokenizer_config.json") == 0)
@@ -97,6 +107,7 @@ int cmd_init(int argc, char **argv) {
         return cli_fail("init", "%s", err.msg);
     snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "%s", type == DTYPE_BF16 ? "bfloat16" : "float32");
 
+    if (check_tokenizer(tok, &cfg, &err) != 0) return cli_fail("init", "%s", err.msg);
     char path[4096];
     if (dir_create(out, &err) != 0) return cli_fail("init", "%s", err.msg);
     if (path_join(path, sizeof path, out, "model.safetensors") != 0)
@@ -105,14 +116,15 @@ int cmd_init(int argc, char **argv) {
         return cli_fail("init", "%s already exists (use --force to overwrite)", path);
 
     Model m;
-    if (model_create(&m, &cfg, &err) != 0) return cli_fail("init", "%s", err.msg);
+    if (model_create_as(&m, &cfg, type == DTYPE_BF16 ? QTYPE_BF16 : QTYPE_F32, &err) != 0)
+        return cli_fail("init", "%s", err.msg);
     weights_init_random(&m.w, (uint64_t)seed, std);
     int rc = 1;
     if (weights_save(&m.w, path, type, &err) != 0) goto done;
     if (path_join(path, sizeof path, out, "config.json") != 0 ||
         config_save(&cfg, path, &err) != 0)
         goto done;
-    if (write_tokenizer(out, tok, &cfg, &err) != 0 || write_generation_config(out, &cfg, &err) != 0)
+    if (write_tokenizer(out, tok, &err) != 0 || write_generation_config(out, &cfg, &err) != 0)
         goto done;
     ParamCount pc = config_count_params(&m.cfg);
     log_info("whale init: wrote %s (%s, %.2fM parameters%s, %s)", out, config_arch_name(cfg.arch),

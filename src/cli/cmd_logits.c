@@ -67,8 +67,7 @@ int cmd_logits(int argc, char **argv) {
     QType qt;
     if (qtype_parse(quant, &qt) != 0)
         return cli_fail("logits", "--quant must be f32, bf16, f16, q8_0 or q4_0, not '%s'", quant), 2;
-    if (threads < 0) return cli_fail("logits", "--threads must be positive"), 2;
-    threads_set(threads);
+    if (cli_threads("logits", threads) != 0) return 2;
 
     Err err = {0};
     int *ids = NULL;

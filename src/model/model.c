@@ -22,9 +22,13 @@ static int model_setup(Model *m, QType mat_type, Err *err) {
 }
 
 int model_create(Model *m, const ModelConfig *cfg, Err *err) {
+    return model_create_as(m, cfg, QTYPE_F32, err);
+}
+
+int model_create_as(Model *m, const ModelConfig *cfg, QType mat_type, Err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    if (model_setup(m, QTYPE_F32, err) != 0) {
+    if (model_setup(m, mat_type, err) != 0) {
         model_free(m);
         return -1;
     }

@@ -33,6 +33,9 @@ int model_open_as(Model *m, const char *path, QType mat_type, Err *err);
 
 /* A model of the given shape with zeroed weights (for init and training). */
 int model_create(Model *m, const ModelConfig *cfg, Err *err);
+/* The same with matrices stored as mat_type (whale init --dtype bf16 builds
+ * large models this way, at half the memory). */
+int model_create_as(Model *m, const ModelConfig *cfg, QType mat_type, Err *err);
 void model_free(Model *m);
 
 /* Which attention path to use for MLA layers. AUTO: prefill (up-projected

@@ -337,35 +337,50 @@ void weights_init_random(Weights *w, uint64_t seed, float std) {
 }
 
 int weights_save(const Weights *w, const char *path, DType type, Err *err) {
-    if (w->mat_type != QTYPE_F32)
-        return err_set(err, "%s: weights stored as %s cannot be saved as safetensors", path,
-                       qtype_name(w->mat_type));
     if (type != DTYPE_F32 && type != DTYPE_BF16)
         return err_set(err, "%s: can save F32 or BF16, not %s", path, dtype_name(type));
+    /* F32 storage saves as F32 or BF16; BF16 storage saves as BF16 */
+    size_t half_n = 0;
+    for (int i = 0; i < w->n_specs; i++) {
+        const ParamSpec *s = &w->specs[i];
+        int ok = s->type == QTYPE_F32 || (s->type == QTYPE_BF16 && type == DTYPE_BF16);
+        if (!ok)
+            return err_set(err, "%s: tensor '%s' is stored as %s and cannot be saved as %s", path,
+                           s->name, qtype_name(s->type), dtype_name(type));
+        if (type == DTYPE_BF16 && s->type == QTYPE_F32 && s->kind != PARAM_ROUTER_BIAS)
+            half_n += (size_t)s->numel;
+    }
+    if (w->n_specs <= 0) return err_set(err, "%s: no tensors to save", path);
     StWriteTensor *t = calloc((size_t)w->n_specs, sizeof *t);
-    uint16_t *half = type == DTYPE_BF16 ? malloc(w->n_bytes / 2 + 2) : NULL;
-    if (!t || (type == DTYPE_BF16 && !half)) {
+    uint16_t *half = half_n ? malloc(half_n * sizeof *half) : NULL;
+    if (!t || (half_n && !half)) {
         free(t);
         free(half);
         return err_set(err, "%s: out of memory", path);
     }
+    size_t used = 0;
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *s = &w->specs[i];
-        const float *p = weights_f32(w, s);
         t[i].name = s->name;
         t[i].n_dims = s->n_dims;
         t[i].shape[0] = s->shape[0];
         t[i].shape[1] = s->shape[1];
-        /* e_score_correction_bias stays F32 as in the official release: it
-         * is added to scores near 1 where BF16 would lose the balancing. */
-        if (type == DTYPE_BF16 && s->kind != PARAM_ROUTER_BIAS) {
-            uint16_t *h = half + s->offset / 2;
+        if (s->type == QTYPE_BF16) {
+            t[i].dtype = DTYPE_BF16;
+            t[i].data = w->data + s->offset;
+        } else if (type == DTYPE_BF16 && s->kind != PARAM_ROUTER_BIAS) {
+            const float *p = weights_f32(w, s);
+            uint16_t *h = half + used;
             for (int64_t k = 0; k < s->numel; k++) h[k] = f32_to_bf16(p[k]);
+            used += (size_t)s->numel;
             t[i].dtype = DTYPE_BF16;
             t[i].data = h;
         } else {
+            /* e_score_correction_bias stays F32 as in the official release:
+             * it is added to scores near 1 where BF16 would lose the
+             * balancing. */
             t[i].dtype = DTYPE_F32;
-            t[i].data = p;
+            t[i].data = weights_f32(w, s);
         }
     }
     int rc = st_write(path, t, w->n_specs, err);

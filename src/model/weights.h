@@ -97,7 +97,7 @@ int weights_load(Weights *w, const char *path, Err *err);
 void weights_init_random(Weights *w, uint64_t seed, float std);
 
 /* Save all tensors to one model.safetensors at path (atomic), as F32 or
- * BF16. The weights must be stored as F32 (mat_type F32). */
+ * BF16, from F32 storage (either) or BF16 storage (BF16 only). */
 int weights_save(const Weights *w, const char *path, DType type, Err *err);
 
 /* Find a tensor by name; NULL if not in the table. */
