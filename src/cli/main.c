@@ -16,6 +16,8 @@ static const struct {
     {"info", cmd_info, "architecture, parameter counts, KV-cache bytes per token, dtypes"},
     {"logits", cmd_logits, "write the logits of a token sequence as float32"},
     {"bench", cmd_bench, "prompt and decode tokens/s"},
+    {"tokenize", cmd_tokenize, "text to token ids (JSON array), with the model's tokenizer.json"},
+    {"detokenize", cmd_detokenize, "token ids to text"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
