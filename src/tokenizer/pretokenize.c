@@ -76,8 +76,14 @@ char *pt_translate_regex(const char *src, size_t len, size_t *out_len, size_t **
         if (!in_class && c == '[') {
             in_class = 1;
             out_put(&o, &c, 1, i);
-            if (i + 1 < len && src[i + 1] == '^') out_put(&o, src + ++i, 1, i);
-            if (i + 1 < len && src[i + 1] == ']') out_put(&o, src + ++i, 1, i); /* literal ] */
+            if (i + 1 < len && src[i + 1] == '^') {
+                i++;
+                out_put(&o, src + i, 1, i);
+            }
+            if (i + 1 < len && src[i + 1] == ']') { /* a literal ] */
+                i++;
+                out_put(&o, src + i, 1, i);
+            }
             continue;
         }
         if (in_class && c == '[' && i + 1 < len && src[i + 1] == ':') {
@@ -196,7 +202,7 @@ static int add_json(PreTok *pt, const json_t *j, const char *field, int depth, c
             return err_set(err, "%s: %s.behavior '%s' is not supported (Isolated, Removed, "
                            "MergedWithPrevious, MergedWithNext or Contiguous)", what, field,
                            beh ? beh : "(missing)");
-        int invert;
+        int invert = 0;
         if (get_bool(j, "invert", 0, field, what, err, &invert) != 0) return -1;
         PtStep *s = new_step(pt, field, what, err);
         if (!s) return -1;
@@ -206,7 +212,7 @@ static int add_json(PreTok *pt, const json_t *j, const char *field, int depth, c
         return compile_step(s, json_string_value(p), json_string_length(p), !re, sub, what, err);
     }
     if (!strcmp(type, "ByteLevel")) {
-        int prefix, use_regex;
+        int prefix = 1, use_regex = 1;
         /* Hugging Face's defaults: add_prefix_space true, use_regex true */
         if (get_bool(j, "add_prefix_space", 1, field, what, err, &prefix) != 0 ||
             get_bool(j, "use_regex", 1, field, what, err, &use_regex) != 0)
@@ -220,7 +226,7 @@ static int add_json(PreTok *pt, const json_t *j, const char *field, int depth, c
         return compile_step(s, GPT2_REGEX, sizeof GPT2_REGEX - 1, 0, field, what, err);
     }
     if (!strcmp(type, "Digits")) {
-        int individual;
+        int individual = 0;
         if (get_bool(j, "individual_digits", 0, field, what, err, &individual) != 0) return -1;
         PtStep *s = new_step(pt, field, what, err);
         if (!s) return -1;
@@ -293,12 +299,27 @@ static size_t char_len(const unsigned char *p, size_t n) {
     return k;
 }
 
-/* The spans of the regex over p[0..n): gaps (match 0) and matches (1),
- * covering the piece. An empty match is kept (then dropped as an empty
- * piece) and the search goes on one character later, as Oniguruma's and
- * JavaScript's match iterators do. */
-static int find_spans(const PtStep *s, PtState *st, int k, const unsigned char *p, size_t n,
-                      size_t *ns, Err *err) {
+/* Walk the regex over p[0..n): the gaps (match 0) and the matches (1) in
+ * order, covering the piece. With collect, the spans go to st->spans[k]
+ * (*ns of them); without, each kept piece goes straight to step k + 1 (the
+ * behaviours that need no look at the neighbours: Isolated, Removed). An
+ * empty match is kept (then dropped as an empty piece) and the search goes
+ * on one character later, as Oniguruma's and JavaScript's iterators do. */
+static int run_step(const PreTok *pt, PtState *st, int k, const unsigned char *p, size_t n,
+                    PtSink sink, void *ctx, Err *err);
+
+static int emit_span(const PreTok *pt, PtState *st, int k, const unsigned char *p, size_t start,
+                     size_t end, int match, int collect, size_t *ns, PtSink sink, void *ctx,
+                     Err *err) {
+    const PtStep *s = &pt->steps[k];
+    if (collect) return span_push(st, k, ns, start, end, match) == 0 ? 0 : err_set(err, "out of memory");
+    if (s->behavior == PT_REMOVED && (match != s->invert)) return 0;
+    return run_step(pt, st, k + 1, p + start, end - start, sink, ctx, err);
+}
+
+static int walk_matches(const PreTok *pt, PtState *st, int k, const unsigned char *p, size_t n,
+                        int collect, size_t *ns, PtSink sink, void *ctx, Err *err) {
+    const PtStep *s = &pt->steps[k];
     size_t prev = 0, at = 0;
     *ns = 0;
     while (at <= n) {
@@ -310,19 +331,20 @@ static int find_spans(const PtStep *s, PtState *st, int k, const unsigned char *
             return err_set(err, "pre-tokenizer regex failed on a %zu-byte piece: %s", n,
                            (const char *)msg);
         }
+        /* read the match now: deeper steps reuse the match data */
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(st->md);
         size_t ms = ov[0], me = ov[1];
-        if (ms > prev && span_push(st, k, ns, prev, ms, 0) != 0) goto oom;
-        if (span_push(st, k, ns, ms, me, 1) != 0) goto oom;
+        if (ms > prev && emit_span(pt, st, k, p, prev, ms, 0, collect, ns, sink, ctx, err) != 0)
+            return -1;
+        if (emit_span(pt, st, k, p, ms, me, 1, collect, ns, sink, ctx, err) != 0) return -1;
         prev = me;
         if (me > ms) at = me;
         else if (me < n) at = me + char_len(p + me, n - me);
         else break;
     }
-    if (prev < n && span_push(st, k, ns, prev, n, 0) != 0) goto oom;
+    if (prev < n && emit_span(pt, st, k, p, prev, n, 0, collect, ns, sink, ctx, err) != 0)
+        return -1;
     return 0;
-oom:
-    return err_set(err, "out of memory");
 }
 
 /* Apply the behaviour to the spans in place (Hugging Face's
@@ -394,7 +416,9 @@ static int run_step(const PreTok *pt, PtState *st, int k, const unsigned char *p
     }
     if (!s->re) return run_step(pt, st, k + 1, p, n, sink, ctx, err);
     size_t ns;
-    if (find_spans(s, st, k, p, n, &ns, err) != 0) return -1;
+    if (s->behavior == PT_ISOLATED || s->behavior == PT_REMOVED)
+        return walk_matches(pt, st, k, p, n, 0, &ns, sink, ctx, err);
+    if (walk_matches(pt, st, k, p, n, 1, &ns, sink, ctx, err) != 0) return -1;
     apply_behavior(s, st->spans[k], &ns);
     for (size_t i = 0; i < ns; i++) {
         /* spans[k] stays put while deeper steps run: they use their own */

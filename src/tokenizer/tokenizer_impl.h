@@ -60,4 +60,9 @@ struct Tokenizer {
     EncState *shared;
 };
 
+/* tokenizer_load from the text of a tokenizer.json held in memory (no
+ * tokenizer_config.json); name stands for the file in messages. For tests
+ * and the fuzzer. */
+Tokenizer *tokenizer_load_text(const char *json, size_t len, const char *name, Err *err);
+
 #endif

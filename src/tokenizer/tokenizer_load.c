@@ -313,24 +313,9 @@ static int count_ids(const json_t *root, const char *what, Err *err) {
     return n;
 }
 
-Tokenizer *tokenizer_load(const char *path, Err *err) {
-    char json_path[4096], cfg_path[4096];
-    if (file_is_dir(path)) {
-        if (path_join(json_path, sizeof json_path, path, "tokenizer.json") != 0 ||
-            path_join(cfg_path, sizeof cfg_path, path, "tokenizer_config.json") != 0) {
-            err_set(err, "%s: path too long", path);
-            return NULL;
-        }
-    } else {
-        const char *slash = strrchr(path, '/');
-        int dlen = slash ? (int)(slash - path) : 1;
-        if (snprintf(json_path, sizeof json_path, "%s", path) >= (int)sizeof json_path ||
-            snprintf(cfg_path, sizeof cfg_path, "%.*s/tokenizer_config.json", dlen,
-                     slash ? path : ".") >= (int)sizeof cfg_path) {
-            err_set(err, "%s: path too long", path);
-            return NULL;
-        }
-    }
+/* Build a tokenizer from the parsed tokenizer.json (root, borrowed) named
+ * what; cfg_path (may be NULL) is read when the file exists. */
+static Tokenizer *build(const json_t *root, const char *what, const char *cfg_path, Err *err) {
     Tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
         err_set(err, "out of memory");
@@ -339,13 +324,11 @@ Tokenizer *tokenizer_load(const char *path, Err *err) {
     pthread_mutex_init(&t->lock, NULL);
     t->bos_id = t->eos_id = -1;
     for (int b = 0; b < 256; b++) t->root_child[b] = -1;
-    json_t *root = NULL;
-    if (!(t->path = strdup(json_path))) {
+    if (!(t->path = strdup(what))) {
         err_set(err, "out of memory");
         goto fail;
     }
-    const char *what = t->path;
-    if (!(root = json_load_path(json_path, TOK_MAX_JSON, err))) goto fail;
+    what = t->path;
     if (!json_is_object(root) || !json_is_object(json_object_get(root, "model"))) {
         err_set(err, "%s: not a tokenizer.json (no \"model\" object)", what);
         goto fail;
@@ -369,17 +352,52 @@ Tokenizer *tokenizer_load(const char *path, Err *err) {
     if (load_added(t, json_object_get(root, "added_tokens"), err) != 0) goto fail;
     bpe_model_finish(&t->bpe);
     t->bos_id = template_bos(t, json_object_get(root, "post_processor"), 0);
-    if (file_exists(cfg_path) && load_config(t, cfg_path, err) != 0) goto fail;
+    if (cfg_path && file_exists(cfg_path) && load_config(t, cfg_path, err) != 0) goto fail;
     if (!(t->shared = calloc(1, sizeof *t->shared))) {
         err_set(err, "out of memory");
         goto fail;
     }
-    json_decref(root);
     return t;
 fail:
-    json_decref(root);
     tokenizer_free(t);
     return NULL;
+}
+
+Tokenizer *tokenizer_load_text(const char *json, size_t len, const char *name, Err *err) {
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!root) {
+        err_set(err, "%s:%d:%d: %s", name, je.line, je.column, je.text);
+        return NULL;
+    }
+    Tokenizer *t = build(root, name, NULL, err);
+    json_decref(root);
+    return t;
+}
+
+Tokenizer *tokenizer_load(const char *path, Err *err) {
+    char json_path[4096], cfg_path[4096];
+    if (file_is_dir(path)) {
+        if (path_join(json_path, sizeof json_path, path, "tokenizer.json") != 0 ||
+            path_join(cfg_path, sizeof cfg_path, path, "tokenizer_config.json") != 0) {
+            err_set(err, "%s: path too long", path);
+            return NULL;
+        }
+    } else {
+        const char *slash = strrchr(path, '/');
+        int dlen = slash ? (int)(slash - path) : 1;
+        if (snprintf(json_path, sizeof json_path, "%s", path) >= (int)sizeof json_path ||
+            snprintf(cfg_path, sizeof cfg_path, "%.*s/tokenizer_config.json", dlen,
+                     slash ? path : ".") >= (int)sizeof cfg_path) {
+            err_set(err, "%s: path too long", path);
+            return NULL;
+        }
+    }
+    json_t *root = json_load_path(json_path, TOK_MAX_JSON, err);
+    if (!root) return NULL;
+    Tokenizer *t = build(root, json_path, cfg_path, err);
+    json_decref(root);
+    return t;
 }
 
 void tokenizer_free(Tokenizer *t) {
