@@ -159,28 +159,41 @@ Test(sampler, top_p_keeps_smallest_prefix_reaching_p) {
     }
 }
 
-/* A large vocabulary exercises the blockwise partial sort (blocks of 256,
- * 1024, ...), for peaked and nearly flat logits. */
-Test(sampler, top_p_large_vocab_matches_full_sort) {
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x > y ? -1 : x < y ? 1 : 0;
+}
+
+/* A large vocabulary exercises the weighted quickselect over many rounds,
+ * for peaked and nearly flat logits, alone and after top-k (whose kept set
+ * is then the vocabulary top-p works on). */
+Test(sampler, top_p_large_vocab_is_smallest_prefix) {
     const int V = 20000;
     float *lg = malloc(sizeof(float) * V), *probs = malloc(sizeof(float) * V);
+    float *sorted = malloc(sizeof(float) * V);
     Rng r;
     rng_seed(&r, 77);
-    for (int trial = 0; trial < 4; trial++) {
-        float scale = trial < 2 ? 8.0f : 0.5f; /* peaked, then nearly flat */
+    for (int trial = 0; trial < 6; trial++) {
+        float scale = trial % 3 == 0 ? 8.0f : 0.5f; /* peaked or nearly flat */
         float top_p = trial % 2 ? 0.95f : 0.6f;
+        int top_k = trial >= 4 ? 3000 : 0;
         for (int i = 0; i < V; i++) lg[i] = scale * rng_normal(&r);
-        double mx = -INFINITY, z = 0;
-        for (int i = 0; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
-        for (int i = 0; i < V; i++) z += exp(lg[i] - mx);
-        /* The smallest prefix reaching top_p, without sorting here: no
-         * dropped token outranks a kept one, the kept mass reaches top_p,
-         * and without its least likely member it would not. */
-        Sampler s = make(V, (SamplerOpts){.temperature = 1, .top_p = top_p});
+        /* the vocabulary top-p sees: all, or the top_k best */
+        memcpy(sorted, lg, sizeof(float) * V);
+        qsort(sorted, V, sizeof(float), cmp_desc);
+        float kth = top_k ? sorted[top_k - 1] : -INFINITY;
+        double mx = sorted[0], z = 0;
+        for (int i = 0; i < V; i++)
+            if (lg[i] >= kth) z += exp(lg[i] - mx);
+        Sampler s = make(V, (SamplerOpts){.temperature = 1, .top_p = top_p, .top_k = top_k});
         sampler_dist(&s, lg, probs);
+        /* The smallest prefix reaching top_p, checked without relying on
+         * the sampler's order: no dropped token outranks a kept one, the
+         * kept mass reaches top_p, and without its least likely member it
+         * would not. */
         int kept = 0;
         float min_kept = INFINITY, max_dropped = -INFINITY;
-        double kept_mass = 0, kept_mass_but_min = 0;
+        double kept_mass = 0;
         for (int i = 0; i < V; i++) {
             if (probs[i] > 0) {
                 kept++;
@@ -190,18 +203,20 @@ Test(sampler, top_p_large_vocab_matches_full_sort) {
                 max_dropped = lg[i];
             }
         }
-        kept_mass_but_min = kept_mass - exp(min_kept - mx) / z;
+        double without_min = kept_mass - exp(min_kept - mx) / z;
         cr_expect(min_kept >= max_dropped, "trial %d: a dropped token outranks a kept one", trial);
+        cr_expect(!top_k || kept <= top_k, "trial %d: kept %d > top_k", trial, kept);
         cr_expect(kept_mass >= top_p - 1e-6, "trial %d: kept mass %g < %g", trial, kept_mass,
                   (double)top_p);
-        cr_expect(kept_mass_but_min < top_p + 1e-6,
-                  "trial %d: not the smallest prefix: %g without the last", trial,
-                  kept_mass_but_min);
-        fprintf(stderr, "top-p %.2f scale %.1f: kept %d of %d\n", top_p, scale, kept, V);
+        cr_expect(without_min < top_p + 1e-6,
+                  "trial %d: not the smallest prefix: %g without the last", trial, without_min);
+        fprintf(stderr, "top-p %.2f top-k %d scale %.1f: kept %d of %d\n", top_p, top_k, scale,
+                kept, V);
         sampler_free(&s);
     }
     free(lg);
     free(probs);
+    free(sorted);
 }
 
 Test(sampler, min_p_relative_to_max) {

@@ -3,7 +3,9 @@
  * Truncation works on the temperature-1 distribution as llama.cpp does; its
  * three filters each keep a prefix of the tokens ordered by logit (ties by
  * lower id), so their intersection does not depend on the order they run
- * in. Everything here runs on buffers sized at init: no allocation per
+ * in, and none of them needs a sort: min-p is a threshold, top-k and top-p
+ * are (weighted) quickselects, and a draw does not need the kept set in
+ * order. Everything here runs on buffers sized at init: no allocation per
  * token. */
 #include "infer/sampler.h"
 
@@ -96,11 +98,6 @@ static inline int better(const SamplerCand *a, const SamplerCand *b) {
     return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
 }
 
-static int cmp_cand(const void *pa, const void *pb) {
-    const SamplerCand *a = pa, *b = pb;
-    return better(a, b) ? -1 : better(b, a) ? 1 : 0;
-}
-
 static inline void swap_cand(SamplerCand *a, SamplerCand *b) {
     SamplerCand t = *a;
     *a = *b;
@@ -130,33 +127,46 @@ static void select_best(SamplerCand *c, int n, int k) {
     }
 }
 
-/* Keep in c[0..k) the k best of c[0..n), sorted best first. Returns k. */
-static int keep_best_sorted(SamplerCand *c, int n, int k) {
-    if (k < n) select_best(c, n, k);
-    else k = n;
-    qsort(c, (size_t)k, sizeof *c, cmp_cand);
-    return k;
-}
-
-/* The smallest prefix of the sorted candidates whose probability mass
- * reaches p (of the mass z of all n; weights exp(logit - mx)). Sorts only
- * as far as needed: the prefix is found in blocks that grow 4x, each
- * selected from the rest with quickselect, so a peaked distribution costs
- * O(n) rather than a full sort. Returns the kept count (>= 1). */
-static int top_p_prefix(SamplerCand *c, int n, float mx, double z, double p) {
-    double target = p * z, cum = 0;
-    int sorted = 0, block = 256;
-    while (sorted < n) {
-        int k = block < n - sorted ? block : n - sorted;
-        keep_best_sorted(c + sorted, n - sorted, k);
-        for (int i = sorted; i < sorted + k; i++) {
-            cum += exp((double)c[i].logit - mx);
-            if (cum >= target) return i + 1;
+/* The smallest set of best candidates whose probability mass reaches
+ * p: a weighted quickselect on c[0..n), each candidate's weight
+ * exp(logit - mx) in its w field. Invariant: c[0..lo) rank before
+ * c[lo..hi), which rank before c[hi..n); the answer K (the size of the
+ * smallest reaching prefix of the ranking) lies in (lo, hi], and `mass`
+ * is the weight of c[0..lo). Each round partitions c[lo..hi) around a
+ * pivot and keeps the side that holds K: O(n) expected and no sort, which
+ * matters for flat distributions where the kept set is most of a 100k+
+ * vocabulary. Leaves the kept candidates (in no order) in c[0..K) and
+ * returns K >= 1. */
+static int top_p_select(SamplerCand *c, int n, float mx, double p) {
+    double z = 0;
+    for (int i = 0; i < n; i++) z += c[i].w = expf(c[i].logit - mx);
+    double target = p * z, mass = 0;
+    int lo = 0, hi = n;
+    while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (better(&c[mid], &c[lo])) swap_cand(&c[mid], &c[lo]);
+        if (better(&c[last], &c[lo])) swap_cand(&c[last], &c[lo]);
+        if (better(&c[last], &c[mid])) swap_cand(&c[last], &c[mid]);
+        swap_cand(&c[mid], &c[last]); /* the median pivot at the end */
+        SamplerCand pivot = c[last];
+        int a = lo;
+        double mass_b = 0;
+        for (int i = lo; i < last; i++)
+            if (better(&c[i], &pivot)) {
+                mass_b += c[i].w;
+                swap_cand(&c[i], &c[a++]);
+            }
+        swap_cand(&c[a], &c[last]); /* c[lo..a) better, c[a] pivot, c(a..hi) worse */
+        if (mass + mass_b >= target) {
+            hi = a;
+        } else if (mass + mass_b + c[a].w >= target) {
+            return a + 1;
+        } else {
+            mass += mass_b + c[a].w;
+            lo = a + 1;
         }
-        sorted += k;
-        block *= 4;
     }
-    return n; /* rounding kept the mass just under target: keep all */
+    return hi > 0 ? hi : 1; /* hi == n when rounding kept the total just under target */
 }
 
 static int argmax(const float *x, int n) {
@@ -194,14 +204,13 @@ static int prepare(Sampler *s, const float *in, int *greedy) {
     float thr = o->min_p > 0 ? mx + logf(o->min_p) : -INFINITY;
     int n = 0;
     for (int i = 0; i < V; i++)
-        if (l[i] >= thr && l[i] > -INFINITY) s->cand[n++] = (SamplerCand){i, l[i]};
-    if (n == 0) s->cand[n++] = (SamplerCand){best, mx}; /* min_p > 1 */
-    if (o->top_k > 0 && o->top_k < n) n = keep_best_sorted(s->cand, n, o->top_k);
-    if (o->top_p > 0 && o->top_p < 1 && n > 1) {
-        double z = 0;
-        for (int i = 0; i < n; i++) z += exp((double)s->cand[i].logit - mx);
-        n = top_p_prefix(s->cand, n, mx, z, o->top_p);
+        if (l[i] >= thr && l[i] > -INFINITY) s->cand[n++] = (SamplerCand){i, l[i], 0};
+    if (n == 0) s->cand[n++] = (SamplerCand){best, mx, 0}; /* min_p > 1 */
+    if (o->top_k > 0 && o->top_k < n) {
+        select_best(s->cand, n, o->top_k);
+        n = o->top_k;
     }
+    if (o->top_p > 0 && o->top_p < 1 && n > 1) n = top_p_select(s->cand, n, mx, o->top_p);
     return n;
 }
 
@@ -211,9 +220,10 @@ static double weights(Sampler *s, int n, float *w) {
     float mx = -INFINITY;
     for (int i = 0; i < n; i++)
         if (s->cand[i].logit > mx) mx = s->cand[i].logit;
-    double z = 0, inv_t = 1.0 / s->o.temperature;
+    double z = 0;
+    float inv_t = 1.0f / s->o.temperature;
     for (int i = 0; i < n; i++) {
-        w[i] = (float)exp(((double)s->cand[i].logit - mx) * inv_t);
+        w[i] = expf((s->cand[i].logit - mx) * inv_t);
         z += w[i];
     }
     return z;

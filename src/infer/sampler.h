@@ -32,6 +32,7 @@ typedef struct SamplerOpts {
 typedef struct SamplerCand {
     int id;
     float logit;
+    float w;   /* scratch weight */
 } SamplerCand;
 
 /* A sampler for a vocabulary of n_vocab ids. It owns all its scratch
