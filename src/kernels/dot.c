@@ -195,11 +195,95 @@ AVX512 static float dot_avx512_q4_0(const void *wv, const float *xf, const Block
     return _mm512_reduce_add_ps(acc);
 }
 
+/* ---- AVX-512 VNNI: byte dot products (vpdpbusd), two blocks per step ---- */
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* Scales of blocks i and i+1 in the low and high 8 lanes. */
+VNNI static inline __m512 scale_pair(float a, float b) {
+    return _mm512_mask_blend_ps((__mmask16)0xff00, _mm512_set1_ps(a), _mm512_set1_ps(b));
+}
+
+VNNI static inline __m512i load_pair(const int8_t *a, const int8_t *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+/* Q8_0 x Q8_0: vpdpbusd multiplies unsigned by signed bytes, so the weight
+ * goes in as |w| and its sign moves onto the activation. */
+VNNI static float dot_vnni_q8_0(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ8_0 *w = wv;
+    const int nb = n / QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const __m512i zero = _mm512_setzero_si512();
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        __m512i wa = load_pair(w[i].qs, w[i + 1].qs), xa = load_pair(xq[i].qs, xq[i + 1].qs);
+        __m512i wb = load_pair(w[i + 2].qs, w[i + 3].qs);
+        __m512i xb = load_pair(xq[i + 2].qs, xq[i + 3].qs);
+        xa = _mm512_mask_sub_epi8(xa, _mm512_movepi8_mask(wa), zero, xa);
+        xb = _mm512_mask_sub_epi8(xb, _mm512_movepi8_mask(wb), zero, xb);
+        __m512i pa = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wa), xa);
+        __m512i pb = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wb), xb);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pa),
+                               scale_pair(_cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d),
+                                          _cvtsh_ss(w[i + 1].d) * _cvtsh_ss(xq[i + 1].d)),
+                               acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pb),
+                               scale_pair(_cvtsh_ss(w[i + 2].d) * _cvtsh_ss(xq[i + 2].d),
+                                          _cvtsh_ss(w[i + 3].d) * _cvtsh_ss(xq[i + 3].d)),
+                               acc1);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < nb; i++) { /* tail blocks: exact integer dot, as the reference */
+        int a = 0;
+        for (int j = 0; j < QK; j++) a += w[i].qs[j] * xq[i].qs[j];
+        s += (float)a * _cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d);
+    }
+    (void)xf;
+    return s;
+}
+
+/* Q4_0 x Q8_0: the nibbles are already unsigned (0..15); the offset of 8
+ * is taken off as 8 * sum(x), a second vpdpbusd against a vector of 8s. */
+VNNI static float dot_vnni_q4_0(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ4_0 *w = wv;
+    const int nb = n / QK;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const __m512i zero = _mm512_setzero_si512(), eights = _mm512_set1_epi8(8);
+    const __m512i low = _mm512_set1_epi8(15);
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        /* [b0, b1] -> [lo0, hi0, lo1, hi1]: elements 0..31 of each block in order */
+        __m256i b = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)w[i + 1].qs),
+                                     _mm_loadu_si128((const __m128i *)w[i].qs));
+        __m512i bb = _mm512_inserti64x4(_mm512_castsi256_si512(b), _mm256_srli_epi16(b, 4), 1);
+        bb = _mm512_and_si512(_mm512_shuffle_i64x2(bb, bb, _MM_SHUFFLE(3, 1, 2, 0)), low);
+        __m512i x = load_pair(xq[i].qs, xq[i + 1].qs);
+        __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, bb, x),
+                                     _mm512_dpbusd_epi32(zero, eights, x));
+        __m512 d = scale_pair(_cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d),
+                              _cvtsh_ss(w[i + 1].d) * _cvtsh_ss(xq[i + 1].d));
+        if (i & 2) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < nb; i++) {
+        int a = 0;
+        for (int j = 0; j < QK / 2; j++)
+            a += ((w[i].qs[j] & 15) - 8) * xq[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * xq[i].qs[j + QK / 2];
+        s += (float)a * _cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d);
+    }
+    (void)xf;
+    return s;
+}
+
 static const DotKernels levels[DOT_LEVELS] = {
     {"scalar", {dot_ref_f32, dot_ref_f16, dot_ref_bf16, dot_ref_q8_0, dot_ref_q4_0}},
     {"avx2", {dot_avx2_f32, dot_avx2_f16, dot_avx2_bf16, dot_avx2_q8_0, dot_avx2_q4_0}},
     {"avx512", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_avx512_q8_0,
                 dot_avx512_q4_0}},
+    {"avx512vnni", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_vnni_q8_0,
+                    dot_vnni_q4_0}},
 };
 
 static int level_supported(DotLevel l) {
@@ -212,6 +296,8 @@ static int level_supported(DotLevel l) {
     case DOT_AVX512:
         return level_supported(DOT_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    case DOT_AVX512_VNNI:
+        return level_supported(DOT_AVX512) && __builtin_cpu_supports("avx512vnni");
     default: return 0;
     }
 }
@@ -223,10 +309,11 @@ const DotKernels *dot_kernels(DotLevel level) {
 const DotKernels *dot_best(void) {
     static const DotKernels *best;
     if (best) return best;
-    DotLevel cap = DOT_AVX512;
+    DotLevel cap = DOT_AVX512_VNNI;
     const char *env = getenv("WHALE_SIMD");
     if (env && !strcmp(env, "scalar")) cap = DOT_SCALAR;
     else if (env && !strcmp(env, "avx2")) cap = DOT_AVX2;
+    else if (env && !strcmp(env, "avx512")) cap = DOT_AVX512;
     for (int l = cap; l >= 0; l--)
         if (level_supported((DotLevel)l)) return best = &levels[l];
     return best = &levels[DOT_SCALAR];

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Dot products of one weight row with one activation row, per storage
  * type, in three instruction-set levels: the scalar reference
- * (quant.c: vec_dot_ref), AVX2+FMA+F16C and AVX-512 (F, BW, VL). The best
- * level the CPU has is chosen once at run time; tests compare every level
- * with the scalar one. */
+ * (quant.c: vec_dot_ref), AVX2+FMA+F16C, AVX-512 (F, BW, VL) and AVX-512
+ * VNNI (byte dot products for the quantised types). The best level the CPU
+ * has is chosen once at run time (WHALE_SIMD=scalar|avx2|avx512 caps it);
+ * tests compare every level with the scalar one. */
 #ifndef WHALE_DOT_H
 #define WHALE_DOT_H
 
@@ -14,7 +15,7 @@
  * (quantised types). n is a multiple of the type's block. */
 typedef float (*DotFn)(const void *w, const float *xf, const BlockQ8_0 *xq, int n);
 
-typedef enum DotLevel { DOT_SCALAR, DOT_AVX2, DOT_AVX512, DOT_LEVELS } DotLevel;
+typedef enum DotLevel { DOT_SCALAR, DOT_AVX2, DOT_AVX512, DOT_AVX512_VNNI, DOT_LEVELS } DotLevel;
 
 typedef struct DotKernels {
     const char *name;

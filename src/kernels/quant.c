@@ -45,11 +45,21 @@ void quantize_row(QType t, const float *x, void *dst, int n) {
     case QTYPE_Q8_0: {
         BlockQ8_0 *b = dst;
         for (int i = 0; i < n / QK; i++, x += QK) {
+            /* written so the compiler vectorises it (maxps, cvttps2dq):
+             * activations are quantised at every matmul of every token */
             float amax = 0;
-            for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+            for (int j = 0; j < QK; j++) {
+                float a = x[j] < 0 ? -x[j] : x[j];
+                amax = a > amax ? a : amax;
+            }
             float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
             b[i].d = f32_to_f16(d);
-            for (int j = 0; j < QK; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
+            int q[QK];
+            for (int j = 0; j < QK; j++) { /* round half away from zero, as roundf */
+                float v = x[j] * id;
+                q[j] = (int)(v + (v >= 0 ? 0.5f : -0.5f));
+            }
+            for (int j = 0; j < QK; j++) b[i].qs[j] = (int8_t)q[j];
         }
         break;
     }
