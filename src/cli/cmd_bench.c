@@ -13,7 +13,31 @@
 #include "base/threads.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "kernels/dot.h"
 #include "model/model.h"
+
+/* Weight bytes one decode step reads: every tensor once, except the
+ * embedding (one row) and the routed experts (K of E on average). This is
+ * the numerator of the bandwidth roofline. */
+static double decode_bytes_per_token(const Model *m) {
+    const ModelConfig *c = &m->cfg;
+    double bytes = 0;
+    for (int i = 0; i < m->w.n_specs; i++) {
+        const ParamSpec *s = &m->w.specs[i];
+        double b = (double)s->bytes;
+        if (!strcmp(s->name, "model.embed_tokens.weight")) {
+            if (c->tie_word_embeddings) bytes += b; /* read whole as the LM head */
+            b = b / (double)s->shape[0];
+        } else if (strstr(s->name, ".mlp.experts.")) {
+            b = b * c->num_experts_per_tok / c->n_routed_experts;
+        }
+        if (strncmp(s->name, "model.layers.", 13) == 0 &&
+            atoi(s->name + 13) >= c->num_hidden_layers)
+            continue; /* MTP modules do not run in plain decoding */
+        bytes += b;
+    }
+    return bytes;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -77,13 +101,18 @@ int cmd_bench(int argc, char **argv) {
     }
     qsort(pp, (size_t)reps, sizeof *pp, cmp_double);
     qsort(tg, (size_t)reps, sizeof *tg, cmp_double);
+    double bpt = decode_bytes_per_token(&m);
     if (json) {
         printf("{\"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"n_prompt\": %d, \"n_gen\": %d, "
-               "\"quant\": \"%s\", \"threads\": %d, \"reps\": %d}\n",
-               pp[reps / 2], tg[reps / 2], n_prompt, n_gen, quant, threads_max(), reps);
+               "\"quant\": \"%s\", \"threads\": %d, \"reps\": %d, "
+               "\"decode_bytes_per_token\": %.0f, \"simd\": \"%s\"}\n",
+               pp[reps / 2], tg[reps / 2], n_prompt, n_gen, quant, threads_max(), reps, bpt,
+               dot_best()->name);
     } else {
-        printf("%s (%s, %d threads): pp%d %.1f tok/s, tg%d %.1f tok/s (median of %d)\n", model,
-               quant, threads_max(), n_prompt, pp[reps / 2], n_gen, tg[reps / 2], reps);
+        printf("%s (%s, %d threads, %s): pp%d %.1f tok/s, tg%d %.1f tok/s (median of %d); "
+               "decode reads %.1f MB/token = %.1f GB/s\n",
+               model, quant, threads_max(), dot_best()->name, n_prompt, pp[reps / 2], n_gen,
+               tg[reps / 2], reps, bpt / 1e6, bpt * tg[reps / 2] / 1e9);
     }
     rc = 0;
 done:
