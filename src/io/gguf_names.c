@@ -452,18 +452,27 @@ int gguf_meta_from_config(const ModelConfig *c, GgufMeta *m, Err *err) {
     return 0;
 }
 
-float gguf_yarn_log_mul_encode(float mscale_all_dim) {
-    return (float)(0.1 * (double)mscale_all_dim); /* Python: 0.1 * x in double, stored as f32 */
+/* Significant decimal digits needed to print f so that it reads back, and
+ * that shortest decimal as a double (what a config.json holds). */
+static int gn_digits(float f, double *dec) {
+    char buf[32];
+    int p = 1;
+    for (; p < 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+    if (dec) *dec = strtod(buf, NULL);
+    return p;
 }
 
-/* Significant decimal digits needed to print f so that it reads back. */
-static int gn_digits(float f) {
-    char buf[32];
-    for (int p = 1; p < 9; p++) {
-        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
-        if (strtof(buf, NULL) == f) return p;
-    }
-    return 9;
+float gguf_yarn_log_mul_encode(float mscale_all_dim) {
+    /* Python: 0.1 * x with x the double read from config.json, stored as
+     * f32; the float's shortest decimal stands in for that double, so the
+     * bits match the converter's (0.707 -> 0.0706999972, not 0.0707000047). */
+    double dec;
+    gn_digits(mscale_all_dim, &dec);
+    return (float)(0.1 * dec);
 }
 
 float gguf_yarn_log_mul_decode(float log_mul) {
@@ -480,7 +489,7 @@ float gguf_yarn_log_mul_decode(float log_mul) {
     int best_p = 99;
     for (int i = 0; i < 3; i++) {
         if (gguf_yarn_log_mul_encode(cand[i]) != log_mul) continue;
-        int p = gn_digits(cand[i]);
+        int p = gn_digits(cand[i], NULL);
         double d = fabs((double)cand[i] - q);
         if (p < best_p || (p == best_p && d < best_d)) best = cand[i], best_p = p, best_d = d;
     }

@@ -93,13 +93,15 @@ void gguf_meta_free(GgufMeta *m);
 int gguf_meta_from_config(const ModelConfig *cfg, GgufMeta *m, Err *err);
 
 /* The converter writes {arch}.rope.scaling.yarn_log_multiplier as
- * 0.1 * mscale_all_dim (in double, stored as f32) and llama.cpp divides it
- * by 0.1 when loading deepseek2. Encode, and decode: among the floats next
+ * 0.1 * mscale_all_dim (in double, from config.json's decimal, stored as
+ * f32) and llama.cpp divides it by 0.1 when loading deepseek2. Encode the
+ * way the converter does (the float's shortest decimal times 0.1, rounded
+ * to f32: bit-identical files), and decode: among the floats next
  * to log_mul / 0.1 that encode to log_mul, the one with the shortest
  * decimal form, then the nearest. f32 cannot always tell neighbours apart
  * (0.1 * x is coarser than x for x in [1.25, 2) * 2^k), so decode(encode(x))
  * is x for any value written with up to 6 significant digits (0.707, 1.0)
- * and within one ulp of x for any other. */
+ * and within two ulps of x, encoding to the same bits, for any other. */
 float gguf_yarn_log_mul_encode(float mscale_all_dim);
 float gguf_yarn_log_mul_decode(float log_mul);
 
