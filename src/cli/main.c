@@ -18,6 +18,8 @@ static const struct {
     {"bench", cmd_bench, "prompt and decode tokens/s"},
     {"tokenize", cmd_tokenize, "text to token ids (JSON array), with the model's tokenizer.json"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"generate", cmd_generate, "stream the completion of a prompt (--chat: as a chat turn)"},
+    {"chat", cmd_chat, "interactive multi-turn chat, R1 thinking shown apart"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/* whale chat: an interactive multi-turn chat on stdin/stdout. Each line is
+ * a user message; the answer streams back with R1 thinking dimmed (or
+ * under marker lines when stdout is not a terminal). /reset clears the
+ * conversation, /exit or end of input quits, Ctrl-C stops the current
+ * answer (and at the prompt only cancels the line). */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/threads.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "infer/chat.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* SIGINT is blocked in every thread except while the main thread waits
+ * for a line (ppoll unblocks it atomically, so a Ctrl-C that comes just
+ * before the wait is not lost) and while an answer is generated (the flag
+ * is polled per token). The OpenMP workers start here with it blocked and
+ * keep that mask, so the signal always reaches the main thread. */
+static void sigint_setup(sigset_t *unblocked) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, unblocked);
+    sigdelset(unblocked, SIGINT);
+#ifdef _OPENMP
+#pragma omp parallel
+    { (void)0; }
+#endif
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static void sigint_allow(int allow) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(allow ? SIG_UNBLOCK : SIG_BLOCK, &set, NULL);
+}
+
+/* Lines from stdin through its file descriptor (stdio's buffer would hide
+ * lines from ppoll). */
+typedef struct LineReader {
+    char *buf;
+    size_t start, len, cap;
+} LineReader;
+
+/* The next line without its newline in *line (valid until the next call):
+ * 1, or 0 at the end of input, or -1 when Ctrl-C came while waiting. */
+static int read_line(LineReader *lr, char **line, const sigset_t *unblocked) {
+    for (;;) {
+        char *nl = lr->len > lr->start ? memchr(lr->buf + lr->start, '\n', lr->len - lr->start)
+                                       : NULL;
+        if (nl) {
+            *nl = 0;
+            *line = lr->buf + lr->start;
+            lr->start = (size_t)(nl - lr->buf) + 1;
+            return 1;
+        }
+        if (lr->start) { /* drop the lines already returned */
+            memmove(lr->buf, lr->buf + lr->start, lr->len - lr->start);
+            lr->len -= lr->start;
+            lr->start = 0;
+        }
+        if (lr->len + 4096 + 1 > lr->cap) {
+            size_t cap = (lr->cap + 4096) * 2;
+            char *b = realloc(lr->buf, cap);
+            if (!b) return 0;
+            lr->buf = b, lr->cap = cap;
+        }
+        struct pollfd pf = {.fd = STDIN_FILENO, .events = POLLIN};
+        interrupted = 0;
+        if (ppoll(&pf, 1, NULL, unblocked) < 0) {
+            if (errno == EINTR && interrupted) return -1;
+            if (errno == EINTR) continue;
+            return 0;
+        }
+        ssize_t k = read(STDIN_FILENO, lr->buf + lr->len, lr->cap - lr->len - 1);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) { /* end of input: a last line without a newline still counts */
+            if (lr->len == 0) return 0;
+            lr->buf[lr->len] = 0;
+            *line = lr->buf;
+            lr->start = lr->len = 0;
+            return 1;
+        }
+        lr->len += (size_t)k;
+    }
+}
+
+int cmd_chat(int argc, char **argv) {
+    const char *model = NULL, *system = NULL, *tmpl = NULL;
+    int n = -1, top_k = 0, seed = -1, verbose = 0, ctx = 0, threads = 0, last_n = 0;
+    float temp = 0.6f, top_p = 0.95f, min_p = 0, rep = 1, presence = 0, frequency = 0;
+    ArgSpec specs[] = {
+        {"model", 'm', ARG_STR, &model, "PATH: model directory"},
+        {"system", 0, ARG_STR, &system, "TEXT: system message"},
+        {"n-predict", 'n', ARG_INT, &n, "N: at most N tokens per answer (default: until a stop)"},
+        {"temp", 0, ARG_FLOAT, &temp, "T: temperature (default 0.6; 0: greedy)"},
+        {"top-p", 0, ARG_FLOAT, &top_p, "P: nucleus sampling (default 0.95; 1: off)"},
+        {"top-k", 0, ARG_INT, &top_k, "K: keep the K most likely tokens (default 0: off)"},
+        {"min-p", 0, ARG_FLOAT, &min_p, "P: drop tokens below P x the top probability (default 0: off)"},
+        {"repeat-penalty", 0, ARG_FLOAT, &rep, "X: repetition penalty, HF/CTRL style (default 1: off)"},
+        {"repeat-last-n", 0, ARG_INT, &last_n, "N: penalty window in tokens (default 64; -1: all)"},
+        {"presence-penalty", 0, ARG_FLOAT, &presence, "X: OpenAI presence penalty (default 0)"},
+        {"frequency-penalty", 0, ARG_FLOAT, &frequency, "X: OpenAI frequency penalty (default 0)"},
+        {"seed", 0, ARG_INT, &seed, "N: sampling seed (default: from the clock)"},
+        {"chat-template", 0, ARG_STR, &tmpl, "NAME: deepseek-v3 deepseek-r1 r1-distill-qwen r1-distill-llama chatml"},
+        {"ctx", 'c', ARG_INT, &ctx, "N: context size in tokens (default min(4096, the model's))"},
+        {"verbose", 'v', ARG_FLAG, &verbose, "print token counts and speeds after each answer"},
+        {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
+    };
+    int r = args_parse("chat", "-m PATH [--system TEXT] [sampling flags]", specs,
+                       (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (r) return r > 0 ? 0 : 2;
+    if (!model) return cli_fail("chat", "-m PATH is required"), 2;
+    if (ctx < 0 || threads < 0) return cli_fail("chat", "--ctx and --threads must be positive"), 2;
+    threads_set(threads);
+    sigset_t unblocked;
+    sigint_setup(&unblocked);
+
+    ChatOpts o = {
+        .gen = {.sampling = {.temperature = temp,
+                             .top_k = top_k,
+                             .top_p = top_p,
+                             .min_p = min_p,
+                             .repetition_penalty = rep,
+                             .presence_penalty = presence,
+                             .frequency_penalty = frequency,
+                             .penalty_last_n = last_n,
+                             .seed = seed >= 0 ? (uint64_t)seed
+                                               : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)},
+                .n_ctx = ctx},
+        .template_name = tmpl,
+        .system = system,
+    };
+    Err err = {0};
+    ChatSession s;
+    if (chat_open(&s, model, &o, &err) != 0) return cli_fail("chat", "%s", err.msg);
+    int ansi = isatty(STDOUT_FILENO);
+    fprintf(stderr,
+            "whale chat: %s (template %s, context %d tokens). Type a message; /reset clears the "
+            "conversation, /exit quits, Ctrl-C stops an answer.\n",
+            model, chat_template_name(s.tmpl), s.gen.kv.n_ctx);
+
+    LineReader lr = {0};
+    for (;;) {
+        fputs("> ", stdout);
+        fflush(stdout);
+        char *line;
+        int got = read_line(&lr, &line, &unblocked);
+        if (got < 0) { /* Ctrl-C at the prompt: a fresh line */
+            fputs("\n", stdout);
+            continue;
+        }
+        if (got == 0) {
+            fputs("\n", stdout);
+            break;
+        }
+        size_t len = strlen(line);
+        while (len > 0 && line[len - 1] == '\r') line[--len] = 0;
+        if (len == 0) continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+        if (!strcmp(line, "/reset")) {
+            chat_reset(&s);
+            fputs("(conversation cleared)\n", stdout);
+            continue;
+        }
+        ChatPrinter pr;
+        chat_printer_init(&pr, stdout, ansi);
+        GenResult res;
+        interrupted = 0;
+        sigint_allow(1);
+        int rc = chat_turn(&s, line, n, &interrupted, chat_printer_emit, &pr, &res, &err);
+        sigint_allow(0);
+        chat_printer_end(&pr);
+        if (rc != 0) {
+            fprintf(stderr, "whale chat: %s\n", err.msg);
+            continue;
+        }
+        if (res.stop == GEN_STOP_INTERRUPT) fputs("[interrupted]\n", stdout);
+        if (res.stop == GEN_STOP_CONTEXT)
+            fprintf(stderr,
+                    "whale chat: the context is full (%d tokens); the answer was cut there. "
+                    "/reset starts a new conversation.\n",
+                    s.gen.kv.n_ctx);
+        if (verbose) {
+            char stats[256];
+            gen_stats_line(&res, stats, sizeof stats);
+            fprintf(stderr, "[%s]\n", stats);
+        }
+    }
+    free(lr.buf);
+    chat_close(&s);
+    return 0;
+}
