@@ -739,6 +739,26 @@ Test(tokenizer, added_token_flags) {
     tokenizer_free(t);
 }
 
+/* ignore_merges (Llama-3's tokenizer, R1-Distill-Llama): a word that is a
+ * whole vocab token is that token, whatever the merges would make. */
+Test(tokenizer, ignore_merges) {
+    for (int ignore = 0; ignore < 2; ignore++) {
+        const char *path = write_small(NULL);
+        json_error_t je;
+        json_t *root = json_load_file(path, 0, &je), *model = json_object_get(root, "model");
+        json_object_set_new(json_object_get(model, "vocab"), "xyz", json_integer(400));
+        json_object_set_new(model, "ignore_merges", json_boolean(ignore));
+        cr_assert_eq(json_dump_file(root, path, 0), 0);
+        json_decref(root);
+        Err e = {{0}};
+        Tokenizer *t = tokenizer_load(g_dir, &e);
+        cr_assert_not_null(t, "%s", e.msg);
+        if (ignore) expect_ids(t, "xyz xy", (int[]){400, B(' '), B('x'), B('y')}, 4);
+        else expect_ids(t, "xyz xy", (int[]){B('x'), B('y'), B('z'), B(' '), B('x'), B('y')}, 6);
+        tokenizer_free(t);
+    }
+}
+
 /* ---- bad input ------------------------------------------------------------------------ */
 
 /* tokenizer_load(path) must fail with every needle in its message. */

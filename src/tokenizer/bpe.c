@@ -58,20 +58,20 @@ static int byte_printable(unsigned b) {
     return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
 }
 
+/* The 68 unprintable bytes in order: 0..32, 127..160, 173. */
 unsigned bpe_byte_cp(unsigned char b) {
     if (byte_printable(b)) return b;
-    unsigned n = 0;
-    for (unsigned x = 0; x < b; x++) n += !byte_printable(x);
-    return 256 + n;
+    if (b <= 32) return 256 + b;
+    if (b <= 160) return 256 + 33 + (b - 127u);
+    return 256 + 67; /* 173, the soft hyphen */
 }
 
 int bpe_cp_byte(unsigned cp) {
     if (cp < 256) return byte_printable(cp) ? (int)cp : -1;
-    if (cp >= 256 + 68) return -1;
     unsigned n = cp - 256;
-    for (unsigned x = 0; x < 256; x++)
-        if (!byte_printable(x) && n-- == 0) return (int)x;
-    return -1;
+    if (n < 33) return (int)n;
+    if (n < 67) return (int)(127 + n - 33);
+    return n == 67 ? 173 : -1;
 }
 
 /* Decode one UTF-8 character of s[0..n) into *cp; returns its length, or 0
@@ -174,6 +174,13 @@ int bpe_model_init(BpeModel *m, int n_vocab, Err *err) {
         return err_set(err, "out of memory for a vocabulary of %d ids", n_vocab);
     }
     for (size_t i = 0; i < n; i++) m->str_off[i] = BPE_NONE;
+    /* tables sized for the whole vocabulary up front (load under one half) */
+    size_t cap = 1024;
+    while (cap < 2 * n + 2) cap *= 2;
+    if (map_grow(&m->by_str, cap) != 0) {
+        bpe_model_free(m);
+        return err_set(err, "out of memory for a vocabulary of %d ids", n_vocab);
+    }
     return 0;
 }
 
@@ -226,7 +233,7 @@ int bpe_model_set_token(BpeModel *m, int id, const char *s, size_t len, int verb
     m->raw_len[id] = (uint32_t)(outside ? len : nb);
     if (fresh) m->n_strs++;
     if (map_put(m, &m->by_str, 0, id, m->n_strs) != 0 ||
-        map_put(m, &m->by_raw, 1, id, m->n_strs) != 0)
+        (m->ignore_merges && map_put(m, &m->by_raw, 1, id, m->n_strs) != 0))
         rc = err_set(err, "out of memory for the vocabulary table");
 done:
     if (buf != small) free(buf);
@@ -256,6 +263,7 @@ static size_t merge_slot(const BpeModel *m, uint64_t key) {
 int bpe_model_add_merge(BpeModel *m, int left, int right, int merged, int rank, Err *err) {
     if ((m->n_merges + 1) * 2 > m->mcap) {
         size_t cap = m->mcap ? m->mcap * 2 : 1 << 16;
+        while (cap < 2 * m->merges_hint + 2) cap *= 2;
         uint64_t *key = malloc(cap * sizeof *key);
         int32_t *r = malloc(cap * sizeof *r), *nw = malloc(cap * sizeof *nw);
         if (!key || !r || !nw) {
@@ -335,19 +343,28 @@ static BpeHeapItem heap_pop(BpeHeapItem *h, size_t *n) {
     return top;
 }
 
-/* Push the candidate merge of symbol i with its right neighbour, if any. */
-static void push_pair(const BpeModel *m, BpeScratch *s, size_t *nh, int32_t i) {
+/* Push the candidate merge of symbol i with its right neighbour, if any.
+ * Returns 0, or -1 when the heap cannot grow. */
+static int push_pair(const BpeModel *m, BpeScratch *s, size_t *nh, int32_t i) {
     int32_t j = s->next[i];
-    if (j < 0) return;
+    if (j < 0) return 0;
     uint64_t k = (uint64_t)(uint32_t)s->sym[i] << 32 | (uint32_t)s->sym[j];
     for (size_t q = merge_slot(m, k);; q = (q + 1) & (m->mcap - 1)) {
-        if (m->mkey[q] == UINT64_MAX) return;
-        if (m->mkey[q] == k) {
-            BpeHeapItem it = {(uint64_t)(uint32_t)m->mrank[q] << 32 | (uint32_t)i, s->sym[i],
-                              s->sym[j], m->mnew[q]};
-            heap_push(s->heap, nh, it);
-            return;
+        if (m->mkey[q] == UINT64_MAX) return 0;
+        if (m->mkey[q] != k) continue;
+        if (*nh == s->hcap) {
+            /* the heap holds fewer than 3n items (n - 1 pairs, then at most
+             * two per merge) and usually about n: grow on demand */
+            size_t cap = s->hcap ? s->hcap * 2 : 256;
+            BpeHeapItem *h = realloc(s->heap, cap * sizeof *h);
+            if (!h) return -1;
+            s->heap = h;
+            s->hcap = cap;
         }
+        BpeHeapItem it = {(uint64_t)(uint32_t)m->mrank[q] << 32 | (uint32_t)i, s->sym[i],
+                          s->sym[j], m->mnew[q]};
+        heap_push(s->heap, nh, it);
+        return 0;
     }
 }
 
@@ -362,20 +379,26 @@ static int scratch_reserve(BpeScratch *s, size_t n) {
     s->prev = a;
     if (!(a = realloc(s->next, cap * sizeof *a))) return -1;
     s->next = a;
-    /* each merge pushes at most two candidates: n - 1 + 2 (n - 1) < 3n */
-    BpeHeapItem *h = realloc(s->heap, 3 * cap * sizeof *h);
-    if (!h) return -1;
-    s->heap = h;
     s->cap = cap;
-    s->hcap = 3 * cap;
     return 0;
+}
+
+void bpe_scratch_trim(BpeScratch *s, size_t max_word) {
+    if (s->cap <= max_word && s->hcap <= 2 * max_word) return;
+    free(s->sym);
+    free(s->prev);
+    free(s->next);
+    free(s->heap);
+    s->sym = s->prev = s->next = NULL;
+    s->heap = NULL;
+    s->cap = s->hcap = 0;
 }
 
 /* ---- the word cache ------------------------------------------------------- */
 
 /* Words up to CACHE_WORD bytes are cached; the cache is emptied when it
  * holds CACHE_SLOTS / 2 words or its byte or id arenas are full, which
- * bounds it at about 2.5 MB and keeps hits for the frequent words. */
+ * bounds it at 3.3 MB and keeps hits for the frequent words. */
 enum { CACHE_SLOTS = 1 << 16, CACHE_WORD = 255, CACHE_BYTES = 1 << 20, CACHE_IDS = 1 << 18 };
 
 static int cache_init(BpeScratch *s) {
@@ -452,7 +475,7 @@ int bpe_encode_word(const BpeModel *m, BpeScratch *s, const unsigned char *w, si
     }
     uint64_t h = 0;
     size_t slot = 0;
-    if (n <= CACHE_WORD) {
+    if (n <= CACHE_WORD && !s->no_cache) {
         if (!s->c_cap && cache_init(s) != 0) goto oom;
         h = bpe_hash_bytes(w, n);
         slot = cache_find(s, h, w, n);
@@ -479,7 +502,8 @@ int bpe_encode_word(const BpeModel *m, BpeScratch *s, const unsigned char *w, si
     s->next[k - 1] = -1;
     size_t nh = 0;
     if (m->mcap)
-        for (int32_t i = 0; i + 1 < k; i++) push_pair(m, s, &nh, i);
+        for (int32_t i = 0; i + 1 < k; i++)
+            if (push_pair(m, s, &nh, i) != 0) goto oom;
     while (nh) {
         BpeHeapItem it = heap_pop(s->heap, &nh);
         int32_t i = (int32_t)(it.key & 0xffffffffu), j = s->next[i];
@@ -490,13 +514,14 @@ int bpe_encode_word(const BpeModel *m, BpeScratch *s, const unsigned char *w, si
         s->sym[j] = -1;
         s->next[i] = s->next[j];
         if (s->next[j] >= 0) s->prev[s->next[j]] = i;
-        if (s->prev[i] >= 0) push_pair(m, s, &nh, s->prev[i]);
-        push_pair(m, s, &nh, i);
+        if ((s->prev[i] >= 0 && push_pair(m, s, &nh, s->prev[i]) != 0) ||
+            push_pair(m, s, &nh, i) != 0)
+            goto oom;
     }
     size_t first = out->n;
     for (int32_t i = 0; i >= 0; i = s->next[i])
         if (idvec_push(out, s->sym[i]) != 0) goto oom;
-    if (n <= CACHE_WORD) cache_put(s, h, w, n, out->v + first, out->n - first);
+    if (n <= CACHE_WORD && !s->no_cache) cache_put(s, h, w, n, out->v + first, out->n - first);
     return 0;
 oom:
     return err_set(err, "out of memory");

@@ -48,15 +48,17 @@ typedef struct BpeModel {
     uint32_t *raw_off;     /* (n_vocab) decoded bytes (the byte alphabet mapped back) */
     uint32_t *raw_len;     /* (n_vocab) */
     BpeStrMap by_str;      /* stored string -> id (the later set_token wins) */
-    BpeStrMap by_raw;      /* decoded bytes -> id (for ignore_merges) */
+    BpeStrMap by_raw;      /* decoded bytes -> id (only with ignore_merges) */
     size_t n_strs;         /* ids with a string */
     /* merges: key (left << 32 | right), value (rank, merged id) */
     uint64_t *mkey;        /* (mcap) UINT64_MAX = empty */
     int32_t *mrank, *mnew; /* (mcap) */
     size_t mcap, n_merges;
+    size_t merges_hint;    /* expected merge count, to size the table once */
     int byte_id[256];      /* id of each byte's symbol, -1 if the vocab lacks it */
     int unk_id;            /* -1 if none */
-    int ignore_merges;     /* a word that is a whole token is emitted as is */
+    int ignore_merges;     /* a word that is a whole token is emitted as is;
+                            * set before the tokens (it decides by_raw) */
 } BpeModel;
 
 /* The GPT-2 byte alphabet: byte b is code point bpe_byte_cp(b); the inverse
@@ -91,8 +93,10 @@ int bpe_model_add_merge(BpeModel *m, int left, int right, int merged, int rank, 
 void bpe_model_free(BpeModel *m);
 
 /* Reusable buffers of the merge loop and the word cache. One per thread of
- * use; zero-initialised is ready. */
+ * use; zero-initialised is ready (no_cache: never build the cache, for a
+ * short-lived scratch). */
 typedef struct BpeScratch {
+    int no_cache;
     int32_t *sym, *prev, *next; /* (cap) per symbol */
     struct BpeHeapItem *heap;   /* (hcap) */
     size_t cap, hcap;
@@ -106,6 +110,9 @@ typedef struct BpeScratch {
 } BpeScratch;
 
 void bpe_scratch_free(BpeScratch *s);
+/* Free the merge buffers (not the cache) if they grew past max_word bytes,
+ * so that one huge word does not pin its memory. */
+void bpe_scratch_trim(BpeScratch *s, size_t max_word);
 
 /* Encode one pre-token (n bytes, raw: the byte alphabet is applied here)
  * and append its ids to out. A byte whose symbol is missing from the vocab

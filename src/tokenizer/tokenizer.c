@@ -163,6 +163,7 @@ int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int add
     int shared = pthread_mutex_trylock(&t->lock) == 0;
     if (shared) es = t->shared;
     else if (!(es = calloc(1, sizeof *es))) return err_set(err, "out of memory");
+    else es->bpe.no_cache = 1; /* building a 3 MB cache for one call would not pay */
     es->ids.n = 0;
     int rc = 0;
     if (add_bos && t->bos_id >= 0 && idvec_push(&es->ids, t->bos_id) != 0)
@@ -181,6 +182,7 @@ int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int add
         /* a huge text must not pin its buffers for the tokenizer's life */
         if (es->ids.cap > ((size_t)1 << 20)) idvec_free(&es->ids);
         if (es->norm.cap > ((size_t)1 << 22)) bytebuf_free(&es->norm);
+        bpe_scratch_trim(&es->bpe, (size_t)1 << 16);
         pthread_mutex_unlock(&t->lock);
     } else {
         encstate_free(es);

@@ -47,6 +47,7 @@ static int merge_parts(const json_t *m, const char **a, size_t *la, const char *
 
 static int load_merges(Tokenizer *t, const json_t *merges, Err *err) {
     const char *what = t->path;
+    t->bpe.merges_hint = json_array_size(merges);
     char small[512], *buf = small;
     size_t cap = sizeof small;
     int rc = 0;
