@@ -67,7 +67,7 @@ test-slow: $(WHALE) $(TESTS)
 SAN_FLAGS = -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined $(SAN_FLAGS)" test \
-	  TEST_ENV="$(TEST_ENV) ASAN_OPTIONS=detect_leaks=1 WHALE_BIN=$(abspath build-asan/whale)"
+	  TEST_ENV="$(TEST_ENV) ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) WHALE_BIN=$(abspath build-asan/whale)"
 
 ubsan:
 	$(MAKE) BUILD=build-ubsan OPT=-O1 SANITIZE="-fsanitize=undefined $(SAN_FLAGS)" test \
