@@ -1174,6 +1174,9 @@ Test(gguf, name_mapping_examples) {
         {&v3, "model.layers.0.self_attn.kv_a_layernorm.weight", "blk.0.attn_kv_a_norm.weight", 0,
          -1, 0},
         {&v3, "model.layers.0.self_attn.o_proj.weight", "blk.0.attn_output.weight", 0, -1, 0},
+        {&ll, "model.layers.0.self_attn.o_proj.bias", "blk.0.attn_output.bias", 0, -1, 0},
+        {&ll, "model.layers.0.self_attn.q_proj.bias", "blk.0.attn_q.bias",
+         GGUF_XFORM_LLAMA_PERMUTE, -1, 8},
         {&v3, "model.layers.0.mlp.gate_proj.weight", "blk.0.ffn_gate.weight", 0, -1, 0},
         {&v3, "model.layers.1.mlp.gate.weight", "blk.1.ffn_gate_inp.weight", 0, -1, 0},
         {&v3, "model.layers.1.mlp.gate.e_score_correction_bias", "blk.1.exp_probs_b.bias", 0, -1,
@@ -1314,14 +1317,18 @@ static void expect_same_config(const ModelConfig *a, const ModelConfig *b, const
  * and transforms, F32) -> file -> config and tensors back: the config's
  * GGUF-carried fields, the metadata (meta -> config -> meta), every HF
  * tensor's bytes and every GGUF shape must survive exactly. */
-static void model_round_trip(const char *name) {
+static void model_round_trip_cfg(const char *name, ModelConfig cfg, int load) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", data_dir(), name);
-    ModelConfig cfg = load_case(name);
     Weights w;
     Err e = {{0}};
     cr_assert_eq(weights_alloc(&w, &cfg, QTYPE_F32, &e), 0, "%s", e.msg);
-    cr_assert_eq(weights_load(&w, dir, &e), 0, "weights_load(%s): %s", dir, e.msg);
+    if (load) cr_assert_eq(weights_load(&w, dir, &e), 0, "weights_load(%s): %s", dir, e.msg);
+    else /* every element distinct, biases too, so that a misplaced row shows */
+        for (int i = 0; i < w.n_specs; i++) {
+            float *p = weights_f32(&w, &w.specs[i]);
+            for (int64_t k = 0; k < w.specs[i].numel; k++) p[k] = (float)(i * 100000 + k) * 1e-3f;
+        }
 
     static GTList l;
     l.n = 0;
@@ -1465,7 +1472,17 @@ static void model_round_trip(const char *name) {
     weights_free(&w);
 }
 
+static void model_round_trip(const char *name) { model_round_trip_cfg(name, load_case(name), 1); }
+
 Test(gguf, model_round_trip_llama) { model_round_trip("llama"); }
+/* llama with attention_bias: q/k biases are permuted like their rows, and
+ * o_proj has a bias too (random weights; biases made non-zero) */
+Test(gguf, model_round_trip_llama_bias) {
+    ModelConfig c = load_case("llama");
+    c.attention_bias = 1;
+    c.rope.type = ROPE_DEFAULT;
+    model_round_trip_cfg("llama_bias", c, 0);
+}
 Test(gguf, model_round_trip_qwen2) { model_round_trip("qwen2"); }
 Test(gguf, model_round_trip_v2_lite) { model_round_trip("v2_lite"); }
 Test(gguf, model_round_trip_v2_group) { model_round_trip("v2_group"); }

@@ -269,12 +269,12 @@ static int gg_parse_kvs(Rd *r, GgufFile *g, uint64_t n_kv) {
     int cap = 0;
     for (uint64_t i = 0; i < n_kv; i++) {
         if (g->n_kv == cap) {
-            int nc = cap ? 2 * cap : 16;
-            if ((uint64_t)nc > n_kv) nc = (int)n_kv;
+            uint64_t nc = cap ? 2 * (uint64_t)cap : 16;
+            if (nc > n_kv) nc = n_kv; /* <= INT_MAX, checked by the caller */
             GgufKV *nk = realloc(g->kvs, (size_t)nc * sizeof *nk);
             if (!nk) return err_set(r->err, "%s: out of memory", r->f);
             g->kvs = nk;
-            cap = nc;
+            cap = (int)nc;
         }
         GgufKV *kv = &g->kvs[g->n_kv];
         memset(kv, 0, sizeof *kv);
@@ -367,12 +367,12 @@ static int gg_parse_tensors(Rd *r, GgufFile *g, uint64_t n_tensors) {
     int cap = 0;
     for (uint64_t i = 0; i < n_tensors; i++) {
         if (g->n_tensors == cap) {
-            int nc = cap ? 2 * cap : 16;
-            if ((uint64_t)nc > n_tensors) nc = (int)n_tensors;
+            uint64_t nc = cap ? 2 * (uint64_t)cap : 16;
+            if (nc > n_tensors) nc = n_tensors; /* <= INT_MAX, checked by the caller */
             GgufTensor *nt = realloc(g->tensors, (size_t)nc * sizeof *nt);
             if (!nt) return err_set(r->err, "%s: out of memory", r->f);
             g->tensors = nt;
-            cap = nc;
+            cap = (int)nc;
         }
         GgufTensor *t = &g->tensors[g->n_tensors];
         memset(t, 0, sizeof *t);

@@ -608,6 +608,7 @@ static const struct {
     {"self_attn.v_proj.weight", "attn_v.weight", N_PLAIN},
     {"self_attn.v_proj.bias", "attn_v.bias", N_PLAIN},
     {"self_attn.o_proj.weight", "attn_output.weight", N_PLAIN},
+    {"self_attn.o_proj.bias", "attn_output.bias", N_PLAIN},
     {"self_attn.q_a_proj.weight", "attn_q_a.weight", N_PLAIN},
     {"self_attn.q_a_layernorm.weight", "attn_q_a_norm.weight", N_PLAIN},
     {"self_attn.q_b_proj.weight", "attn_q_b.weight", N_PLAIN},
