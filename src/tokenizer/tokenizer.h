@@ -24,14 +24,19 @@ void tokenizer_free(Tokenizer *tok);
 /* Encode len bytes of text. Special/added token strings in the text map to
  * their ids. With add_bos, the BOS id (from tokenizer_config.json) is put
  * first. Invalid UTF-8 bytes are encoded as their byte symbols (byte-level
- * BPE covers every byte), never rejected. On success *ids is a malloc'd
- * array of *n ids (caller frees). Returns 0 or -1 with err (out of memory). */
+ * BPE covers every byte), never rejected: they never match a pre-tokenizer
+ * regex and pass NFC unchanged, so decode gives them back. On success *ids
+ * is a malloc'd array of *n ids (caller frees). Returns 0 or -1 with err
+ * (out of memory). Several threads may encode with one Tokenizer at once:
+ * one of them uses the shared word cache, the others private buffers. */
 int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int add_bos, int **ids,
                      int *n, Err *err);
 
 /* Decode ids to bytes: a malloc'd NUL-terminated string (caller frees),
- * *len bytes without the NUL. skip_special drops special tokens. An id out
- * of range is an error naming it. */
+ * *len bytes without the NUL (the bytes as they are: a sequence split
+ * between tokens or invalid is not replaced). Added tokens decode to their
+ * content, an unused id to nothing. skip_special drops special tokens. An
+ * id out of range is an error naming it. */
 int tokenizer_decode(const Tokenizer *tok, const int *ids, int n, int skip_special, char **out,
                      size_t *len, Err *err);
 
