@@ -978,4 +978,8 @@ Test(tokenizer, cli_tokenize_and_detokenize) {
     cr_assert_eq(h_run(&r, bad3, 60), 0);
     cr_expect(r.exited && r.code == 1 && strstr(r.err, "bad.jsonl:2:"), "%s: %s", r.cmd, r.err);
     h_run_free(&r);
+    h_write_text(h_path(g_dir, "bad.jsonl"), "");
+    cr_assert_eq(h_run(&r, bad3, 60), 0);
+    cr_expect(r.exited && r.code == 0 && r.out_len == 0, "empty --jsonl: %s %s", h_run_status(&r), r.err);
+    h_run_free(&r);
 }

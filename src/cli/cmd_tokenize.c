@@ -62,9 +62,13 @@ static int tokenize_jsonl(const Tokenizer *tok, const char *path, int bos, char 
                           double *secs, size_t *bytes, Err *err) {
     MappedFile mf;
     if (mfile_open(&mf, path, err) != 0) return -1;
+    if (mf.size == 0) { /* no lines, and no pointer arithmetic on NULL */
+        mfile_close(&mf);
+        return 0;
+    }
     const char *p = (const char *)mf.data, *end = p + mf.size;
     int rc = 0;
-    for (size_t line = 1; p && p < end; line++) {
+    for (size_t line = 1; p < end; line++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p)), *stop = nl ? nl : end;
         json_error_t je;
         json_t *v = json_loadb(p, (size_t)(stop - p), JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);

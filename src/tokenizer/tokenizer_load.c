@@ -268,8 +268,10 @@ static int load_config(Tokenizer *t, const char *path, Err *err) {
     }
     const char *bos = config_token(json_object_get(cfg, "bos_token"));
     const char *eos = config_token(json_object_get(cfg, "eos_token"));
-    if (bos) t->bos_id = tokenizer_token_id(t, bos);
-    if (eos) t->eos_id = tokenizer_token_id(t, eos);
+    /* a name the vocabulary lacks leaves what the post-processor said */
+    int id;
+    if (bos && (id = tokenizer_token_id(t, bos)) >= 0) t->bos_id = id;
+    if (eos && (id = tokenizer_token_id(t, eos)) >= 0) t->eos_id = id;
     const json_t *extra = json_object_get(cfg, "additional_special_tokens");
     for (size_t i = 0; i < json_array_size(extra); i++) {
         const char *s = config_token(json_array_get(extra, i));
