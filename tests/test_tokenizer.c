@@ -629,7 +629,7 @@ static void *encode_thread(void *arg) {
 
 Test(tokenizer, concurrent_encode_is_correct) {
     Tokenizer *t = load_real("deepseek_v3");
-    const char *texts[4] = {"The quick brown fox jumps over the lazy dog. " "Numbers 12345 and 中文文本。",
+    const char *texts[4] = {"The quick brown fox jumps over the lazy dog. Numbers 12345 and 中文文本。",
                             "def f(x):\n    return x ** 2  # 平方\n", "안녕하세요 こんにちは Привет",
                             "<｜User｜>hi<｜Assistant｜>hello<｜end▁of▁sentence｜>"};
     ThreadJob jobs[4] = {{0}};
@@ -884,7 +884,7 @@ Test(tokenizer, invalid_utf8_round_trips) {
     const char *texts[] = {"\xff", "abc\xff\xfe def", "\xc3\x28 \xa0\xa1", "\xe4\xb8 end",
                            "ok \xf0\x9f\x90", "\xed\xa0\x80 surrogate", "\xc0\xaf overlong",
                            "<|im_end|>\xff<|im_end|>", "\xff\xcc\x81 a mark after a bad byte",
-                           "12\xff" "34"};
+                           ("12\xff" "34")};
     Tokenizer *ts[2] = {load_real("deepseek_v3"), load_real("qwen3")};
     for (int m = 0; m < 2; m++)
         for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {

@@ -275,8 +275,7 @@ static int load_config(Tokenizer *t, const char *path, Err *err) {
     const json_t *extra = json_object_get(cfg, "additional_special_tokens");
     for (size_t i = 0; i < json_array_size(extra); i++) {
         const char *s = config_token(json_array_get(extra, i));
-        int id = s ? tokenizer_token_id(t, s) : -1;
-        if (id >= 0) t->special[id] = 1;
+        if (s && (id = tokenizer_token_id(t, s)) >= 0) t->special[id] = 1;
     }
     const json_t *ct = json_object_get(cfg, "chat_template");
     const char *tmpl = json_string_value(ct);
