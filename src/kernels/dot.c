@@ -2,7 +2,8 @@
 /* SIMD dot products (see dot.h). Each variant accumulates in float lanes
  * and reduces once at the end, so its rounding differs from the scalar
  * loop's by a few ulps of the row's magnitude; tests bound it relatively.
- * The integer products of Q8_0/Q4_0 blocks are exact in every variant. */
+ * The integer products of Q8_0/Q4_0 blocks (and of the Q4_K/Q6_K
+ * sub-blocks) are exact in every variant. */
 #include "kernels/dot.h"
 
 #include <immintrin.h>
@@ -25,6 +26,12 @@ static float dot_ref_q8_0(const void *w, const float *xf, const BlockQ8_0 *xq, i
 }
 static float dot_ref_q4_0(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
     return vec_dot_ref(QTYPE_Q4_0, w, xf, xq, n);
+}
+static float dot_ref_q4_k(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
+    return vec_dot_ref(QTYPE_Q4_K, w, xf, xq, n);
+}
+static float dot_ref_q6_k(const void *w, const float *xf, const BlockQ8_0 *xq, int n) {
+    return vec_dot_ref(QTYPE_Q6_K, w, xf, xq, n);
 }
 
 /* ---- AVX2 + FMA + F16C ---- */
@@ -110,6 +117,74 @@ AVX2 static float dot_avx2_q4_0(const void *wv, const float *xf, const BlockQ8_0
                                     _mm256_loadu_si256((const __m256i *)xq[i].qs));
         __m256 d = _mm256_set1_ps(_cvtsh_ss(w[i].d) * _cvtsh_ss(xq[i].d));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    (void)xf;
+    return hsum256(acc);
+}
+
+/* Q4_K x Q8_0: per 32-element sub-block, vpmaddubsw of the unsigned codes
+ * with the activation bytes (pairs <= 2*15*127, no saturation), widened by
+ * the sub-block scale; the min term from the activation's byte sum. */
+AVX2 static float dot_avx2_q4_k(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ4_K *w = wv;
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = _cvtsh_ss(w[i].d), dmin = _cvtsh_ss(w[i].dmin);
+        for (int p = 0; p < 4; p++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * p));
+            __m256i q[2] = {_mm256_and_si256(b, m4), _mm256_and_si256(_mm256_srli_epi16(b, 4), m4)};
+            for (int k = 0; k < 2; k++) {
+                const int j = 2 * p + k;
+                const BlockQ8_0 *x = &xq[8 * i + j];
+                int sc, m;
+                q4k_scale_min(w[i].scales, j, &sc, &m);
+                __m256i xv = _mm256_loadu_si256((const __m256i *)x->qs);
+                __m256i qx = _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv),
+                                               _mm256_set1_epi16((short)sc));
+                __m256i sx = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, xv),
+                                               _mm256_set1_epi16((short)m));
+                const float dx = _cvtsh_ss(x->d);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(qx), _mm256_set1_ps(dx * d), acc);
+                acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(sx), _mm256_set1_ps(dx * dmin), acc);
+            }
+        }
+    }
+    (void)xf;
+    return hsum256(acc);
+}
+
+/* Q6_K x Q8_0: the 6-bit codes (0..63) assembled per 32-element group,
+ * vpmaddubsw against the activation (pairs <= 2*63*127) minus the same for
+ * the offset 32, then vpmaddwd by the two 16-element sub-block scales. */
+AVX2 static float dot_avx2_q6_k(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ6_K *w = wv;
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = _cvtsh_ss(w[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m256i ql[2] = {_mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h)),
+                             _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * h + 32))};
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h));
+            for (int g = 0; g < 4; g++) {
+                __m256i lo = ql[g & 1];
+                if (g >= 2) lo = _mm256_srli_epi16(lo, 4);
+                lo = _mm256_and_si256(lo, m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m2);
+                __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+                const BlockQ8_0 *x = &xq[8 * i + 4 * h + g];
+                __m256i xv = _mm256_loadu_si256((const __m256i *)x->qs);
+                __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xv),
+                                               _mm256_maddubs_epi16(off, xv));
+                const int8_t *sc = w[i].scales + 8 * h + 2 * g;
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+                __m256i p32 = _mm256_madd_epi16(p16, scv);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(_cvtsh_ss(x->d) * d),
+                                      acc);
+            }
+        }
     }
     (void)xf;
     return hsum256(acc);
@@ -277,14 +352,18 @@ VNNI static float dot_vnni_q4_0(const void *wv, const float *xf, const BlockQ8_0
     return s;
 }
 
+/* The k-quants run their AVX2 kernels at every SIMD level. */
 static const DotKernels levels[DOT_LEVELS] = {
-    {"scalar", {dot_ref_f32, dot_ref_f16, dot_ref_bf16, dot_ref_q8_0, dot_ref_q4_0}},
-    {"avx2", {dot_avx2_f32, dot_avx2_f16, dot_avx2_bf16, dot_avx2_q8_0, dot_avx2_q4_0}},
+    {"scalar", {dot_ref_f32, dot_ref_f16, dot_ref_bf16, dot_ref_q8_0, dot_ref_q4_0, dot_ref_q4_k,
+                dot_ref_q6_k}},
+    {"avx2", {dot_avx2_f32, dot_avx2_f16, dot_avx2_bf16, dot_avx2_q8_0, dot_avx2_q4_0,
+              dot_avx2_q4_k, dot_avx2_q6_k}},
     {"avx512", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_avx512_q8_0,
-                dot_avx512_q4_0}},
+                dot_avx512_q4_0, dot_avx2_q4_k, dot_avx2_q6_k}},
     {"avx512vnni", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_vnni_q8_0,
-                    dot_vnni_q4_0}},
+                    dot_vnni_q4_0, dot_avx2_q4_k, dot_avx2_q6_k}},
 };
+_Static_assert(QTYPE_COUNT == 7, "every level lists a kernel per storage type");
 
 static int level_supported(DotLevel l) {
     __builtin_cpu_init();
