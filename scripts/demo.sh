@@ -4,7 +4,8 @@
 # DeepSeek-V3-architecture model (MLA, DeepSeekMoE with sigmoid group-limited
 # routing, one MTP module), describes it, and runs its forward pass both
 # ways: the full-sequence prefill and token-by-token decoding through the
-# latent KV cache. Until the R1-Zero recipe lands (issue 5), this is the demo.
+# latent KV cache, then feeds it text through its tokenizer and the R1 chat
+# template. Until the R1-Zero recipe lands (issue 5), this is the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=build/whale
@@ -29,4 +30,9 @@ import numpy as np
 a = np.fromfile('$OUT/prefill.f32', dtype='<f4'); b = np.fromfile('$OUT/decode.f32', dtype='<f4')
 print(f'max |prefill - decode| = {np.abs(a - b).max():.2e} over {a.size} logits')"
 fi
-echo "Next: the tokenizer and chat (issue 3), training (4), the R1-Zero demo (5), serving (6)."
+echo
+echo "== whale tokenize / generate: text in, text out (random weights: the words are noise)"
+$W tokenize -m "$OUT/model" --text "What is 17 + 25? <think>"
+$W generate -m "$OUT/model" -p "What is 17 + 25?" --chat -n 24 --temp 0 --verbose
+echo
+echo "Next: training (issue 4), the R1-Zero demo (5), serving (6)."
