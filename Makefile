@@ -58,7 +58,10 @@ $(TESTS): $(TEST_OBJ) $(BUILD)/libwhale.a
 TEST_ENV = WHALE_BIN=$(abspath $(WHALE)) WHALE_DATA=$(abspath tests/data) WHALE_QUIET=1
 CRITERION_FLAGS ?= --jobs 2
 
-test: $(WHALE) $(TESTS)
+# `make test` on a fresh machine installs what is missing first (silent
+# when everything is there).
+test: deps
+	$(MAKE) $(WHALE) $(TESTS)
 	$(TEST_ENV) $(TESTS) $(CRITERION_FLAGS)
 
 test-slow: $(WHALE) $(TESTS)

@@ -52,7 +52,7 @@ int cmd_bench(int argc, char **argv) {
         {"prompt", 'p', ARG_INT, &n_prompt, "N: prompt tokens (default 128)"},
         {"gen", 'n', ARG_INT, &n_gen, "N: decoded tokens (default 64)"},
         {"reps", 'r', ARG_INT, &reps, "N: repetitions, median reported (default 3)"},
-        {"quant", 'q', ARG_STR, &quant, "f32|bf16|f16|q8_0|q4_0: weight storage (default f32)"},
+        {"quant", 'q', ARG_STR, &quant, "f32|bf16|f16|q8_0|q4_0|q4_k|q6_k: weight storage (default f32)"},
         {"json", 0, ARG_FLAG, &json, "print {\"pp_tok_s\":..,\"tg_tok_s\":..}"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: seed of the random token ids"},
@@ -66,7 +66,7 @@ int cmd_bench(int argc, char **argv) {
         return cli_fail("bench", "-p must be >= 1, -n >= 0, --reps in 1..100"), 2;
     QType qt;
     if (qtype_parse(quant, &qt) != 0)
-        return cli_fail("bench", "--quant must be f32, bf16, f16, q8_0 or q4_0, not '%s'", quant), 2;
+        return cli_fail("bench", "--quant must be f32, bf16, f16, q8_0, q4_0, q4_k or q6_k, not '%s'", quant), 2;
     if (cli_threads("bench", threads) != 0) return 2;
 
     Err err = {0};

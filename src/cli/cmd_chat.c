@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/threads.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "infer/chat.h"
@@ -130,8 +129,8 @@ int cmd_chat(int argc, char **argv) {
                        (int)(sizeof specs / sizeof specs[0]), argc, argv);
     if (r) return r > 0 ? 0 : 2;
     if (!model) return cli_fail("chat", "-m PATH is required"), 2;
-    if (ctx < 0 || threads < 0) return cli_fail("chat", "--ctx and --threads must be positive"), 2;
-    threads_set(threads);
+    if (ctx < 0) return cli_fail("chat", "--ctx must be positive"), 2;
+    if (cli_threads("chat", threads) != 0) return 2;
     sigset_t unblocked;
     sigint_setup(&unblocked);
 

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "base/threads.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "infer/chat.h"
@@ -57,9 +56,9 @@ int cmd_generate(int argc, char **argv) {
     if (r) return r > 0 ? 0 : 2;
     if (!model || !prompt) return cli_fail("generate", "-m PATH and -p TEXT are required"), 2;
     if (system && !chat) return cli_fail("generate", "--system needs --chat"), 2;
-    if (ctx < 0 || threads < 0) return cli_fail("generate", "--ctx and --threads must be positive"), 2;
+    if (ctx < 0) return cli_fail("generate", "--ctx must be positive"), 2;
+    if (cli_threads("generate", threads) != 0) return 2;
     if (n == 0) return 0;
-    threads_set(threads);
 
     ChatOpts o = {
         .gen = {.sampling = {.temperature = temp,

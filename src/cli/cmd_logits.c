@@ -51,7 +51,7 @@ int cmd_logits(int argc, char **argv) {
          "FILE: also write MTP module 1's logits, (n_ids-1) x vocab_size"},
         {"kv-type", 0, ARG_STR, &kv_type, "f32|bf16: KV cache storage (default f32)"},
         {"quant", 'q', ARG_STR, &quant,
-         "f32|bf16|f16|q8_0|q4_0: store the matrices so at load (default f32, exact)"},
+         "f32|bf16|f16|q8_0|q4_0|q4_k|q6_k: store the matrices so at load (default f32)"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: unused (the forward pass is deterministic)"},
     };
@@ -66,7 +66,7 @@ int cmd_logits(int argc, char **argv) {
     else return cli_fail("logits", "--kv-type must be f32 or bf16, not '%s'", kv_type), 2;
     QType qt;
     if (qtype_parse(quant, &qt) != 0)
-        return cli_fail("logits", "--quant must be f32, bf16, f16, q8_0 or q4_0, not '%s'", quant), 2;
+        return cli_fail("logits", "--quant must be f32, bf16, f16, q8_0, q4_0, q4_k or q6_k, not '%s'", quant), 2;
     if (cli_threads("logits", threads) != 0) return 2;
 
     Err err = {0};

@@ -12,7 +12,6 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "base/threads.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "tokenizer/tokenizer.h"
@@ -106,8 +105,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (!model) return cli_fail("tokenize", "-m PATH is required"), 2;
     if (!!text + !!file + !!jsonl != 1)
         return cli_fail("tokenize", "give exactly one of --text, --file, --jsonl"), 2;
-    if (threads < 0) return cli_fail("tokenize", "--threads must be positive"), 2;
-    threads_set(threads);
+    if (cli_threads("tokenize", threads) != 0) return 2;
 
     Err err = {{0}};
     char *buf = NULL, *data = NULL;
@@ -182,7 +180,7 @@ int cmd_detokenize(int argc, char **argv) {
                        "no newline added)", specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
     if (r) return r > 0 ? 0 : 2;
     if (!model || !ids_s) return cli_fail("detokenize", "-m PATH and --ids LIST are required"), 2;
-    if (threads < 0) return cli_fail("detokenize", "--threads must be positive"), 2;
+    if (cli_threads("detokenize", threads) != 0) return 2;
     Err err = {{0}};
     int *ids = NULL;
     int n = parse_ids(ids_s, &ids, &err);
