@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/gen_flags.h"
 #include "cli/commands.h"
 #include "infer/chat.h"
 
@@ -104,51 +104,20 @@ static int read_line(LineReader *lr, char **line, const sigset_t *unblocked) {
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *model = NULL, *system = NULL, *tmpl = NULL;
-    int n = -1, top_k = 0, seed = -1, verbose = 0, ctx = 0, threads = 0, last_n = 0;
-    float temp = 0.6f, top_p = 0.95f, min_p = 0, rep = 1, presence = 0, frequency = 0;
-    ArgSpec specs[] = {
-        {"model", 'm', ARG_STR, &model, "PATH: model directory"},
-        {"system", 0, ARG_STR, &system, "TEXT: system message"},
-        {"n-predict", 'n', ARG_INT, &n, "N: at most N tokens per answer (default: until a stop)"},
-        {"temp", 0, ARG_FLOAT, &temp, "T: temperature (default 0.6; 0: greedy)"},
-        {"top-p", 0, ARG_FLOAT, &top_p, "P: nucleus sampling (default 0.95; 1: off)"},
-        {"top-k", 0, ARG_INT, &top_k, "K: keep the K most likely tokens (default 0: off)"},
-        {"min-p", 0, ARG_FLOAT, &min_p, "P: drop tokens below P x the top probability (default 0: off)"},
-        {"repeat-penalty", 0, ARG_FLOAT, &rep, "X: repetition penalty, HF/CTRL style (default 1: off)"},
-        {"repeat-last-n", 0, ARG_INT, &last_n, "N: penalty window in tokens (default 64; -1: all)"},
-        {"presence-penalty", 0, ARG_FLOAT, &presence, "X: OpenAI presence penalty (default 0)"},
-        {"frequency-penalty", 0, ARG_FLOAT, &frequency, "X: OpenAI frequency penalty (default 0)"},
-        {"seed", 0, ARG_INT, &seed, "N: sampling seed (default: from the clock)"},
-        {"chat-template", 0, ARG_STR, &tmpl, "NAME: deepseek-v3 deepseek-r1 r1-distill-qwen r1-distill-llama chatml"},
-        {"ctx", 'c', ARG_INT, &ctx, "N: context size in tokens (default min(4096, the model's))"},
-        {"verbose", 'v', ARG_FLAG, &verbose, "print token counts and speeds after each answer"},
-        {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
-    };
-    int r = args_parse("chat", "-m PATH [--system TEXT] [sampling flags]", specs,
-                       (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    GenFlags f;
+    gen_flags_init(&f);
+    ArgSpec specs[GEN_FLAGS_N];
+    int n_specs = gen_flags_specs(&f, specs);
+    int r = args_parse("chat", "-m PATH [--system TEXT] [sampling flags]", specs, n_specs, argc,
+                       argv);
     if (r) return r > 0 ? 0 : 2;
-    if (!model) return cli_fail("chat", "-m PATH is required"), 2;
-    if (ctx < 0) return cli_fail("chat", "--ctx must be positive"), 2;
-    if (cli_threads("chat", threads) != 0) return 2;
+    ChatOpts o;
+    if ((r = gen_flags_apply("chat", &f, &o)) != 0) return r;
+    const char *model = f.model;
+    const int n = f.n, verbose = f.verbose;
     sigset_t unblocked;
     sigint_setup(&unblocked);
 
-    ChatOpts o = {
-        .gen = {.sampling = {.temperature = temp,
-                             .top_k = top_k,
-                             .top_p = top_p,
-                             .min_p = min_p,
-                             .repetition_penalty = rep,
-                             .presence_penalty = presence,
-                             .frequency_penalty = frequency,
-                             .penalty_last_n = last_n,
-                             .seed = seed >= 0 ? (uint64_t)seed
-                                               : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32)},
-                .n_ctx = ctx},
-        .template_name = tmpl,
-        .system = system,
-    };
     Err err = {0};
     ChatSession s;
     if (chat_open(&s, model, &o, &err) != 0) return cli_fail("chat", "%s", err.msg);
