@@ -386,14 +386,22 @@ const DotKernels *dot_kernels(DotLevel level) {
 }
 
 const DotKernels *dot_best(void) {
+    /* Racing first calls compute the same answer; the atomics make the
+     * publication of the pointer well defined. */
     static const DotKernels *best;
-    if (best) return best;
+    const DotKernels *b = __atomic_load_n(&best, __ATOMIC_ACQUIRE);
+    if (b) return b;
     DotLevel cap = DOT_AVX512_VNNI;
     const char *env = getenv("WHALE_SIMD");
     if (env && !strcmp(env, "scalar")) cap = DOT_SCALAR;
     else if (env && !strcmp(env, "avx2")) cap = DOT_AVX2;
     else if (env && !strcmp(env, "avx512")) cap = DOT_AVX512;
+    b = &levels[DOT_SCALAR];
     for (int l = cap; l >= 0; l--)
-        if (level_supported((DotLevel)l)) return best = &levels[l];
-    return best = &levels[DOT_SCALAR];
+        if (level_supported((DotLevel)l)) {
+            b = &levels[l];
+            break;
+        }
+    __atomic_store_n(&best, b, __ATOMIC_RELEASE);
+    return b;
 }

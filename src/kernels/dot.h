@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Dot products of one weight row with one activation row, per storage
- * type, in three instruction-set levels: the scalar reference
+ * type, in four instruction-set levels: the scalar reference
  * (quant.c: vec_dot_ref), AVX2+FMA+F16C, AVX-512 (F, BW, VL) and AVX-512
  * VNNI (byte dot products for the quantised types). The best level the CPU
  * has is chosen once at run time (WHALE_SIMD=scalar|avx2|avx512 caps it);

@@ -7,7 +7,7 @@
  * q in -32..31); F32, F16, BF16 plain. Activations meet
  * quantised weights as Q8_0 rows quantised on the fly, so every quantised
  * product is an integer dot product per block. The scalar functions here are
- * the reference the SIMD variants (quant_simd.c) are tested against. */
+ * the reference the SIMD variants (dot.c) are tested against. */
 #ifndef WHALE_QUANT_H
 #define WHALE_QUANT_H
 
