@@ -20,6 +20,7 @@ static const struct {
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"generate", cmd_generate, "stream the completion of a prompt (--chat: as a chat turn)"},
     {"chat", cmd_chat, "interactive multi-turn chat, R1 thinking shown apart"},
+    {"convert", cmd_convert, "HF model directory -> GGUF file (--type), GGUF -> HF directory"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

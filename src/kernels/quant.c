@@ -97,6 +97,20 @@ static float q4k_fit(const float *x, float *m) {
     return best_s;
 }
 
+/* Weighted squared error (w = rms + |x|, as in q4k_fit) of a Q4_K
+ * sub-block coded with step dd and min dm. */
+static float q4k_error(const float *x, float dd, float dm) {
+    float ss = 0, e = 0;
+    for (int l = 0; l < 32; l++) ss += x[l] * x[l];
+    const float rms = sqrtf(ss / 32);
+    for (int l = 0; l < 32; l++) {
+        int q = dd ? clampi((int)lrintf((x[l] + dm) / dd), 0, 15) : 0;
+        float r = dd * (float)q - dm - x[l];
+        e += (rms + fabsf(x[l])) * r * r;
+    }
+    return e;
+}
+
 static void quantize_q4_k(const float *x, BlockQ4_K *y, int nb) {
     for (int i = 0; i < nb; i++, x += QK_K) {
         float sc[8], mn[8], max_sc = 0, max_mn = 0;
@@ -105,12 +119,37 @@ static void quantize_q4_k(const float *x, BlockQ4_K *y, int nb) {
             max_sc = sc[j] > max_sc ? sc[j] : max_sc;
             max_mn = mn[j] > max_mn ? mn[j] : max_mn;
         }
-        /* the 6-bit sub-block scales are steps of d = max/63 */
-        float isc = max_sc > 0 ? 63 / max_sc : 0, imn = max_mn > 0 ? 63 / max_mn : 0;
+        /* the 6-bit sub-block scales and mins are steps of max/63; a min is
+         * rounded up and a scale widened where rounding would leave the
+         * sub-block's extremes outside the 16 codes (clamping costs more
+         * than the coarser step) */
+        y[i].d = f32_to_f16(max_sc / 63);
+        y[i].dmin = f32_to_f16(max_mn / 63);
+        const float d = f16_to_f32(y[i].d), dmin = f16_to_f32(y[i].dmin);
         memset(y[i].scales, 0, sizeof y[i].scales);
+        uint8_t L[QK_K];
         for (int j = 0; j < 8; j++) {
-            int ls = clampi((int)lrintf(isc * sc[j]), 0, 63);
-            int lm = clampi((int)lrintf(imn * mn[j]), 0, 63);
+            const float *xj = x + 32 * j;
+            float hi = 0, lo = 0;
+            for (int l = 0; l < 32; l++) {
+                hi = xj[l] > hi ? xj[l] : hi;
+                lo = xj[l] < lo ? xj[l] : lo;
+            }
+            /* candidates: the rounded scale and min, and the ones that
+             * cover the sub-block's extremes; the lower weighted error wins */
+            const float need_m = mn[j] > -lo ? mn[j] : -lo;
+            int ls = 0, lm = 0;
+            float best = -1;
+            for (int cand = 0; cand < 4; cand++) {
+                int m6 = dmin > 0 ? clampi((int)(cand & 1 ? ceilf(need_m / dmin)
+                                                           : lrintf(mn[j] / dmin)), 0, 63) : 0;
+                int s6 = d > 0 ? clampi((int)lrintf(sc[j] / d), 0, 63) : 0;
+                if (cand & 2 && d > 0 && hi + dmin * (float)m6 > 15 * d * (float)s6)
+                    s6 = clampi((int)ceilf((hi + dmin * (float)m6) / (15 * d)), 0, 63);
+                float e = q4k_error(xj, d * (float)s6, dmin * (float)m6);
+                if (best < 0 || e < best) best = e, ls = s6, lm = m6;
+            }
+            const float dm = dmin * (float)lm;
             if (j < 4) {
                 y[i].scales[j] = (uint8_t)ls;
                 y[i].scales[j + 4] = (uint8_t)lm;
@@ -119,20 +158,10 @@ static void quantize_q4_k(const float *x, BlockQ4_K *y, int nb) {
                 y[i].scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
                 y[i].scales[j] |= (uint8_t)((lm >> 4) << 6);
             }
-        }
-        y[i].d = f32_to_f16(max_sc / 63);
-        y[i].dmin = f32_to_f16(max_mn / 63);
-        /* codes against the scales as stored (fp16 and 6 bits), so the
-         * rounding of the scales is compensated where it can be */
-        const float d = f16_to_f32(y[i].d), dmin = f16_to_f32(y[i].dmin);
-        uint8_t L[QK_K];
-        for (int j = 0; j < 8; j++) {
-            int ls, lm;
-            q4k_scale_min(y[i].scales, j, &ls, &lm);
-            float dd = d * (float)ls, dm = dmin * (float)lm;
+            /* codes against the scales as stored (fp16 and 6 bits) */
+            const float dd = d * (float)ls;
             for (int l = 0; l < 32; l++)
-                L[32 * j + l] =
-                    dd ? (uint8_t)clampi((int)lrintf((x[32 * j + l] + dm) / dd), 0, 15) : 0;
+                L[32 * j + l] = dd ? (uint8_t)clampi((int)lrintf((xj[l] + dm) / dd), 0, 15) : 0;
         }
         for (int p = 0; p < 4; p++)
             for (int l = 0; l < 32; l++)
@@ -187,17 +216,27 @@ static void quantize_q6_k(const float *x, BlockQ6_K *y, int nb) {
         }
         memset(&y[i], 0, sizeof y[i]);
         if (fabsf(ms) < 1e-30f) continue; /* an all-zero block */
-        /* the largest scale becomes -128, the int8 code with no positive twin */
+        /* the largest scale becomes -128, the int8 code with no positive
+         * twin; a scale is widened where its rounding would clamp codes */
         const float is = -128 / ms;
         y[i].d = f32_to_f16(1 / is);
-        for (int j = 0; j < 16; j++) y[i].scales[j] = (int8_t)clampi((int)lrintf(is * sc[j]), -128, 127);
         const float d = f16_to_f32(y[i].d);
         uint8_t L[QK_K];
         for (int j = 0; j < 16; j++) {
-            float dd = d * (float)y[i].scales[j];
-            for (int l = 0; l < 16; l++)
-                L[16 * j + l] =
-                    (uint8_t)(32 + (dd ? clampi((int)lrintf(x[16 * j + l] / dd), -32, 31) : 0));
+            const float *xj = x + 16 * j;
+            int s8 = clampi((int)lrintf(is * sc[j]), -128, 127);
+            for (;;) {
+                int clamped = 0;
+                const float dd = d * (float)s8;
+                for (int l = 0; l < 16; l++) {
+                    int q = dd ? (int)lrintf(xj[l] / dd) : 0;
+                    clamped |= q < -32 || q > 31;
+                    L[16 * j + l] = (uint8_t)(32 + clampi(q, -32, 31));
+                }
+                if (!clamped || s8 == 127 || s8 == -128) break;
+                s8 += s8 > 0 ? 1 : -1;
+            }
+            y[i].scales[j] = (int8_t)s8;
         }
         for (int h = 0; h < 2; h++)
             for (int l = 0; l < 32; l++) {

@@ -10,6 +10,7 @@
 #include "base/file.h"
 #include "io/safetensors.h"
 #include "kernels/matmul.h"
+#include "model/gguf_load.h"
 #include "kernels/ops.h"
 #include "model/blocks.h"
 
@@ -46,11 +47,34 @@ static int checkpoint_has_mtp(const char *path, const ModelConfig *cfg) {
     return has;
 }
 
+/* 1 if path names a GGUF file (by its extension, as llama.cpp does). */
+static int is_gguf(const char *path) {
+    size_t n = strlen(path);
+    return n > 5 && !strcmp(path + n - 5, ".gguf");
+}
+
+/* A .gguf: config from its metadata, weights through model/gguf_load.c;
+ * keep: each matrix in the file's type, else all in mat_type. */
+static int open_gguf(Model *m, const char *path, int keep, QType mat_type, Err *err) {
+    GgufFile g;
+    memset(m, 0, sizeof *m);
+    if (gguf_open(&g, path, err) != 0) return -1;
+    m->max_chunk = MODEL_MAX_CHUNK;
+    int rc = gguf_model_config(&g, &m->cfg, err);
+    if (rc == 0) rc = rope_init(&m->rope, &m->cfg, err);
+    if (rc == 0) rc = gguf_weights_load(&m->w, &m->cfg, &g, keep, mat_type, err);
+    gguf_close(&g);
+    if (rc != 0) model_free(m);
+    return rc;
+}
+
 int model_open(Model *m, const char *path, Err *err) {
+    if (is_gguf(path)) return open_gguf(m, path, 1, QTYPE_F32, err);
     return model_open_as(m, path, QTYPE_F32, err);
 }
 
 int model_open_as(Model *m, const char *path, QType mat_type, Err *err) {
+    if (is_gguf(path)) return open_gguf(m, path, 0, mat_type, err);
     memset(m, 0, sizeof *m);
     char dir[4096];
     /* a .safetensors file reads its config.json from the same directory */

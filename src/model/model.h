@@ -23,12 +23,15 @@ typedef struct Model {
 } Model;
 
 /* Open a model directory (config.json + safetensors) or a .safetensors file
- * with a config.json beside it. MTP modules are loaded when the checkpoint
- * has them; a checkpoint without them loads as a model without MTP. */
+ * with a config.json beside it, or a .gguf file (model/gguf_load.h: every
+ * matrix keeps the file's type, so a Q8_0 GGUF computes with Q8_0 blocks).
+ * MTP modules are loaded when the checkpoint has them; a checkpoint without
+ * them loads as a model without MTP. */
 int model_open(Model *m, const char *path, Err *err);
 
 /* The same with the matrices stored as mat_type (quantised on load for
- * inference: BF16, F16, Q8_0, Q4_0; F32 keeps them exact). */
+ * inference: BF16, F16, Q8_0, Q4_0, Q4_K, Q6_K; F32 keeps them exact; a
+ * GGUF's tensors already of that type are copied as they are). */
 int model_open_as(Model *m, const char *path, QType mat_type, Err *err);
 
 /* A model of the given shape with zeroed weights (for init and training). */

@@ -24,6 +24,9 @@ typedef struct Builder {
     int n, cap;
     size_t off;
     int failed;
+    WeightsTypeFn type_of; /* per-matrix storage type, or NULL: mat_type */
+    void *type_ctx;
+    int f32_next;          /* the next tensor defaults to F32 whatever mat_type */
 } Builder;
 
 static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const char *fmt, ...)
@@ -57,7 +60,9 @@ static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const 
     s->numel = rows * (cols > 0 ? cols : 1);
     /* matrices take the storage type when their rows fill whole blocks;
      * the correction bias and norms stay F32 */
-    QType t = b->w->mat_type;
+    QType t = b->f32_next ? QTYPE_F32 : b->w->mat_type;
+    b->f32_next = 0;
+    if (cols > 0 && b->type_of) t = b->type_of(b->type_ctx, s->name, rows, cols, t);
     if (cols <= 0 || cols % qtype_block(t) != 0) t = QTYPE_F32;
     s->type = t;
     s->bytes = cols > 0 ? (size_t)rows * qtype_row_bytes(t, (int)cols) : (size_t)rows * 4;
@@ -117,6 +122,10 @@ static void walk_layer(Builder *b, const ModelConfig *c, int l, LayerWeights *L)
     int64_t shared = 0;
     if (L->is_moe) {
         const int64_t E = c->n_routed_experts, Im = c->moe_intermediate_size;
+        /* the router stays F32 at any mat_type, as llama.cpp keeps
+         * ffn_gate_inp: it is small (E x D) and its scores choose the
+         * experts, where one quantisation step can swap a near tie */
+        b->f32_next = !b->bind;
         L->router = ADDM(b, E, D, "%s.mlp.gate.weight", pre);
         if (c->topk_method == TOPK_NOAUX_TC)
             L->router_bias =
@@ -175,12 +184,17 @@ static void walk(Builder *b, const ModelConfig *c) {
 }
 
 int weights_alloc(Weights *w, const ModelConfig *c, QType mat_type, Err *err) {
+    return weights_alloc_typed(w, c, mat_type, NULL, NULL, err);
+}
+
+int weights_alloc_typed(Weights *w, const ModelConfig *c, QType mat_type, WeightsTypeFn type_of,
+                        void *ctx, Err *err) {
     memset(w, 0, sizeof *w);
     w->mat_type = mat_type;
     int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
     w->layers = calloc((size_t)n_layers, sizeof *w->layers);
     if (!w->layers) goto oom;
-    Builder b = {.w = w};
+    Builder b = {.w = w, .type_of = type_of, .type_ctx = ctx};
     walk(&b, c);
     if (b.failed) goto oom;
     w->n_specs = b.n;

@@ -67,7 +67,8 @@ typedef struct LayerWeights {
 typedef struct Weights {
     unsigned char *data;     /* one flat buffer of all parameters (owned) */
     size_t n_bytes;
-    QType mat_type;          /* storage of the 2-D tensors (F32 for training) */
+    QType mat_type;          /* storage of the 2-D tensors (F32 for training); with
+                              * weights_alloc_typed the default, ParamSpec.type rules */
     ParamSpec *specs;        /* (n_specs) owned */
     int n_specs;
     LayerWeights *layers;    /* (num_hidden_layers + num_nextn_predict_layers) */
@@ -79,9 +80,23 @@ typedef struct Weights {
 
 /* Build the tensor table for cfg and allocate the zeroed flat buffer, with
  * 2-D tensors stored as mat_type (a matrix whose row length is not a
- * multiple of the type's block stays F32). Returns 0 or -1 with err (out of
- * memory, absurd size). */
+ * multiple of the type's block stays F32, and so does the MoE router,
+ * mlp.gate.weight, as in llama.cpp's quantised files). Returns 0 or -1 with
+ * err (out of memory, absurd size). */
 int weights_alloc(Weights *w, const ModelConfig *cfg, QType mat_type, Err *err);
+
+/* Storage type of one 2-D tensor (rows, cols) called name, for
+ * weights_alloc_typed; dflt is what weights_alloc would choose. */
+typedef QType (*WeightsTypeFn)(void *ctx, const char *name, int64_t rows, int64_t cols,
+                               QType dflt);
+
+/* weights_alloc with a storage type per matrix: type_of (may be NULL) is
+ * asked once per 2-D tensor, in table order, with weights_alloc's choice as
+ * dflt, and has the last word; a type whose block does not
+ * divide the row stays F32, as in weights_alloc. The GGUF loader keeps each
+ * file tensor's own type this way. */
+int weights_alloc_typed(Weights *w, const ModelConfig *cfg, QType mat_type, WeightsTypeFn type_of,
+                        void *ctx, Err *err);
 
 /* The F32 storage of a tensor (asserts that it is F32). */
 float *weights_f32(const Weights *w, const ParamSpec *s);
