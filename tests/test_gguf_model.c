@@ -959,6 +959,9 @@ Test(gguf_model, convert_carries_the_tokenizer) {
     cr_assert_eq(gguf_get_arr(&g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &toks, &e), 0);
     cr_assert_eq(gguf_get_arr(&g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, &types, &e), 0);
     cr_assert_eq(toks->arr_n, (uint64_t)c.vocab_size, "tokens padded to vocab_size");
+    const GgufValue *merges; /* llama.cpp refuses a gpt2 vocab without the key, even empty */
+    cr_assert_eq(gguf_get_arr(&g, "tokenizer.ggml.merges", GGUF_TYPE_STRING, &merges, &e), 0,
+                 "%s", e.msg);
     int count[8] = {0};
     for (uint64_t i = 0; i < types->arr_n; i++) {
         GgufValue el;

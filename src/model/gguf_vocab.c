@@ -276,7 +276,7 @@ int gguf_vocab_from_hf(GgufVocab *v, const char *dir, int n_vocab, GgufMeta *m, 
     if (!rc)
         rc = gguf_meta_add(m, gguf_kv_arr("tokenizer.ggml.token_type", GGUF_TYPE_INT32,
                                           (uint64_t)v->n_tokens, v->types), err);
-    if (!rc && v->n_merges)
+    if (!rc) /* llama.cpp requires the key, even with no merges */
         rc = gguf_meta_add(m, gguf_kv_arr_str("tokenizer.ggml.merges", (uint64_t)v->n_merges,
                                               v->merges), err);
     /* ids of the config's token names, where the model config did not say */
