@@ -9,7 +9,9 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "io/config.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
+#include "model/gguf_load.h"
 #include "model/kvcache.h"
 
 static void print_dtypes(const char *path, int json) {
@@ -49,6 +51,40 @@ static void print_dtypes(const char *path, int json) {
     st_close(&st);
 }
 
+/* A .gguf file: config from its metadata, tensor counts by ggml type. */
+static int load_gguf_info(const char *path, ModelConfig *c, int json, char *dtypes, size_t n,
+                          Err *err) {
+    GgufFile g;
+    if (gguf_open(&g, path, err) != 0) return -1;
+    if (gguf_model_config(&g, c, err) != 0) {
+        gguf_close(&g);
+        return -1;
+    }
+    int count[GGML_TYPE_COUNT] = {0};
+    double bytes[GGML_TYPE_COUNT] = {0}, total = 0;
+    for (int i = 0; i < g.n_tensors; i++) {
+        if (g.tensors[i].type < GGML_TYPE_COUNT) {
+            count[g.tensors[i].type]++;
+            bytes[g.tensors[i].type] += (double)g.tensors[i].n_bytes;
+        }
+        total += (double)g.tensors[i].n_bytes;
+    }
+    size_t k = (size_t)snprintf(dtypes, n, json ? ", \"dtypes\": {" : "weights:      %d tensors in "
+                                "1 GGUF v%u file, %.1f MB:", g.n_tensors, g.version, total / 1e6);
+    int first = 1;
+    for (int t = 0; t < GGML_TYPE_COUNT && k < n; t++) {
+        if (!count[t]) continue;
+        if (json) k += (size_t)snprintf(dtypes + k, n - k, "%s\"%s\": %d", first ? "" : ", ",
+                                        gguf_type_name((uint32_t)t), count[t]);
+        else k += (size_t)snprintf(dtypes + k, n - k, " %s %d (%.1f MB)",
+                                   gguf_type_name((uint32_t)t), count[t], bytes[t] / 1e6);
+        first = 0;
+    }
+    if (k < n) snprintf(dtypes + k, n - k, json ? "}" : "\n");
+    gguf_close(&g);
+    return 0;
+}
+
 static void fmt_params(char *buf, size_t n, long long p) {
     if (p >= 1000000000LL) snprintf(buf, n, "%.2fB", (double)p / 1e9);
     else if (p >= 1000000LL) snprintf(buf, n, "%.2fM", (double)p / 1e6);
@@ -70,10 +106,13 @@ int cmd_info(int argc, char **argv) {
     if (!model) return cli_fail("info", "-m PATH is required"), 2;
     Err err = {0};
     ModelConfig c;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model);
+    char dir[4096], gguf_dtypes[2048] = "";
     size_t ml = strlen(model);
-    if (ml > 5 && !strcmp(model + ml - 5, ".json")) {
+    int is_gguf = ml > 5 && !strcmp(model + ml - 5, ".gguf");
+    snprintf(dir, sizeof dir, "%s", model);
+    if (is_gguf) {
+        /* config and dtypes both come from the file */
+    } else if (ml > 5 && !strcmp(model + ml - 5, ".json")) {
         /* a config.json path itself: keep it */
     } else if (!file_is_dir(model)) { /* a .safetensors file: config.json beside it */
         char *slash = strrchr(dir, '/');
@@ -81,7 +120,9 @@ int cmd_info(int argc, char **argv) {
         else snprintf(dir, sizeof dir, ".");
     }
     if (!file_exists(model)) return cli_fail("info", "%s: no such file or directory", model);
-    if (config_load(&c, dir, &err) != 0) return cli_fail("info", "%s", err.msg);
+    if (is_gguf ? load_gguf_info(model, &c, json, gguf_dtypes, sizeof gguf_dtypes, &err)
+                : config_load(&c, dir, &err))
+        return cli_fail("info", "%s", err.msg);
     ParamCount pc = config_count_params(&c);
     long long kv_f32 = kvcache_bytes_per_token(&c, DTYPE_F32);
     long long kv_bf16 = kvcache_bytes_per_token(&c, DTYPE_BF16);
@@ -98,7 +139,8 @@ int cmd_info(int argc, char **argv) {
                config_arch_name(c.arch), c.num_hidden_layers, n_moe, c.num_nextn_predict_layers,
                c.hidden_size, c.vocab_size, (long long)pc.total, (long long)pc.active,
                (long long)pc.mtp, per_layer, kv_f32, kv_bf16);
-        print_dtypes(model, 1);
+        if (is_gguf) fputs(gguf_dtypes, stdout);
+        else print_dtypes(model, 1);
         printf("}\n");
         return 0;
     }
@@ -139,6 +181,7 @@ int cmd_info(int argc, char **argv) {
     printf("kv cache:     %lld numbers per token per layer x %d layers = %lld bytes/token in "
            "bf16, %lld in f32\n",
            per_layer, c.num_hidden_layers, kv_bf16, kv_f32);
-    print_dtypes(model, 0);
+    if (is_gguf) fputs(gguf_dtypes, stdout);
+    else print_dtypes(model, 0);
     return 0;
 }
