@@ -352,7 +352,108 @@ VNNI static float dot_vnni_q4_0(const void *wv, const float *xf, const BlockQ8_0
     return s;
 }
 
-/* The k-quants run their AVX2 kernels at every SIMD level. */
+/* The eight 6-bit scales (*sc) and mins (*m) of a Q4_K block as bytes,
+ * unpacked four at a time in 32-bit words: with A, B, C the words of
+ * scales[0..3], [4..7], [8..11], sub-blocks 0-3 are A & 63 and B & 63 per
+ * byte, sub-blocks 4-7 take their low 4 bits from C's nibbles and their
+ * top 2 from the top bits of A and B. */
+static inline void q4k_unpack8(const uint8_t *scales, uint64_t *sc, uint64_t *m) {
+    uint32_t a, b, c;
+    memcpy(&a, scales, 4), memcpy(&b, scales + 4, 4), memcpy(&c, scales + 8, 4);
+    const uint32_t low6 = 0x3f3f3f3fu, nib = 0x0f0f0f0fu, top2 = 0x30303030u;
+    uint32_t sc_hi = (c & nib) | ((a >> 2) & top2), m_hi = ((c >> 4) & nib) | ((b >> 2) & top2);
+    *sc = (uint64_t)(a & low6) | (uint64_t)sc_hi << 32;
+    *m = (uint64_t)(b & low6) | (uint64_t)m_hi << 32;
+}
+
+/* Q4_K x Q8_0: a pair of sub-blocks (the low and high nibbles of 32 code
+ * bytes) per step, vpdpbusd of the unsigned codes against their two Q8_0
+ * blocks; the min term from vpdpbusd of ones against the same bytes. The
+ * per-sub-block factors (d*sc*dx and dmin*m*dx) are made eight at a time
+ * and spread to the pair's lanes by a permute; the scale and min terms
+ * accumulate apart and meet once at the end. */
+VNNI static float dot_vnni_q4_k(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ4_K *w = wv;
+    const __m512i zero = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m512i pick[4]; /* lanes 0-7 <- factor 2p, lanes 8-15 <- factor 2p+1 */
+    for (int p = 0; p < 4; p++)
+        pick[p] = _mm512_mask_blend_epi32((__mmask16)0xff00, _mm512_set1_epi32(2 * p),
+                                          _mm512_set1_epi32(2 * p + 1));
+    __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const BlockQ8_0 *x = xq + 8 * i;
+        uint64_t sc8, m8;
+        q4k_unpack8(w[i].scales, &sc8, &m8);
+        __m256 dx = _mm256_cvtph_ps(_mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d,
+                                                   (short)x[3].d, (short)x[4].d, (short)x[5].d,
+                                                   (short)x[6].d, (short)x[7].d));
+        __m256 fsc = _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc8))),
+            _mm256_mul_ps(dx, _mm256_set1_ps(_cvtsh_ss(w[i].d))));
+        __m256 fm = _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8))),
+            _mm256_mul_ps(dx, _mm256_set1_ps(_cvtsh_ss(w[i].dmin))));
+        const __m512 fsc16 = _mm512_castps256_ps512(fsc), fm16 = _mm512_castps256_ps512(fm);
+        for (int p = 0; p < 4; p++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * p));
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, m4)),
+                                           _mm256_and_si256(_mm256_srli_epi16(b, 4), m4), 1);
+            __m512i xv = load_pair(x[2 * p].qs, x[2 * p + 1].qs);
+            __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, q, xv));
+            __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, ones, xv));
+            acc = _mm512_fmadd_ps(dot, _mm512_permutexvar_ps(pick[p], fsc16), acc);
+            accm = _mm512_fmadd_ps(sum, _mm512_permutexvar_ps(pick[p], fm16), accm);
+        }
+    }
+    (void)xf;
+    return _mm512_reduce_add_ps(_mm512_sub_ps(acc, accm));
+}
+
+/* Q6_K x Q8_0: per half, the codes of groups (0, 1) and (2, 3) assembled
+ * 64 at a time, vpdpbusd against two Q8_0 blocks minus the same for the
+ * offset 32; each lane then holds 4 elements of one 16-element sub-block
+ * and is multiplied by its scale as int32. */
+VNNI static float dot_vnni_q6_k(const void *wv, const float *xf, const BlockQ8_0 *xq, int n) {
+    const BlockQ6_K *w = wv;
+    const __m512i zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(15);
+    const __m512i m2 = _mm512_set1_epi8(3), off = _mm512_set1_epi8(32);
+    const __m128i rep01 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m128i rep23 = _mm_add_epi8(rep01, _mm_set1_epi8(4));
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = _cvtsh_ss(w[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512((const void *)(w[i].ql + 64 * h));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h));
+            __m512i qh01 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            __m512i qh23 = _mm512_srli_epi16(qh01, 4);
+            __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4),
+                                          _mm512_slli_epi16(_mm512_and_si512(qh01, m2), 4));
+            __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                          _mm512_slli_epi16(_mm512_and_si512(qh23, m2), 4));
+            __m128i sc8 = _mm_loadl_epi64((const __m128i *)(w[i].scales + 8 * h));
+            __m512i s01 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc8, rep01));
+            __m512i s23 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc8, rep23));
+            const BlockQ8_0 *x = xq + 8 * i + 4 * h;
+            __m512i x01 = load_pair(x[0].qs, x[1].qs), x23 = load_pair(x[2].qs, x[3].qs);
+            __m512i p01 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q01, x01),
+                                           _mm512_dpbusd_epi32(zero, off, x01));
+            __m512i p23 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q23, x23),
+                                           _mm512_dpbusd_epi32(zero, off, x23));
+            p01 = _mm512_mullo_epi32(p01, s01);
+            p23 = _mm512_mullo_epi32(p23, s23);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01),
+                                  scale_pair(_cvtsh_ss(x[0].d) * d, _cvtsh_ss(x[1].d) * d), acc);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23),
+                                  scale_pair(_cvtsh_ss(x[2].d) * d, _cvtsh_ss(x[3].d) * d), acc);
+        }
+    }
+    (void)xf;
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* The k-quants run their AVX2 kernels at the AVX2 and AVX-512 levels. */
 static const DotKernels levels[DOT_LEVELS] = {
     {"scalar", {dot_ref_f32, dot_ref_f16, dot_ref_bf16, dot_ref_q8_0, dot_ref_q4_0, dot_ref_q4_k,
                 dot_ref_q6_k}},
@@ -361,7 +462,7 @@ static const DotKernels levels[DOT_LEVELS] = {
     {"avx512", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_avx512_q8_0,
                 dot_avx512_q4_0, dot_avx2_q4_k, dot_avx2_q6_k}},
     {"avx512vnni", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_vnni_q8_0,
-                    dot_vnni_q4_0, dot_avx2_q4_k, dot_avx2_q6_k}},
+                    dot_vnni_q4_0, dot_vnni_q4_k, dot_vnni_q6_k}},
 };
 _Static_assert(QTYPE_COUNT == 7, "every level lists a kernel per storage type");
 
