@@ -40,6 +40,9 @@ __attribute__((target("avx512f"))) static double read_bw(const float *buf, size_
     return best;
 }
 
+/* Twelve independent accumulators, named so they stay in registers (an
+ * array indexed in loops can be kept in memory): enough FMAs in flight to
+ * cover the latency on two pipes. */
 __attribute__((target("avx512f,fma"))) static double fma_peak(void) {
     double best = 0;
     const long iters = 20000000;
@@ -47,12 +50,23 @@ __attribute__((target("avx512f,fma"))) static double fma_peak(void) {
         double t0 = now(), sink = 0;
 #pragma omp parallel reduction(+ : sink)
         {
-            __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
-            for (int j = 0; j < 12; j++) a[j] = _mm512_set1_ps((float)j);
-            for (long i = 0; i < iters; i++)
-#pragma GCC unroll 12
-                for (int j = 0; j < 12; j++) a[j] = _mm512_fmadd_ps(a[j], b, c);
-            for (int j = 0; j < 12; j++) sink += _mm512_reduce_add_ps(a[j]);
+            const __m512 b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+            __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2);
+            __m512 a3 = _mm512_set1_ps(3), a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5);
+            __m512 a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7), a8 = _mm512_set1_ps(8);
+            __m512 a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
+            for (long i = 0; i < iters; i++) {
+                a0 = _mm512_fmadd_ps(a0, b, c), a1 = _mm512_fmadd_ps(a1, b, c);
+                a2 = _mm512_fmadd_ps(a2, b, c), a3 = _mm512_fmadd_ps(a3, b, c);
+                a4 = _mm512_fmadd_ps(a4, b, c), a5 = _mm512_fmadd_ps(a5, b, c);
+                a6 = _mm512_fmadd_ps(a6, b, c), a7 = _mm512_fmadd_ps(a7, b, c);
+                a8 = _mm512_fmadd_ps(a8, b, c), a9 = _mm512_fmadd_ps(a9, b, c);
+                a10 = _mm512_fmadd_ps(a10, b, c), a11 = _mm512_fmadd_ps(a11, b, c);
+            }
+            __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                     _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+            s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+            sink += _mm512_reduce_add_ps(s);
         }
         double flops = 2.0 * 16 * 12 * iters * omp_get_max_threads();
         double g = flops / (now() - t0) / 1e9;
