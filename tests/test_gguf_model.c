@@ -826,17 +826,17 @@ static int corpus_text(Rng *r, int i, char *out, size_t cap) {
         "Hello world! It's 2025; they'll say: \"ok\".",
         "  leading and trailing spaces  \n\n\r\n tabs\tand\vvertical",
         "12345678901234567890 3.14159 -42 1e-9 0x1F",
-        "\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\xef\xbc\x81 DeepSeek-V3 "
-        "\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf \xe3\x82\xab\xe3\x82\xbf"
-        "\xe3\x82\xab\xe3\x83\x8a",
-        "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>User: 2+2?<think>4"
-        "</think><|im_start|>assistant<|im_end|>",
+        ("\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\xef\xbc\x81 DeepSeek-V3 "
+         "\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf \xe3\x82\xab\xe3\x82\xbf"
+         "\xe3\x82\xab\xe3\x83\x8a"),
+        ("<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>User: 2+2?<think>4"
+         "</think><|im_start|>assistant<|im_end|>"),
         "def f(x):\n    return x**2  # comment\n\n\nclass A: pass",
-        "caf\xc3\xa9 na\xc3\xafve \xc3\x85ngstr\xc3\xb6m e\xcc\x81 \xf0\x9f\x98\x80\xf0\x9f\x91"
-        "\x8d\xf0\x9f\x8f\xbd",
+        ("caf\xc3\xa9 na\xc3\xafve \xc3\x85ngstr\xc3\xb6m e\xcc\x81 \xf0\x9f\x98\x80\xf0\x9f\x91"
+         "\x8d\xf0\x9f\x8f\xbd"),
         "",
         "a",
-        "!!!???...,,,;;;'''\"\"\"``~~~",
+        "!!!???...,,,;;;\'\'\'\"\"\"``~~~",
     };
     const int n_fixed = (int)(sizeof fixed / sizeof fixed[0]);
     if (i < n_fixed) {
