@@ -1069,3 +1069,28 @@ Test(gguf_model, independent_parser_reads_converted_model, .timeout = 600) {
     json_decref(j);
     h_run_free(&r);
 }
+
+/* A .gguf alone is enough to chat: the tokenizer comes from its metadata
+ * (no tokenizer.json beside it), and greedy generation prints the same
+ * bytes as the model directory it was converted from (F32: the logits are
+ * identical, so any difference is the tokenizer's). */
+Test(gguf_model, generate_from_gguf_alone) {
+    char model[128], sub[128], gguf[160];
+    snprintf(model, sizeof model, "%s/m", g_dir);
+    snprintf(sub, sizeof sub, "%s/only", g_dir);
+    snprintf(gguf, sizeof gguf, "%s/tiny.gguf", sub);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    WHALE("init", "--preset", "tiny", "--out", model);
+    WHALE("convert", "-m", model, "--out", gguf, "--type", "f32");
+    HRun a, b;
+    const char *ga[] = {"generate", "-m", gguf, "-p", "Hello there, 12+30=?", "--chat", "-n", "24",
+                        "--temp", "0", NULL};
+    const char *gb[] = {"generate", "-m", model, "-p", "Hello there, 12+30=?", "--chat", "-n",
+                        "24", "--temp", "0", NULL};
+    cr_assert_eq(whale_run(&a, ga), 0, "generate on the .gguf failed:\n%s", a.err);
+    cr_assert_eq(whale_run(&b, gb), 0, "generate on the directory failed:\n%s", b.err);
+    cr_expect(a.out_len > 0 && a.out_len == b.out_len && !memcmp(a.out, b.out, a.out_len),
+              "the .gguf printed\n%s\nthe directory printed\n%s", a.out, b.out);
+    h_run_free(&a);
+    h_run_free(&b);
+}

@@ -45,14 +45,15 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *quant = "f32";
+    const char *model = NULL, *quant = NULL;
     int n_prompt = 128, n_gen = 64, reps = 3, json = 0, threads = 0, seed = 0;
     ArgSpec specs[] = {
         {"model", 'm', ARG_STR, &model, "PATH: model directory"},
         {"prompt", 'p', ARG_INT, &n_prompt, "N: prompt tokens (default 128)"},
         {"gen", 'n', ARG_INT, &n_gen, "N: decoded tokens (default 64)"},
         {"reps", 'r', ARG_INT, &reps, "N: repetitions, median reported (default 3)"},
-        {"quant", 'q', ARG_STR, &quant, "f32|bf16|f16|q8_0|q4_0|q4_k|q6_k: weight storage (default f32)"},
+        {"quant", 'q', ARG_STR, &quant,
+         "f32|bf16|f16|q8_0|q4_0|q4_k|q6_k: weight storage (default: the file's types)"},
         {"json", 0, ARG_FLAG, &json, "print {\"pp_tok_s\":..,\"tg_tok_s\":..}"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: seed of the random token ids"},
@@ -64,14 +65,18 @@ int cmd_bench(int argc, char **argv) {
     if (n_prompt < 1 || n_gen < 0 || reps < 1 || reps > 100 || n_prompt > 1000000 ||
         n_gen > 1000000)
         return cli_fail("bench", "-p must be >= 1, -n >= 0, --reps in 1..100"), 2;
-    QType qt;
-    if (qtype_parse(quant, &qt) != 0)
-        return cli_fail("bench", "--quant must be f32, bf16, f16, q8_0, q4_0, q4_k or q6_k, not '%s'", quant), 2;
+    QType qt = QTYPE_F32;
+    if (quant && qtype_parse(quant, &qt) != 0)
+        return cli_fail("bench", "--quant must be f32, bf16, f16, q8_0, q4_0, q4_k or q6_k, not '%s'",
+                        quant),
+               2;
     if (cli_threads("bench", threads) != 0) return 2;
 
     Err err = {0};
     Model m;
-    if (model_open_as(&m, model, qt, &err) != 0) return cli_fail("bench", "%s", err.msg);
+    if ((quant ? model_open_as(&m, model, qt, &err) : model_open(&m, model, &err)) != 0)
+        return cli_fail("bench", "%s", err.msg);
+    if (!quant) quant = "native";
     KVCache kv;
     int rc = 1, total = n_prompt + n_gen;
     int *ids = malloc(sizeof(int) * (size_t)total);

@@ -40,7 +40,7 @@ static int parse_ids(const char *s, int **out, Err *err) {
 
 int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *out = NULL, *mtp_out = NULL, *kv_type = "f32";
-    const char *quant = "f32";
+    const char *quant = NULL;
     int decode = 0, threads = 0, seed = 0;
     ArgSpec specs[] = {
         {"model", 'm', ARG_STR, &model, "PATH: model directory or .safetensors file"},
@@ -51,7 +51,7 @@ int cmd_logits(int argc, char **argv) {
          "FILE: also write MTP module 1's logits, (n_ids-1) x vocab_size"},
         {"kv-type", 0, ARG_STR, &kv_type, "f32|bf16: KV cache storage (default f32)"},
         {"quant", 'q', ARG_STR, &quant,
-         "f32|bf16|f16|q8_0|q4_0|q4_k|q6_k: store the matrices so at load (default f32)"},
+         "f32|bf16|f16|q8_0|q4_0|q4_k|q6_k: store the matrices so at load (default: the file's types; F32 for safetensors)"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: unused (the forward pass is deterministic)"},
     };
@@ -64,9 +64,11 @@ int cmd_logits(int argc, char **argv) {
     if (!strcmp(kv_type, "f32")) kt = DTYPE_F32;
     else if (!strcmp(kv_type, "bf16")) kt = DTYPE_BF16;
     else return cli_fail("logits", "--kv-type must be f32 or bf16, not '%s'", kv_type), 2;
-    QType qt;
-    if (qtype_parse(quant, &qt) != 0)
-        return cli_fail("logits", "--quant must be f32, bf16, f16, q8_0, q4_0, q4_k or q6_k, not '%s'", quant), 2;
+    QType qt = QTYPE_F32;
+    if (quant && qtype_parse(quant, &qt) != 0)
+        return cli_fail("logits", "--quant must be f32, bf16, f16, q8_0, q4_0, q4_k or q6_k, not '%s'",
+                        quant),
+               2;
     if (cli_threads("logits", threads) != 0) return 2;
 
     Err err = {0};
@@ -79,7 +81,7 @@ int cmd_logits(int argc, char **argv) {
     float *logits = NULL, *hidden = NULL, *mtp = NULL;
     int rc = 1;
     double t0 = time_now();
-    if (model_open_as(&m, model, qt, &err) != 0) {
+    if ((quant ? model_open_as(&m, model, qt, &err) : model_open(&m, model, &err)) != 0) {
         free(ids);
         return cli_fail("logits", "%s", err.msg);
     }

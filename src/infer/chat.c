@@ -2,10 +2,14 @@
 /* Chat sessions and the thinking-aware printer (see chat.h). */
 #include "infer/chat.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/file.h"
+#include "io/gguf.h"
+#include "model/gguf_vocab.h"
 #include "tokenizer/tokenizer_json.h"
 
 /* The directory of a model path: the path itself, or the file's folder. */
@@ -37,6 +41,37 @@ static void pop_msg(ChatSession *s) {
     free((char *)s->msgs[--s->n_msgs].content);
 }
 
+/* The tokenizer of a model: a .gguf's own tokenizer metadata (written as a
+ * tokenizer.json into a temporary directory and loaded from there), else,
+ * or when the GGUF holds none, the tokenizer.json in dir. */
+static Tokenizer *load_tokenizer(const char *path, const char *dir, Err *err) {
+    size_t n = strlen(path);
+    if (n < 5 || strcmp(path + n - 5, ".gguf") != 0) return tokenizer_load(dir, err);
+    const char *tmpdir = getenv("TMPDIR");
+    char tmp[4096], file[4200];
+    snprintf(tmp, sizeof tmp, "%s/whale-tok-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(tmp)) {
+        err_set(err, "%s: cannot create a temporary directory for the tokenizer", tmp);
+        return NULL;
+    }
+    GgufFile g;
+    Tokenizer *tok = NULL;
+    int rc = gguf_open(&g, path, err);
+    if (rc == 0) {
+        rc = gguf_vocab_to_hf(&g, tmp, err);
+        gguf_close(&g);
+    }
+    if (rc == 0) tok = tokenizer_load(tmp, err);
+    else if (rc == 1) tok = tokenizer_load(dir, err); /* no tokenizer in the GGUF */
+    const char *names[] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(file, sizeof file, "%s/%s", tmp, names[i]);
+        unlink(file);
+    }
+    rmdir(tmp);
+    return tok;
+}
+
 int chat_open(ChatSession *s, const char *path, const ChatOpts *o, Err *err) {
     memset(s, 0, sizeof *s);
     ChatOpts d = {0};
@@ -47,7 +82,7 @@ int chat_open(ChatSession *s, const char *path, const ChatOpts *o, Err *err) {
     }
     char dir[4096];
     model_dir(path, dir, sizeof dir);
-    s->tok = tokenizer_load(dir, err);
+    s->tok = load_tokenizer(path, dir, err);
     if (!s->tok) goto fail;
     if (o->template_name) {
         if (chat_template_from_name(o->template_name, &s->tmpl, err) != 0) goto fail;
