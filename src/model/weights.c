@@ -26,7 +26,6 @@ typedef struct Builder {
     int failed;
     WeightsTypeFn type_of; /* per-matrix storage type, or NULL: mat_type */
     void *type_ctx;
-    int f32_next;          /* the next tensor defaults to F32 whatever mat_type */
 } Builder;
 
 static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const char *fmt, ...)
@@ -60,8 +59,7 @@ static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const 
     s->numel = rows * (cols > 0 ? cols : 1);
     /* matrices take the storage type when their rows fill whole blocks;
      * the correction bias and norms stay F32 */
-    QType t = b->f32_next ? QTYPE_F32 : b->w->mat_type;
-    b->f32_next = 0;
+    QType t = kind == PARAM_ROUTER ? QTYPE_F32 : b->w->mat_type;
     if (cols > 0 && b->type_of) t = b->type_of(b->type_ctx, s->name, rows, cols, t);
     if (cols <= 0 || cols % qtype_block(t) != 0) t = QTYPE_F32;
     s->type = t;
@@ -122,11 +120,7 @@ static void walk_layer(Builder *b, const ModelConfig *c, int l, LayerWeights *L)
     int64_t shared = 0;
     if (L->is_moe) {
         const int64_t E = c->n_routed_experts, Im = c->moe_intermediate_size;
-        /* the router stays F32 at any mat_type, as llama.cpp keeps
-         * ffn_gate_inp: it is small (E x D) and its scores choose the
-         * experts, where one quantisation step can swap a near tie */
-        b->f32_next = !b->bind;
-        L->router = ADDM(b, E, D, "%s.mlp.gate.weight", pre);
+        L->router = last_mat(b, add(b, E, D, PARAM_ROUTER, "%s.mlp.gate.weight", pre), E, D);
         if (c->topk_method == TOPK_NOAUX_TC)
             L->router_bias =
                 add(b, E, 0, PARAM_ROUTER_BIAS, "%s.mlp.gate.e_score_correction_bias", pre);
@@ -337,6 +331,7 @@ void weights_init_random(Weights *w, uint64_t seed, float std) {
             for (int64_t k = 0; k < cols; k++) {
                 switch (s->kind) {
                 case PARAM_MATRIX:
+                case PARAM_ROUTER:
                 case PARAM_EMBED: dst[k] = std * rng_normal(&r); break;
                 case PARAM_NORM: dst[k] = 1.0f; break;
                 case PARAM_BIAS:

@@ -18,6 +18,8 @@
 /* How a tensor is initialised and whether weight decay applies (training). */
 typedef enum ParamKind {
     PARAM_MATRIX,  /* linear weight: normal(0, std) */
+    PARAM_ROUTER,  /* MoE router (E, D): normal(0, std), always stored F32, as llama.cpp keeps
+                    * ffn_gate_inp: small, and one quantisation step can swap a near tie */
     PARAM_EMBED,   /* embedding / head: normal(0, std) */
     PARAM_NORM,    /* RMSNorm gain: ones */
     PARAM_BIAS,    /* zeros */
