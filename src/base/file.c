@@ -195,3 +195,16 @@ int path_join(char *buf, size_t n, const char *dir, const char *name) {
     int k = snprintf(buf, n, "%s/%s", dir, name);
     return (k < 0 || (size_t)k >= n) ? -1 : 0;
 }
+
+void path_dir_of(const char *path, char *dir, size_t n) {
+    snprintf(dir, n, "%s", path);
+    if (file_is_dir(path)) return;
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, n, ".");
+}
+
+int path_has_suffix(const char *path, const char *suffix) {
+    size_t a = strlen(path), b = strlen(suffix);
+    return a > b && !strcmp(path + a - b, suffix);
+}

@@ -46,6 +46,11 @@ int file_exists(const char *path);
 int file_is_dir(const char *path);
 /* mkdir -p. Returns 0 or -1 with err. */
 int dir_create(const char *path, Err *err);
+/* The directory a model path stands for: the path itself when it is a
+ * directory, else the folder of the file ("." for a bare name). */
+void path_dir_of(const char *path, char *dir, size_t n);
+/* 1 if path ends with suffix (".gguf", ".json"). */
+int path_has_suffix(const char *path, const char *suffix);
 /* snprintf(buf, n, "%s/%s", dir, name); returns -1 if it does not fit. */
 int path_join(char *buf, size_t n, const char *dir, const char *name);
 

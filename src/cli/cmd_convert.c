@@ -16,11 +16,6 @@
 #include "model/gguf_vocab.h"
 #include "model/model.h"
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* Move the last key of m to position pos (llama.cpp's files open with
  * general.architecture, general.type, general.name). */
 static int meta_insert(GgufMeta *m, int pos, GgufKV kv, Err *err) {
@@ -29,17 +24,6 @@ static int meta_insert(GgufMeta *m, int pos, GgufKV kv, Err *err) {
     memmove(&m->kvs[pos + 1], &m->kvs[pos], (size_t)(m->n_kv - 1 - pos) * sizeof last);
     m->kvs[pos] = last;
     return 0;
-}
-
-/* The directory holding the model at path (a directory or a file in one). */
-static void model_dir(const char *path, char *dir, size_t n) {
-    if (file_is_dir(path)) {
-        snprintf(dir, n, "%s", path);
-        return;
-    }
-    const char *slash = strrchr(path, '/');
-    if (slash) snprintf(dir, n, "%.*s", (int)(slash - path), path);
-    else snprintf(dir, n, ".");
 }
 
 /* general.name: the directory's last component. */
@@ -53,7 +37,7 @@ static void model_name(const char *dir, char *name, size_t n) {
 
 static int to_gguf(const char *path, const char *out, QType q, Err *err) {
     char dir[4096], name[256];
-    model_dir(path, dir, sizeof dir);
+    path_dir_of(path, dir, sizeof dir);
     model_name(dir, name, sizeof name);
     Model m;
     GgufMeta meta = {0};
@@ -144,7 +128,7 @@ int cmd_convert(int argc, char **argv) {
     if (!model || !out) return cli_fail("convert", "-m PATH and --out FILE are required"), 2;
     if (cli_threads("convert", threads) != 0) return 2;
     Err err = {{0}};
-    if (ends_with(model, ".gguf")) {
+    if (path_has_suffix(model, ".gguf")) {
         DType dt = DTYPE_F32;
         if (type && !strcmp(type, "bf16")) dt = DTYPE_BF16;
         else if (type && strcmp(type, "f32"))
@@ -157,7 +141,7 @@ int cmd_convert(int argc, char **argv) {
     if (type && qtype_parse(type, &q) != 0)
         return cli_fail("convert", "--type must be f32, f16, bf16, q8_0, q4_0, q4_k or q6_k, not '%s'",
                         type), 2;
-    if (!ends_with(out, ".gguf"))
+    if (!path_has_suffix(out, ".gguf"))
         return cli_fail("convert", "--out must name a .gguf file (how whale and llama.cpp know the "
                         "format), not '%s'", out), 2;
     if (to_gguf(model, out, q, &err) != 0) return cli_fail("convert", "%s", err.msg);

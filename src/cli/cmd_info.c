@@ -107,18 +107,11 @@ int cmd_info(int argc, char **argv) {
     Err err = {0};
     ModelConfig c;
     char dir[4096], gguf_dtypes[2048] = "";
-    size_t ml = strlen(model);
-    int is_gguf = ml > 5 && !strcmp(model + ml - 5, ".gguf");
-    snprintf(dir, sizeof dir, "%s", model);
-    if (is_gguf) {
-        /* config and dtypes both come from the file */
-    } else if (ml > 5 && !strcmp(model + ml - 5, ".json")) {
-        /* a config.json path itself: keep it */
-    } else if (!file_is_dir(model)) { /* a .safetensors file: config.json beside it */
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
-    }
+    int is_gguf = path_has_suffix(model, ".gguf");
+    /* a config.json path is read as it is; a .safetensors file reads the
+     * config.json beside it; a .gguf holds its own config */
+    if (path_has_suffix(model, ".json")) snprintf(dir, sizeof dir, "%s", model);
+    else path_dir_of(model, dir, sizeof dir);
     if (!file_exists(model)) return cli_fail("info", "%s: no such file or directory", model);
     if (is_gguf ? load_gguf_info(model, &c, json, gguf_dtypes, sizeof gguf_dtypes, &err)
                 : config_load(&c, dir, &err))

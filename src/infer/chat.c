@@ -12,15 +12,6 @@
 #include "model/gguf_vocab.h"
 #include "tokenizer/tokenizer_json.h"
 
-/* The directory of a model path: the path itself, or the file's folder. */
-static void model_dir(const char *path, char *dir, size_t n) {
-    snprintf(dir, n, "%s", path);
-    if (file_is_dir(path)) return;
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, n, ".");
-}
-
 static int push_msg(ChatSession *s, const char *role, const char *content, size_t len,
                     Err *err) {
     if (s->n_msgs == s->cap_msgs) {
@@ -45,8 +36,7 @@ static void pop_msg(ChatSession *s) {
  * tokenizer.json into a temporary directory and loaded from there), else,
  * or when the GGUF holds none, the tokenizer.json in dir. */
 static Tokenizer *load_tokenizer(const char *path, const char *dir, Err *err) {
-    size_t n = strlen(path);
-    if (n < 5 || strcmp(path + n - 5, ".gguf") != 0) return tokenizer_load(dir, err);
+    if (!path_has_suffix(path, ".gguf")) return tokenizer_load(dir, err);
     const char *tmpdir = getenv("TMPDIR");
     char tmp[4096], file[4200];
     snprintf(tmp, sizeof tmp, "%s/whale-tok-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
@@ -81,7 +71,7 @@ int chat_open(ChatSession *s, const char *path, const ChatOpts *o, Err *err) {
         return -1;
     }
     char dir[4096];
-    model_dir(path, dir, sizeof dir);
+    path_dir_of(path, dir, sizeof dir);
     s->tok = load_tokenizer(path, dir, err);
     if (!s->tok) goto fail;
     if (o->template_name) {

@@ -97,14 +97,7 @@ void gen_add_stop_token(Generator *g, const char *content) {
 
 int gen_load_generation_config(Generator *g, const char *model_path, Err *err) {
     char dir[4096], path[4096];
-    if (file_is_dir(model_path)) {
-        snprintf(dir, sizeof dir, "%s", model_path);
-    } else { /* a file inside the model directory */
-        snprintf(dir, sizeof dir, "%s", model_path);
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
-    }
+    path_dir_of(model_path, dir, sizeof dir);
     if (path_join(path, sizeof path, dir, "generation_config.json") != 0)
         return err_set(err, "%s: path too long", dir);
     if (!file_exists(path)) return 0;

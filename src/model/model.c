@@ -47,12 +47,6 @@ static int checkpoint_has_mtp(const char *path, const ModelConfig *cfg) {
     return has;
 }
 
-/* 1 if path names a GGUF file (by its extension, as llama.cpp does). */
-static int is_gguf(const char *path) {
-    size_t n = strlen(path);
-    return n > 5 && !strcmp(path + n - 5, ".gguf");
-}
-
 /* A .gguf: config from its metadata, weights through model/gguf_load.c;
  * keep: each matrix in the file's type, else all in mat_type. */
 static int open_gguf(Model *m, const char *path, int keep, QType mat_type, Err *err) {
@@ -69,22 +63,16 @@ static int open_gguf(Model *m, const char *path, int keep, QType mat_type, Err *
 }
 
 int model_open(Model *m, const char *path, Err *err) {
-    if (is_gguf(path)) return open_gguf(m, path, 1, QTYPE_F32, err);
+    if (path_has_suffix(path, ".gguf")) return open_gguf(m, path, 1, QTYPE_F32, err);
     return model_open_as(m, path, QTYPE_F32, err);
 }
 
 int model_open_as(Model *m, const char *path, QType mat_type, Err *err) {
-    if (is_gguf(path)) return open_gguf(m, path, 0, mat_type, err);
+    if (path_has_suffix(path, ".gguf")) return open_gguf(m, path, 0, mat_type, err);
     memset(m, 0, sizeof *m);
     char dir[4096];
     /* a .safetensors file reads its config.json from the same directory */
-    if (file_is_dir(path)) {
-        snprintf(dir, sizeof dir, "%s", path);
-    } else {
-        const char *slash = strrchr(path, '/');
-        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-        else snprintf(dir, sizeof dir, ".");
-    }
+    path_dir_of(path, dir, sizeof dir);
     if (!file_exists(path)) return err_set(err, "%s: no such file or directory", path);
     if (config_load(&m->cfg, dir, err) != 0) return -1;
     if (m->cfg.num_nextn_predict_layers > 0 && !checkpoint_has_mtp(path, &m->cfg))
