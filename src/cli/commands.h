@@ -14,5 +14,6 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif
