@@ -52,6 +52,13 @@ static inline const char *h_path(const char *dir, const char *name) {
     return b;
 }
 
+/* tests/data/<name> (from WHALE_DATA, set by make test, else relative to
+ * the repository), in one of h_path's buffers. */
+static inline const char *h_data(const char *name) {
+    const char *d = getenv("WHALE_DATA");
+    return h_path(d && d[0] ? d : "tests/data", name);
+}
+
 /* ---- files ------------------------------------------------------------------ */
 
 /* Whole file into a malloc'd NUL-terminated buffer (caller frees); *len (if

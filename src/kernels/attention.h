@@ -14,4 +14,18 @@ void attention_head(float *out, int out_stride, const float *q, int q_stride, co
                     int k_stride, const float *v, int v_stride, int T, int pos0, int Dk, int Dv,
                     float scale, float *scores);
 
+/* Training forward for one head of one sequence at positions 0..T-1: as
+ * attention_head with pos0 0, and also keeps the probabilities P (T, T)
+ * (row t holds keys 0..t; the rest is not written) for the backward. */
+void attention_head_train(float *out, int out_stride, float *P, const float *q, int q_stride,
+                          const float *k, int k_stride, const float *v, int v_stride, int T, int Dk,
+                          int Dv, float scale);
+
+/* Backward of attention_head_train: dq, dk, dv (same strides as q, k, v)
+ * += the gradients from dout; dp: scratch of T floats. */
+void attention_head_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride,
+                             const float *P, const float *q, int q_stride, const float *k,
+                             int k_stride, const float *v, int v_stride, int T, int Dk, int Dv,
+                             float scale, float *dp);
+
 #endif

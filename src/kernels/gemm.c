@@ -7,6 +7,7 @@
  * twenty-four FMAs. */
 #include "kernels/gemm.h"
 
+#include <assert.h>
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +83,32 @@ static void pack_b(float *bp, const Mat *W, int n0, int nr, int k0, int kc, floa
         for (int k = 0; k < kc; k++) bp[k * NR + j] = 0.0f;
 }
 
-/* Pack tokens t0..t0+mr, columns k0..k0+kc, as ap[k][i], zero padding. */
-static void pack_a(float *ap, const float *x, int K, int t0, int mr, int k0, int kc) {
+/* Pack rows m0..m0+mr of A, columns k0..k0+kc, as ap[k][i], zero padding;
+ * A(m, k) = A[m * lda + k], or A[k * lda + m] when trans. */
+static void pack_a(float *ap, const float *A, int lda, int trans, int m0, int mr, int k0, int kc) {
     for (int k = 0; k < kc; k++) {
-        for (int i = 0; i < mr; i++) ap[k * MR + i] = x[(size_t)(t0 + i) * K + k0 + k];
+        if (trans) {
+            const float *src = A + (size_t)(k0 + k) * lda + m0;
+            for (int i = 0; i < mr; i++) ap[k * MR + i] = src[i];
+        } else {
+            for (int i = 0; i < mr; i++) ap[k * MR + i] = A[(size_t)(m0 + i) * lda + k0 + k];
+        }
         for (int i = mr; i < MR; i++) ap[k * MR + i] = 0.0f;
+    }
+}
+
+/* Pack columns n0..n0+nr of B, rows k0..k0+kc, as bp[k][j], zero padding;
+ * B(k, n) = B[k * ldb + n], or B[n * ldb + k] when trans. */
+static void pack_b_f32(float *bp, const float *B, int ldb, int trans, int n0, int nr, int k0,
+                       int kc) {
+    for (int k = 0; k < kc; k++) {
+        float *dst = bp + (size_t)k * NR;
+        if (trans) {
+            for (int j = 0; j < nr; j++) dst[j] = B[(size_t)(n0 + j) * ldb + k0 + k];
+        } else {
+            memcpy(dst, B + (size_t)(k0 + k) * ldb + n0, (size_t)nr * sizeof(float));
+        }
+        for (int j = nr; j < NR; j++) dst[j] = 0.0f;
     }
 }
 
@@ -95,25 +117,32 @@ static void pack_a(float *ap, const float *x, int K, int t0, int mr, int k0, int
 static _Thread_local float *pack_buf;
 static _Thread_local size_t pack_cap;
 
+/* The packing buffer with room for need floats, or NULL. */
+static float *pack_get(size_t need) {
+    if (need > pack_cap) {
+        float *p = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
+        if (!p) return NULL;
+        free(pack_buf);
+        pack_buf = p;
+        pack_cap = need;
+    }
+    return pack_buf;
+}
+
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     const int K = W->cols, n_strips = (T + MR - 1) / MR, n_panels = (n_rows + NR - 1) / NR;
     const int nt = threads_max();
     /* per thread: a KC x NR panel and one dequantised row, 64-byte rounded */
     const size_t per_thread = ((size_t)NR * KC + (size_t)K + 15) & ~(size_t)15;
-    const size_t a_floats = (size_t)n_strips * MR * KC, need = a_floats + (size_t)nt * per_thread;
-    if (need > pack_cap) {
-        float *p = aligned_alloc(64, need * sizeof(float));
-        if (!p) return -1;
-        free(pack_buf);
-        pack_buf = p;
-        pack_cap = need;
-    }
-    float *ap = pack_buf, *bp = pack_buf + a_floats;
+    const size_t a_floats = (size_t)n_strips * MR * KC;
+    float *ap = pack_get(a_floats + (size_t)nt * per_thread);
+    if (!ap) return -1;
+    float *bp = ap + a_floats;
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC;
         for (int s = 0; s < n_strips; s++) {
             int t0 = s * MR, mr = T - t0 < MR ? T - t0 : MR;
-            pack_a(ap + (size_t)s * MR * KC, x, K, t0, mr, k0, kc);
+            pack_a(ap + (size_t)s * MR * KC, x, K, 0, t0, mr, k0, kc);
         }
 #pragma omp parallel for schedule(dynamic, 1)
         for (int p = 0; p < n_panels; p++) {
@@ -128,4 +157,68 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
         }
     }
     return 0;
+}
+
+/* C (M, N) = beta C + op(A) op(B), scalar: the reference for sgemm. */
+static void sgemm_ref(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc) {
+#pragma omp parallel for schedule(static) if ((long)M * N * K > 65536)
+    for (int m = 0; m < M; m++) {
+        for (int n = 0; n < N; n++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k];
+                float b = tb ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n];
+                acc += (double)a * b;
+            }
+            float *c = C + (size_t)m * ldc + n;
+            *c = (float)acc + (beta == 0.0f ? 0.0f : beta * *c);
+        }
+    }
+}
+
+int sgemm_use_ref;
+
+void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+           float beta, float *C, int ldc) {
+    assert(beta == 0.0f || beta == 1.0f);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (beta == 0.0f)
+            for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    const int n_strips = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
+    const size_t a_floats = (size_t)n_strips * MR * KC, per_thread = (size_t)NR * KC;
+    float *ap = NULL;
+    if (!sgemm_use_ref && gemm_available())
+        ap = pack_get(a_floats + (size_t)threads_max() * per_thread);
+    if (!ap) {
+        sgemm_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    float *bp = ap + a_floats;
+    /* a parallel region costs microseconds: small products stay on one thread */
+    const int big = n_panels > 1 && (double)M * N * K >= 1 << 18;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC;
+#pragma omp parallel for schedule(static) if (big && n_strips > 8)
+        for (int s = 0; s < n_strips; s++) {
+            int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
+            pack_a(ap + (size_t)s * MR * KC, A, lda, ta, m0, mr, k0, kc);
+        }
+        /* the first slice overwrites C unless beta is 1 */
+        const int first = k0 == 0 && beta == 0.0f;
+#pragma omp parallel for schedule(dynamic, 1) if (big)
+        for (int p = 0; p < n_panels; p++) {
+            float *b = bp + (size_t)thread_id() * per_thread;
+            const int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
+            pack_b_f32(b, B, ldb, tb, n0, nr, k0, kc);
+            for (int s = 0; s < n_strips; s++) {
+                int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
+                micro_12x32(ap + (size_t)s * MR * KC, b, kc, C + (size_t)m0 * ldc + n0, ldc, mr,
+                            nr, first);
+            }
+        }
+    }
 }

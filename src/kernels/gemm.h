@@ -17,4 +17,15 @@ int gemm_available(void);
  * (y is then untouched and the caller falls back). */
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
 
+/* General float32 GEMM for training: C (M, N) = beta C + op(A) op(B) with
+ * op(A)(m, k) = ta ? A[k lda + m] : A[m lda + k] and op(B)(k, n) = tb ?
+ * B[n ldb + k] : B[k ldb + n]; beta is 0 (overwrite) or 1 (accumulate, for
+ * gradients). The backward passes use its three forms: y = x W^T (0, 1),
+ * dx = dy W (0, 0), dW += dy^T x (1, 0). Runs the packed AVX-512 kernel,
+ * else (or with sgemm_use_ref set, for tests) a scalar reference that sums
+ * in double. Never fails: without packing memory it takes the reference. */
+void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+           float beta, float *C, int ldc);
+extern int sgemm_use_ref;
+
 #endif

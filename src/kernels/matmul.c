@@ -87,3 +87,10 @@ void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int 
         }
     }
 }
+
+void matmul_backward(float *dx, float *dW, const float *dy, const float *x, const Mat *W, int T) {
+    assert(W->type == QTYPE_F32);
+    const int N = W->rows, K = W->cols;
+    sgemm(1, 0, N, K, T, dy, N, x, K, 1.0f, dW, K);
+    if (dx) sgemm(0, 0, T, K, N, dy, N, (const float *)W->data, K, 1.0f, dx, K);
+}

@@ -41,4 +41,8 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
  * for the absorbed MLA query (latent <- head) and, later, backward passes. */
 void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
 
+/* Backward of matmul for F32 W (N, K), over T rows: dW (N, K) += dy^T x and,
+ * when dx is not NULL, dx (T, K) += dy W. dy (T, N), x (T, K). */
+void matmul_backward(float *dx, float *dW, const float *dy, const float *x, const Mat *W, int T);
+
 #endif

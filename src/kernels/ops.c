@@ -41,3 +41,31 @@ void softmax(float *x, int n) {
 void vec_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
+
+void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T,
+                      int n, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
+        float *dxt = dx + (size_t)t * n;
+        double ss = 0, dot = 0;
+        for (int i = 0; i < n; i++) {
+            ss += (double)xt[i] * xt[i];
+            dot += (double)dyt[i] * w[i] * xt[i];
+        }
+        const double r = 1.0 / sqrt(ss / n + eps);
+        /* d/dx_i of x_i r w_i: r (dy w)_i - x_i r^3 / n sum_j (dy w x)_j */
+        const float rf = (float)r, c = (float)(r * r * r * dot / n);
+        if (dw)
+            for (int i = 0; i < n; i++) dw[i] += dyt[i] * xt[i] * rf;
+        for (int i = 0; i < n; i++) dxt[i] += rf * dyt[i] * w[i] - c * xt[i];
+    }
+}
+
+void swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
+                     size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float s = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * s;
+        du[i] = da[i] * silu;
+        dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+}

@@ -9,8 +9,18 @@
 /* y (T, n) = x / sqrt(mean(x^2) + eps) * w. y may alias x. */
 void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps);
 
+/* Backward of rmsnorm: dx (T, n) += d/dx, dw (n) += d/dw (dw may be NULL,
+ * for a norm without a trained gain). dx must not alias dy or x. */
+void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T,
+                      int n, float eps);
+
 /* g (n) = silu(g) * u: the SwiGLU gate, in place in g. */
 void swiglu(float *g, const float *u, size_t n);
+
+/* Backward of a = silu(g) * u: dg, du (n) = (overwritten) from da and the
+ * saved g, u. */
+void swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
+                     size_t n);
 
 /* In-place numerically stable softmax over n values; -INFINITY entries get
  * probability 0. */

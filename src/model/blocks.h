@@ -13,6 +13,54 @@
 #include "model/rope.h"
 #include "model/weights.h"
 
+/* What the training forward of each piece saves for its backward
+ * (train/mla_backward.c, train/moe_backward.c). Buffers are allocated by
+ * the *_saved_alloc functions from the caller's arena; T = n_seq * seq_len
+ * rows, sequence after sequence. At inference nothing is saved. */
+typedef struct MlaSaved {
+    float *cq;   /* (T, q_lora) q_a_proj output before its norm; NULL without q_lora */
+    float *cq_n; /* (T, q_lora) after q_a_layernorm */
+    float *kva;  /* (T, R + rope) kv_a_proj output: latent before norm, key before rope */
+    float *q;    /* (T, H, nope + rope) query, rope part rotated */
+    float *lat;  /* (T, R + rope) normalised latent and rotated rope key */
+    float *kv;   /* (T, H, nope + v) up-projected keys (nope part) and values */
+    float *p;    /* (n_seq, H, seq_len, seq_len) attention probabilities */
+    float *att;  /* (T, H, v) attention output before o_proj */
+} MlaSaved;
+
+typedef struct FfnSaved {
+    float *g, *u; /* (T, I) gate and up projections */
+    float *a;     /* (T, I) silu(g) * u, the down projection's input */
+} FfnSaved;
+
+typedef struct MoeSaved {
+    float *logits;  /* (T, E) router logits */
+    int *idx;       /* (T, K) selected experts */
+    float *wts;     /* (T, K) their combine weights */
+    int *count;     /* (E + 1) prefix sums: expert e owns dispatch rows count[e]..count[e+1] */
+    int *order;     /* (T K) dispatch row -> token slot t K + k */
+    FfnSaved exp;   /* (T K, Im) the experts' activations, in dispatch order */
+    float *ye;      /* (T K, D) the experts' outputs, in dispatch order */
+    FfnSaved shared; /* (T, n_shared Im) */
+} MoeSaved;
+
+int mla_saved_alloc(MlaSaved *s, const ModelConfig *c, int n_seq, int seq_len, Arena *a);
+int ffn_saved_alloc(FfnSaved *s, int T, int I, Arena *a);
+int moe_saved_alloc(MoeSaved *s, const ModelConfig *c, int T, Arena *a);
+
+/* MLA's projections for T rows at positions pos0 + (row % seq_len): the
+ * query q (T, H, nope + rope) and the cache rows lat (T, R + rope) =
+ * [kv_a_layernorm(c_kv), rope(k_rope)], both with rope applied. sv (may be
+ * NULL) receives the intermediates. Shared by inference and training. */
+int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, const ModelConfig *c,
+                const Rope *rope, int pos0, int seq_len, int T, MlaSaved *sv, Arena *a);
+
+/* Training forward of MLA over n_seq sequences of seq_len tokens (each at
+ * positions 0..seq_len-1, causal within itself): keys and values
+ * up-projected from the latents as in prefill. out (T, D). Saves into sv. */
+int mla_forward_train(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
+                      const Rope *rope, int n_seq, int seq_len, MlaSaved *sv, Arena *a);
+
 int mla_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
                 const Rope *rope, KVCache *kv, int layer, int pos0, int T, MlaPath path,
                 Arena *a);
@@ -21,12 +69,14 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
                 const Rope *rope, KVCache *kv, int layer, int pos0, int T, Arena *a);
 
 /* down(silu(gate x) * up x) with the given matrices (dense FFN, one expert,
- * or the shared experts). */
+ * or the shared experts). sv (may be NULL) keeps g, u and the product. */
 int ffn_forward(float *out, const float *x, const Mat *gate, const Mat *up, const Mat *down, int T,
-                Arena *a);
+                FfnSaved *sv, Arena *a);
 
+/* DeepSeekMoE over T rows; sv (may be NULL) keeps the routing and every
+ * expert's activations for the backward. */
 int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
-                Arena *a);
+                MoeSaved *sv, Arena *a);
 
 /* Route one token: from router logits (E) pick K experts (idx) and their
  * weights (w), per DeepSeek-V2/V3: softmax or sigmoid scores, the

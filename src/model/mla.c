@@ -29,37 +29,99 @@ static void mla_head_kv(float *K, float *V, float *tmp, const float *lat, const 
     matmul_rows(V, lat, kvb, base + nope, vd, S);
 }
 
+int mla_saved_alloc(MlaSaved *s, const ModelConfig *c, int n_seq, int seq_len, Arena *a) {
+    const size_t T = (size_t)n_seq * seq_len, H = c->num_attention_heads;
+    const size_t qk = c->qk_nope_head_dim + c->qk_rope_head_dim, W = c->kv_lora_rank + c->qk_rope_head_dim;
+    memset(s, 0, sizeof *s);
+    if (c->q_lora_rank > 0) {
+        s->cq = arena_floats(a, T * c->q_lora_rank);
+        s->cq_n = arena_floats(a, T * c->q_lora_rank);
+        if (!s->cq || !s->cq_n) return -1;
+    }
+    s->kva = arena_floats(a, T * W);
+    s->q = arena_floats(a, T * H * qk);
+    s->lat = arena_floats(a, T * W);
+    s->kv = arena_floats(a, T * H * (c->qk_nope_head_dim + c->v_head_dim));
+    s->p = arena_floats(a, (size_t)n_seq * H * seq_len * seq_len);
+    s->att = arena_floats(a, T * H * c->v_head_dim);
+    return s->kva && s->q && s->lat && s->kv && s->p && s->att ? 0 : -1;
+}
+
+int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, const ModelConfig *c,
+                const Rope *rope, int pos0, int seq_len, int T, MlaSaved *sv, Arena *a) {
+    const int H = c->num_attention_heads, R = c->kv_lora_rank, ql = c->q_lora_rank;
+    const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, qk = nope + rd, W = R + rd;
+    const float eps = c->rms_norm_eps;
+    if (ql > 0) {
+        float *cq = sv ? sv->cq : arena_floats(a, (size_t)T * ql);
+        float *cqn = sv ? sv->cq_n : cq;
+        if (!cq) return -1;
+        matmul(cq, x, &L->q_a_proj, T);
+        rmsnorm(cqn, cq, L->q_a_norm, T, ql, eps);
+        matmul(q, cqn, &L->q_b_proj, T);
+    } else {
+        matmul(q, x, &L->q_proj, T);
+    }
+    matmul(lat, x, &L->kv_a_proj, T);
+    if (sv) memcpy(sv->kva, lat, (size_t)T * W * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        float *row = lat + (size_t)t * W;
+        const int pos = pos0 + t % seq_len;
+        /* only the latent is normalised; the rope key is not */
+        rmsnorm(row, row, L->kv_a_norm, 1, R, eps);
+        rope_apply(rope, row + R, pos);
+        for (int h = 0; h < H; h++) rope_apply(rope, q + ((size_t)t * H + h) * qk + nope, pos);
+    }
+    return 0;
+}
+
+int mla_forward_train(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
+                      const Rope *rope, int n_seq, int seq_len, MlaSaved *sv, Arena *a) {
+    const int H = c->num_attention_heads, R = c->kv_lora_rank, T = n_seq * seq_len;
+    const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
+    const int qk = nope + rd, W = R + rd, kvw = nope + vd;
+    if (mla_project(sv->q, sv->lat, x, L, c, rope, 0, seq_len, T, sv, a) != 0) return -1;
+    /* keys' nope part and values of every head in one product: (T, H (nope + v)) */
+    float *lat_c = arena_floats(a, (size_t)T * R);
+    float *K = arena_floats(a, (size_t)n_seq * H * seq_len * qk);
+    if (!lat_c || !K) return -1;
+    for (int t = 0; t < T; t++)
+        memcpy(lat_c + (size_t)t * R, sv->lat + (size_t)t * W, (size_t)R * sizeof(float));
+    matmul(sv->kv, lat_c, &L->kv_b_proj, T);
+    const size_t SS = (size_t)seq_len * seq_len;
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (n_seq * H * SS >= 1 << 14)
+    for (int b = 0; b < n_seq; b++) {
+        for (int h = 0; h < H; h++) {
+            /* this head's keys [k_nope, k_rope] contiguous, the rope key shared by heads */
+            float *Kh = K + ((size_t)b * H + h) * seq_len * qk;
+            for (int s = 0; s < seq_len; s++) {
+                const size_t row = (size_t)b * seq_len + s;
+                memcpy(Kh + (size_t)s * qk, sv->kv + (row * H + h) * kvw, (size_t)nope * sizeof(float));
+                memcpy(Kh + (size_t)s * qk + nope, sv->lat + row * W + R, (size_t)rd * sizeof(float));
+            }
+            const size_t r0 = (size_t)b * seq_len;
+            attention_head_train(sv->att + (r0 * H + h) * vd, H * vd, sv->p + ((size_t)b * H + h) * SS,
+                                 sv->q + (r0 * H + h) * qk, H * qk, Kh, qk,
+                                 sv->kv + (r0 * H + h) * kvw + nope, H * kvw, seq_len, qk, vd,
+                                 rope->softmax_scale);
+        }
+    }
+    matmul(out, sv->att, &L->o_proj, T);
+    return 0;
+}
+
 int mla_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
                 const Rope *rope, KVCache *kv, int layer, int pos0, int T, MlaPath path,
                 Arena *a) {
-    const int D = c->hidden_size, H = c->num_attention_heads, R = c->kv_lora_rank;
+    const int H = c->num_attention_heads, R = c->kv_lora_rank;
     const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
     const int qk = nope + rd, W = R + rd, S = pos0 + T;
-    const float eps = c->rms_norm_eps;
-    (void)D;
 
     float *q = arena_floats(a, (size_t)T * H * qk);    /* (T, H, qk) */
     float *lat = arena_floats(a, (size_t)T * W);       /* (T, R+rope) new cache rows */
     float *att = arena_floats(a, (size_t)T * H * vd);  /* (T, H, v) */
     if (!q || !lat || !att) return -1;
-
-    if (c->q_lora_rank > 0) {
-        float *cq = arena_floats(a, (size_t)T * c->q_lora_rank);
-        if (!cq) return -1;
-        matmul(cq, x, &L->q_a_proj, T);
-        rmsnorm(cq, cq, L->q_a_norm, T, c->q_lora_rank, eps);
-        matmul(q, cq, &L->q_b_proj, T);
-    } else {
-        matmul(q, x, &L->q_proj, T);
-    }
-    matmul(lat, x, &L->kv_a_proj, T);
-    for (int t = 0; t < T; t++) {
-        float *row = lat + (size_t)t * W;
-        /* only the latent is normalised; the rope key is not */
-        rmsnorm(row, row, L->kv_a_norm, 1, R, eps);
-        rope_apply(rope, row + R, pos0 + t);
-        for (int h = 0; h < H; h++) rope_apply(rope, q + ((size_t)t * H + h) * qk + nope, pos0 + t);
-    }
+    if (mla_project(q, lat, x, L, c, rope, pos0, T, T, NULL, a) != 0) return -1;
     kvcache_store(kv, layer, pos0, T, lat);
 
     /* all cached rows 0..S-1, this call's included */

@@ -107,8 +107,8 @@ int model_block(Model *m, int layer, float *h, KVCache *kv, int pos0, int T, Mla
     if (rc != 0) return oom(err);
     vec_add(h, o, (size_t)T * D);
     rmsnorm(xn, h, L->ffn_norm, T, D, c->rms_norm_eps);
-    rc = L->is_moe ? moe_forward(o, xn, L, c, T, a)
-                   : ffn_forward(o, xn, &L->gate, &L->up, &L->down, T, a);
+    rc = L->is_moe ? moe_forward(o, xn, L, c, T, NULL, a)
+                   : ffn_forward(o, xn, &L->gate, &L->up, &L->down, T, NULL, a);
     if (rc != 0) return oom(err);
     vec_add(h, o, (size_t)T * D);
     return 0;

@@ -17,15 +17,48 @@
 
 #define MOE_MAX_GROUPS 256
 
+int ffn_saved_alloc(FfnSaved *s, int T, int I, Arena *a) {
+    const size_t n = (size_t)T * I;
+    s->g = arena_floats(a, n);
+    s->u = arena_floats(a, n);
+    s->a = arena_floats(a, n);
+    return s->g && s->u && s->a ? 0 : -1;
+}
+
+int moe_saved_alloc(MoeSaved *s, const ModelConfig *c, int T, Arena *a) {
+    const int E = c->n_routed_experts, K = c->num_experts_per_tok, D = c->hidden_size;
+    const size_t TK = (size_t)T * K;
+    memset(s, 0, sizeof *s);
+    s->logits = arena_floats(a, (size_t)T * E);
+    s->idx = arena_take(a, TK * sizeof(int));
+    s->wts = arena_floats(a, TK);
+    s->count = arena_take(a, ((size_t)E + 1) * sizeof(int));
+    s->order = arena_take(a, TK * sizeof(int));
+    s->ye = arena_floats(a, TK * D);
+    if (!s->logits || !s->idx || !s->wts || !s->count || !s->order || !s->ye) return -1;
+    if (ffn_saved_alloc(&s->exp, (int)TK, c->moe_intermediate_size, a) != 0) return -1;
+    if (c->n_shared_experts > 0 &&
+        ffn_saved_alloc(&s->shared, T, c->n_shared_experts * c->moe_intermediate_size, a) != 0)
+        return -1;
+    return 0;
+}
+
 int ffn_forward(float *out, const float *x, const Mat *gate, const Mat *up, const Mat *down, int T,
-                Arena *a) {
+                FfnSaved *sv, Arena *a) {
     const int I = gate->rows;
-    float *g = arena_floats(a, (size_t)T * I), *u = arena_floats(a, (size_t)T * I);
+    float *g = sv ? sv->g : arena_floats(a, (size_t)T * I);
+    float *u = sv ? sv->u : arena_floats(a, (size_t)T * I);
     if (!g || !u) return -1;
     matmul(g, x, gate, T);
     matmul(u, x, up, T);
-    swiglu(g, u, (size_t)T * I);
-    matmul(out, g, down, T);
+    float *act = g;
+    if (sv) {
+        /* keep the gate's input for the backward: the product goes apart */
+        act = sv->a;
+        memcpy(act, g, (size_t)T * I * sizeof(float));
+    }
+    swiglu(act, u, (size_t)T * I);
+    matmul(out, act, down, T);
     return 0;
 }
 
@@ -97,13 +130,16 @@ void moe_route(const ModelConfig *c, const float *logits, const float *bias, int
 }
 
 int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
-                Arena *a) {
+                MoeSaved *sv, Arena *a) {
     const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
-    float *logits = arena_floats(a, (size_t)T * E), *rs = arena_floats(a, 2 * (size_t)E);
-    float *wts = arena_floats(a, (size_t)T * K);
-    int *idx = arena_take(a, (size_t)T * K * sizeof(int));
-    int *count = arena_take(a, ((size_t)E + 1) * sizeof(int));
-    int *order = arena_take(a, (size_t)T * K * sizeof(int)); /* slots grouped by expert */
+    const int Im = c->moe_intermediate_size;
+    float *logits = sv ? sv->logits : arena_floats(a, (size_t)T * E);
+    float *rs = arena_floats(a, 2 * (size_t)E);
+    float *wts = sv ? sv->wts : arena_floats(a, (size_t)T * K);
+    int *idx = sv ? sv->idx : arena_take(a, (size_t)T * K * sizeof(int));
+    int *count = sv ? sv->count : arena_take(a, ((size_t)E + 1) * sizeof(int));
+    /* slots grouped by expert */
+    int *order = sv ? sv->order : arena_take(a, (size_t)T * K * sizeof(int));
     if (!logits || !rs || !wts || !idx || !count || !order) return -1;
     matmul(logits, x, &L->router, T);
     for (int t = 0; t < T; t++)
@@ -122,8 +158,9 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     int max_n = 0;
     for (int e = 0; e < E; e++)
         if (count[e + 1] - count[e] > max_n) max_n = count[e + 1] - count[e];
-    float *xe = arena_floats(a, (size_t)max_n * D), *ye = arena_floats(a, (size_t)max_n * D);
-    if (!xe || !ye) return -1;
+    float *xe = arena_floats(a, (size_t)max_n * D);
+    float *ybuf = sv ? NULL : arena_floats(a, (size_t)max_n * D);
+    if (!xe || (!sv && !ybuf)) return -1;
     memset(out, 0, (size_t)T * D * sizeof(float));
     /* experts in ascending order, as the reference accumulates them */
     for (int e = 0; e < E; e++) {
@@ -132,7 +169,14 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
         const int *slots = order + count[e];
         for (int i = 0; i < n; i++)
             memcpy(xe + (size_t)i * D, x + (size_t)(slots[i] / K) * D, (size_t)D * sizeof(float));
-        if (ffn_forward(ye, xe, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e], n, a) != 0)
+        float *ye = sv ? sv->ye + (size_t)count[e] * D : ybuf;
+        FfnSaved part, *ps = NULL;
+        if (sv) {
+            const size_t off = (size_t)count[e] * Im;
+            part = (FfnSaved){sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
+            ps = &part;
+        }
+        if (ffn_forward(ye, xe, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e], n, ps, a) != 0)
             return -1;
         for (int i = 0; i < n; i++) {
             float *o = out + (size_t)(slots[i] / K) * D;
@@ -142,7 +186,8 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     }
     if (c->n_shared_experts > 0) {
         float *sh = arena_floats(a, (size_t)T * D);
-        if (!sh || ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, a) != 0) return -1;
+        if (!sh || ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, sv ? &sv->shared : NULL, a) != 0)
+            return -1;
         vec_add(out, sh, (size_t)T * D);
     }
     return 0;

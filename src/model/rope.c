@@ -84,16 +84,22 @@ int rope_init(Rope *r, const ModelConfig *c, Err *err) {
     return 0;
 }
 
-void rope_apply(const Rope *r, float *x, int pos) {
+/* Rotate by +angle (sign 1) or by -angle (sign -1): the rotation's
+ * transpose, which is its backward. */
+static void rope_rotate(const Rope *r, float *x, int pos, float sign) {
     const int half = r->dim / 2;
     for (int i = 0; i < half; i++) {
         /* angle rounded to float first, as torch.outer(pos, freqs) does */
         float angle = (float)pos * r->inv_freq[i];
         float c = (float)cos((double)angle) * r->cos_sin_scale;
-        float s = (float)sin((double)angle) * r->cos_sin_scale;
+        float s = sign * (float)sin((double)angle) * r->cos_sin_scale;
         int a = r->interleaved ? 2 * i : i, b = r->interleaved ? 2 * i + 1 : i + half;
         float x0 = x[a], x1 = x[b];
         x[a] = x0 * c - x1 * s;
         x[b] = x0 * s + x1 * c;
     }
 }
+
+void rope_apply(const Rope *r, float *x, int pos) { rope_rotate(r, x, pos, 1.0f); }
+
+void rope_backward(const Rope *r, float *dx, int pos) { rope_rotate(r, dx, pos, -1.0f); }

@@ -26,4 +26,9 @@ int rope_init(Rope *r, const ModelConfig *cfg, Err *err);
 /* Rotate x (dim) in place for absolute position pos. */
 void rope_apply(const Rope *r, float *x, int pos);
 
+/* Backward of rope_apply: turn the gradient at the output (dim, in place)
+ * into the gradient at the input, rotating by minus the angle (the YaRN
+ * cos/sin scale stays, as the forward multiplies by it). */
+void rope_backward(const Rope *r, float *dx, int pos);
+
 #endif

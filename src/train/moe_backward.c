@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/* Backward of the SwiGLU FFN and DeepSeekMoE (model/moe.c). Gradients flow
+ * through each selected expert (dispatched by expert, one product per
+ * expert as in the forward), through the combine weights into the router
+ * affinities (normalised or not, times routed_scaling_factor), through the
+ * sequence-wise balance loss (DeepSeek-V3 eq. 17-20), and from the
+ * affinities (sigmoid or softmax) into the router. The selection itself and
+ * the correction bias carry no gradient. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "train/backward.h"
+
+int ffn_backward(float *dx, const float *dout, const float *x, const Mat *gate, const Mat *up,
+                 const Mat *down, const Mat *gG, const Mat *gU, const Mat *gD, int T,
+                 const FfnSaved *sv, Arena *a) {
+    const int I = gate->rows;
+    const size_t n = (size_t)T * I;
+    float *da = arena_floats(a, n), *dg = arena_floats(a, n), *du = arena_floats(a, n);
+    if (!da || !dg || !du) return -1;
+    memset(da, 0, n * sizeof(float));
+    matmul_backward(da, grad_of(gD->data), dout, sv->a, down, T);
+    swiglu_backward(dg, du, da, sv->g, sv->u, n);
+    matmul_backward(dx, grad_of(gG->data), dg, x, gate, T);
+    matmul_backward(dx, grad_of(gU->data), du, x, up, T);
+    return 0;
+}
+
+/* Router affinities of one token from its logits (E). */
+static void affinities(const ModelConfig *c, const float *logits, float *s) {
+    const int E = c->n_routed_experts;
+    if (c->scoring_func == SCORE_SOFTMAX) {
+        memcpy(s, logits, (size_t)E * sizeof(float));
+        softmax(s, E);
+    } else {
+        for (int e = 0; e < E; e++) s[e] = 1.0f / (1.0f + expf(-logits[e]));
+    }
+}
+
+int moe_backward(float *dx, const float *dout, const float *x, const LayerWeights *L,
+                 const LayerWeights *G, const ModelConfig *c, int T, const MoeSaved *sv,
+                 MoeBalance *bal, Arena *a) {
+    const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+    const int Im = c->moe_intermediate_size;
+    float *dw = arena_floats(a, (size_t)T * K);      /* d loss / d combine weight, per slot */
+    float *dlog = arena_floats(a, (size_t)T * E);    /* d loss / d router logit */
+    float *s = arena_floats(a, (size_t)T * E);       /* affinities */
+    int max_n = 0;
+    for (int e = 0; e < E; e++)
+        if (sv->count[e + 1] - sv->count[e] > max_n) max_n = sv->count[e + 1] - sv->count[e];
+    float *xe = arena_floats(a, (size_t)max_n * D), *dye = arena_floats(a, (size_t)max_n * D);
+    float *dxe = arena_floats(a, (size_t)max_n * D);
+    if (!dw || !dlog || !s || !xe || !dye || !dxe) return -1;
+
+    if (c->n_shared_experts > 0 &&
+        ffn_backward(dx, dout, x, &L->gate, &L->up, &L->down, &G->gate, &G->up, &G->down, T,
+                     &sv->shared, a) != 0)
+        return -1;
+
+    /* each expert over the rows dispatched to it */
+    for (int e = 0; e < E; e++) {
+        const int n = sv->count[e + 1] - sv->count[e];
+        if (n == 0) continue;
+        const int *slots = sv->order + sv->count[e];
+        const float *ye = sv->ye + (size_t)sv->count[e] * D;
+        for (int i = 0; i < n; i++) {
+            const int t = slots[i] / K;
+            const float *g = dout + (size_t)t * D, *y = ye + (size_t)i * D;
+            double d = 0;
+            for (int j = 0; j < D; j++) d += (double)g[j] * y[j];
+            dw[slots[i]] = (float)d;
+            for (int j = 0; j < D; j++) dye[(size_t)i * D + j] = sv->wts[slots[i]] * g[j];
+            memcpy(xe + (size_t)i * D, x + (size_t)t * D, (size_t)D * sizeof(float));
+        }
+        const size_t off = (size_t)sv->count[e] * Im;
+        const FfnSaved part = {sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
+        memset(dxe, 0, (size_t)n * D * sizeof(float));
+        if (ffn_backward(dxe, dye, xe, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e],
+                         &G->exp_gate[e], &G->exp_up[e], &G->exp_down[e], n, &part, a) != 0)
+            return -1;
+        for (int i = 0; i < n; i++) {
+            float *o = dx + (size_t)(slots[i] / K) * D;
+            const float *g = dxe + (size_t)i * D;
+            for (int j = 0; j < D; j++) o[j] += g[j];
+        }
+    }
+
+    /* combine weights -> affinities: w_k = rsf s_k / S (S = sum over the
+     * selected, as the forward with its 1e-20) or w_k = rsf s_k */
+    float *ds = dlog; /* d loss / d affinity first, turned into logits below */
+    memset(ds, 0, (size_t)T * E * sizeof(float));
+    const float rsf = c->routed_scaling_factor;
+    for (int t = 0; t < T; t++) {
+        float *st = s + (size_t)t * E, *dst = ds + (size_t)t * E;
+        const int *idx = sv->idx + (size_t)t * K;
+        const float *dwt = dw + (size_t)t * K;
+        affinities(c, sv->logits + (size_t)t * E, st);
+        if (c->norm_topk_prob) {
+            double S = 0, dot = 0;
+            for (int k = 0; k < K; k++) S += st[idx[k]];
+            S += 1e-20;
+            for (int k = 0; k < K; k++) dot += (double)dwt[k] * st[idx[k]];
+            for (int k = 0; k < K; k++)
+                dst[idx[k]] += (float)(rsf * (dwt[k] / S - dot / (S * S)));
+        } else {
+            for (int k = 0; k < K; k++) dst[idx[k]] += rsf * dwt[k];
+        }
+    }
+
+    /* sequence-wise balance loss: coef sum_e f_e P_e per sequence with
+     * f_e = E / (K n) count_e (a constant) and P_e = mean_t s_e / sum_j s_j */
+    if (bal && bal->coef != 0.0f) {
+        const int n = bal->seq_len;
+        double total = 0;
+        float *f = arena_floats(a, (size_t)E);
+        if (!f) return -1;
+        for (int b = 0; b < bal->n_seq; b++) {
+            memset(f, 0, (size_t)E * sizeof(float));
+            for (int t = b * n; t < (b + 1) * n; t++)
+                for (int k = 0; k < K; k++) f[sv->idx[(size_t)t * K + k]] += 1.0f;
+            for (int e = 0; e < E; e++) f[e] *= (float)E / ((float)K * n);
+            for (int t = b * n; t < (b + 1) * n; t++) {
+                const float *st = s + (size_t)t * E;
+                float *dst = ds + (size_t)t * E;
+                double Z = 0, fs = 0;
+                for (int e = 0; e < E; e++) Z += st[e], fs += (double)f[e] * st[e];
+                total += fs / Z / n;
+                /* d/ds_j of (sum_e f_e s_e / Z) = f_j / Z - sum_e f_e s_e / Z^2 */
+                for (int e = 0; e < E; e++)
+                    dst[e] += (float)(bal->coef / n * (f[e] / Z - fs / (Z * Z)));
+            }
+        }
+        bal->loss = bal->coef * total;
+    }
+
+    /* affinities -> router logits */
+    for (int t = 0; t < T; t++) {
+        const float *st = s + (size_t)t * E;
+        float *d = ds + (size_t)t * E;
+        if (c->scoring_func == SCORE_SOFTMAX) {
+            double dot = 0;
+            for (int e = 0; e < E; e++) dot += (double)d[e] * st[e];
+            for (int e = 0; e < E; e++) d[e] = st[e] * (d[e] - (float)dot);
+        } else {
+            for (int e = 0; e < E; e++) d[e] *= st[e] * (1.0f - st[e]);
+        }
+    }
+    matmul_backward(dx, grad_of(G->router.data), dlog, x, &L->router, T);
+    return 0;
+}
