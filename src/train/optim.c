@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* Schedules, clipping and AdamW (see optim.h). */
+#include "train/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+
+OptimOpts optim_defaults(void) {
+    OptimOpts o = {.lr = 3e-4f, .min_lr_ratio = 0.1f, .schedule = LR_COSINE, .beta1 = 0.9f,
+                   .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f};
+    return o;
+}
+
+float optim_lr_at(const OptimOpts *o, int s) {
+    const double lr = o->lr, lo = lr * o->min_lr_ratio;
+    if (s < o->warmup) return (float)(lr * (s + 1) / o->warmup);
+    switch (o->schedule) {
+    case LR_CONSTANT: return o->lr;
+    case LR_WSD: {
+        const int start = o->total_steps - o->decay_steps;
+        if (o->decay_steps <= 0 || s < start) return o->lr;
+        double p = (double)(s - start + 1) / o->decay_steps;
+        return (float)(lr + (lo - lr) * (p > 1 ? 1 : p));
+    }
+    case LR_COSINE:
+    default: {
+        int span = o->total_steps - o->warmup;
+        double p = (double)(s - o->warmup) / (span > 1 ? span : 1);
+        if (p > 1) p = 1;
+        return (float)(lo + 0.5 * (lr - lo) * (1 + cos(M_PI * p)));
+    }
+    }
+}
+
+int adamw_init(AdamW *a, const Weights *w, Err *err) {
+    memset(a, 0, sizeof *a);
+    a->n = w->n_bytes / sizeof(float);
+    a->m = calloc(a->n, sizeof(float));
+    a->v = calloc(a->n, sizeof(float));
+    if (!a->m || !a->v) {
+        adamw_free(a);
+        return err_set(err, "out of memory for the optimiser state (%zu floats)", 2 * w->n_bytes / 4);
+    }
+    return 0;
+}
+
+void adamw_free(AdamW *a) {
+    free(a->m);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+static int is_mtp_head(const ParamSpec *s) {
+    const char *suf = ".shared_head.head.weight";
+    size_t n = strlen(s->name), k = strlen(suf);
+    return n > k && !strcmp(s->name + n - k, suf);
+}
+
+int optim_is_trained(const ParamSpec *s) { return s->kind != PARAM_ROUTER_BIAS && !is_mtp_head(s); }
+
+int optim_has_decay(const ParamSpec *s) {
+    return (s->kind == PARAM_MATRIX || s->kind == PARAM_ROUTER) && optim_is_trained(s);
+}
+
+/* The MTP head tensors (n_out of them, at most 64). */
+static int mtp_heads(const Weights *w, const ParamSpec **out) {
+    int n = 0;
+    for (int i = 0; i < w->n_specs && n < 64; i++)
+        if (is_mtp_head(&w->specs[i])) out[n++] = &w->specs[i];
+    return n;
+}
+
+void optim_tie_grads(const Weights *w, Weights *grads) {
+    const ParamSpec *heads[64];
+    int n = mtp_heads(w, heads);
+    const ParamSpec *lm = weights_find(w, "lm_head.weight");
+    if (!lm) lm = weights_find(w, "model.embed_tokens.weight"); /* tied embeddings */
+    float *g = (float *)(grads->data + lm->offset);
+    for (int h = 0; h < n; h++) {
+        float *gh = (float *)(grads->data + heads[h]->offset);
+        for (int64_t i = 0; i < lm->numel; i++) g[i] += gh[i], gh[i] = 0;
+    }
+}
+
+double optim_grad_norm(const Weights *grads) {
+    double ss = 0;
+    for (int i = 0; i < grads->n_specs; i++) {
+        const ParamSpec *s = &grads->specs[i];
+        if (!optim_is_trained(s)) continue;
+        const float *g = (const float *)(grads->data + s->offset);
+        for (int64_t j = 0; j < s->numel; j++) ss += (double)g[j] * g[j];
+    }
+    return sqrt(ss);
+}
+
+float adamw_step(AdamW *a, Weights *w, Weights *grads, const OptimOpts *o, int s, double grad_norm) {
+    const float lr = optim_lr_at(o, s);
+    const float clip = o->clip > 0 && grad_norm > o->clip ? (float)(o->clip / (grad_norm + 1e-6)) : 1.0f;
+    const int t = s + 1;
+    const double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+    for (int i = 0; i < w->n_specs; i++) {
+        const ParamSpec *sp = &w->specs[i];
+        if (!optim_is_trained(sp)) continue;
+        const size_t off = sp->offset / sizeof(float);
+        float *p = (float *)(w->data + sp->offset), *g = (float *)(grads->data + sp->offset);
+        float *m = a->m + off, *v = a->v + off;
+        const float decay = optim_has_decay(sp) ? 1.0f - lr * o->weight_decay : 1.0f;
+        const float b1 = o->beta1, b2 = o->beta2;
+#pragma omp parallel for schedule(static) if (sp->numel >= 1 << 16)
+        for (int64_t j = 0; j < sp->numel; j++) {
+            const float gj = g[j] * clip;
+            m[j] = b1 * m[j] + (1 - b1) * gj;
+            v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+            const float mh = (float)(m[j] / bc1), vh = (float)(v[j] / bc2);
+            p[j] = p[j] * decay - lr * mh / (sqrtf(vh) + o->eps);
+        }
+    }
+    /* the MTP heads are copies of the one shared head */
+    const ParamSpec *heads[64], *lm = weights_find(w, "lm_head.weight");
+    int n = mtp_heads(w, heads);
+    for (int h = 0; h < n && lm; h++)
+        memcpy(w->data + heads[h]->offset, w->data + lm->offset, lm->bytes);
+    return lr;
+}
