@@ -208,3 +208,12 @@ int path_has_suffix(const char *path, const char *suffix) {
     size_t a = strlen(path), b = strlen(suffix);
     return a > b && !strcmp(path + a - b, suffix);
 }
+
+int file_copy(const char *from, const char *to, Err *err) {
+    char *buf;
+    size_t n;
+    if (file_read_all(from, (size_t)1 << 30, &buf, &n, err) != 0) return -1;
+    int rc = file_write_atomic(to, buf, n, err);
+    free(buf);
+    return rc;
+}

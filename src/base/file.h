@@ -30,6 +30,9 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len, E
  * on failure path is untouched and the temp file removed. */
 int file_write_atomic(const char *path, const void *data, size_t n, Err *err);
 
+/* Copy a file (up to 1 GiB) with file_write_atomic. 0 or -1 with err. */
+int file_copy(const char *from, const char *to, Err *err);
+
 /* Streaming form of the same: open a temp file beside path. Write with
  * fwrite to af->fp, then commit (fsync + rename) or abort (remove). */
 typedef struct AtomicFile {

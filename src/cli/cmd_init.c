@@ -16,15 +16,6 @@
 #include "model/presets.h"
 #include "tokenizer/tokenizer_json.h"
 
-static int copy_file(const char *from, const char *to, Err *err) {
-    char *buf;
-    size_t n;
-    if (file_read_all(from, (size_t)1 << 30, &buf, &n, err) != 0) return -1;
-    int rc = file_write_atomic(to, buf, n, err);
-    free(buf);
-    return rc;
-}
-
 static int write_generation_config(const char *dir, const ModelConfig *c, Err *err) {
     char path[4096];
     if (path_join(path, sizeof path, dir, "generation_config.json") != 0)
@@ -64,10 +55,10 @@ static int write_tokenizer(const char *out, const char *tok_dir, Err *err) {
     if (path_join(from, sizeof from, tok_dir, "tokenizer.json") != 0 ||
         path_join(to, sizeof to, out, "tokenizer.json") != 0)
         return err_set(err, "%s: path too long", tok_dir);
-    if (copy_file(from, to, err) != 0) return -1;
+    if (file_copy(from, to, err) != 0) return -1;
     if (path_join(from, sizeof from, tok_dir, "tokenizer_config.json") == 0 && file_exists(from) &&
         path_join(to, sizeof to, out, "tokenizer_config.json") == 0)
-        return copy_file(from, to, err);
+        return file_copy(from, to, err);
     return 0;
 }
 

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/* Checkpoints (see checkpoint.h). The order of writes is the crash-safety
+ * argument: files into a fresh temporary directory, each fsynced; the
+ * directory renamed to its final name and the parent fsynced; then
+ * OUT/latest replaced atomically. Until that last rename, OUT/latest names
+ * the previous, complete checkpoint. */
+#include "train/checkpoint.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "base/json.h"
+#include "io/safetensors.h"
+
+/* Files a model directory carries besides the weights and config. */
+static const char *const tokenizer_files[] = {"tokenizer.json", "tokenizer_config.json",
+                                              "generation_config.json"};
+
+/* Remove a flat directory and its files. */
+static void remove_flat_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            path_join(p, sizeof p, dir, e->d_name) == 0)
+            unlink(p);
+    closedir(d);
+    rmdir(dir);
+}
+
+static int fsync_dir(const char *dir, Err *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || fsync(fd) != 0) {
+        if (fd >= 0) close(fd);
+        return err_set(err, "%s: cannot sync the directory", dir);
+    }
+    close(fd);
+    return 0;
+}
+
+static int save_optimizer(const char *path, const Weights *w, const AdamW *opt, Err *err) {
+    StWriteTensor *t = calloc(2 * (size_t)w->n_specs, sizeof *t);
+    char (*names)[112] = calloc(2 * (size_t)w->n_specs, sizeof *names);
+    if (!t || !names) {
+        free(t), free(names);
+        return err_set(err, "out of memory writing %s", path);
+    }
+    int n = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < w->n_specs; i++) {
+            const ParamSpec *s = &w->specs[i];
+            if (!optim_is_trained(s)) continue;
+            snprintf(names[n], sizeof names[n], "%s.%s", k ? "exp_avg_sq" : "exp_avg", s->name);
+            t[n] = (StWriteTensor){names[n], DTYPE_F32, s->n_dims, {s->shape[0], s->shape[1]},
+                                   (k ? opt->v : opt->m) + s->offset / sizeof(float)};
+            n++;
+        }
+    int rc = st_write(path, t, n, err);
+    free(t), free(names);
+    return rc;
+}
+
+static int save_state(const char *path, const TrainState *st, Err *err) {
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "{\n  \"step\": %" PRId64 ",\n  \"tokens\": %" PRId64 ",\n  \"seed\": %" PRIu64
+                     ",\n  \"batch\": %d,\n  \"seq\": %d,\n  \"grad_accum\": %d,\n"
+                     "  \"nan_skipped\": %d\n}\n",
+                     st->step, st->tokens, st->seed, st->batch, st->seq, st->grad_accum,
+                     st->nan_skipped);
+    return file_write_atomic(path, text, (size_t)n, err);
+}
+
+/* Make dst name the same file as src (a hard link renamed into place), or
+ * an atomic copy where links are not possible. */
+static int publish(const char *src, const char *dst, Err *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.link.%ld", dst, (long)getpid());
+    unlink(tmp);
+    if (link(src, tmp) == 0) {
+        if (rename(tmp, dst) == 0) return 0;
+        unlink(tmp);
+    }
+    return file_copy(src, dst, err);
+}
+
+/* Checkpoint directories under out, newest first (names into a malloc'd
+ * array the caller frees); returns the count. */
+static int list_checkpoints(const char *out, char (**names)[64]) {
+    DIR *d = opendir(out);
+    int n = 0, cap = 0;
+    *names = NULL;
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "checkpoint-", 11) || strlen(e->d_name) >= 64) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char (*nn)[64] = realloc(*names, (size_t)cap * sizeof **names);
+            if (!nn) break;
+            *names = nn;
+        }
+        snprintf((*names)[n++], 64, "%s", e->d_name);
+    }
+    closedir(d);
+    /* fixed-width step numbers: name order is step order */
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (strcmp((*names)[i], (*names)[j]) < 0) {
+                char t[64];
+                memcpy(t, (*names)[i], 64), memcpy((*names)[i], (*names)[j], 64);
+                memcpy((*names)[j], t, 64);
+            }
+    return n;
+}
+
+int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainState *st,
+              const char *tok_dir, int keep, Err *err) {
+    char name[64], tmp[4096], fin[4096], p[4096], q[4096];
+    snprintf(name, sizeof name, "checkpoint-%08" PRId64, st->step);
+    if (dir_create(out, err) != 0) return -1;
+    if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp", out, name) >= (int)sizeof tmp ||
+        path_join(fin, sizeof fin, out, name) != 0)
+        return err_set(err, "%s: path too long", out);
+    remove_flat_dir(tmp);
+    if (mkdir(tmp, 0755) != 0) return err_set(err, "%s: cannot create the directory", tmp);
+#define IN(dir, f) (path_join(p, sizeof p, dir, f) == 0 ? p : "")
+    if (weights_save(&m->w, IN(tmp, "model.safetensors"), DTYPE_F32, err) != 0 ||
+        config_save(&m->cfg, IN(tmp, "config.json"), err) != 0 ||
+        save_optimizer(IN(tmp, "optimizer.safetensors"), &m->w, opt, err) != 0 ||
+        save_state(IN(tmp, "trainer_state.json"), st, err) != 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
+        if (path_join(q, sizeof q, tok_dir, tokenizer_files[i]) != 0 || !file_exists(q)) continue;
+        if (file_copy(q, IN(tmp, tokenizer_files[i]), err) != 0) goto fail;
+    }
+    if (fsync_dir(tmp, err) != 0) goto fail;
+    remove_flat_dir(fin); /* a checkpoint of the same step from an interrupted run */
+    if (rename(tmp, fin) != 0) {
+        err_set(err, "%s: cannot rename into place", fin);
+        goto fail;
+    }
+    if (fsync_dir(out, err) != 0) return -1;
+    char line[80];
+    int n = snprintf(line, sizeof line, "%s\n", name);
+    if (file_write_atomic(IN(out, "latest"), line, (size_t)n, err) != 0) return -1;
+    /* the newest model at OUT/ itself */
+    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json",
+                           "tokenizer_config.json", "generation_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        if (path_join(q, sizeof q, fin, files[i]) != 0 || !file_exists(q)) continue;
+        if (publish(q, IN(out, files[i]), err) != 0) return -1;
+    }
+#undef IN
+    char(*names)[64];
+    int nc = list_checkpoints(out, &names);
+    for (int i = keep > 0 ? keep : 1; i < nc; i++)
+        if (path_join(p, sizeof p, out, names[i]) == 0 && strcmp(names[i], name) != 0)
+            remove_flat_dir(p);
+    free(names);
+    return 0;
+fail:
+    remove_flat_dir(tmp);
+    return -1;
+}
+
+int ckpt_latest(const char *out, char *dir, size_t n, Err *err) {
+    char p[4096], *text;
+    size_t len;
+    if (path_join(p, sizeof p, out, "latest") != 0) return err_set(err, "%s: path too long", out);
+    if (!file_exists(p)) return err_set(err, "%s: no checkpoint to resume from (no %s)", out, p);
+    if (file_read_all(p, 256, &text, &len, err) != 0) return -1;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ')) text[--len] = 0;
+    int bad = strncmp(text, "checkpoint-", 11) != 0 || strchr(text, '/') != NULL;
+    int rc = bad ? err_set(err, "%s: does not name a checkpoint", p)
+                 : path_join(dir, n, out, text) != 0 ? err_set(err, "%s: path too long", out) : 0;
+    free(text);
+    if (rc == 0 && !file_is_dir(dir))
+        rc = err_set(err, "%s names %s, which does not exist", p, dir);
+    return rc;
+}
+
+static int load_optimizer(const char *path, const Weights *w, AdamW *opt, Err *err) {
+    SafeTensors st;
+    if (st_open(&st, path, err) != 0) return -1;
+    int rc = 0;
+    char name[112];
+    for (int k = 0; k < 2 && rc == 0; k++)
+        for (int i = 0; i < w->n_specs && rc == 0; i++) {
+            const ParamSpec *s = &w->specs[i];
+            if (!optim_is_trained(s)) continue;
+            snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", s->name);
+            const StTensor *t = st_find(&st, name);
+            if (!t) rc = err_set(err, "%s: tensor %s is missing", path, name);
+            else if (st_numel(t) != s->numel)
+                rc = err_set(err, "%s: tensor %s has %" PRId64 " elements, the model %" PRId64,
+                             path, name, st_numel(t), s->numel);
+            else rc = st_to_f32(&st, t, (k ? opt->v : opt->m) + s->offset / sizeof(float), err);
+        }
+    st_close(&st);
+    return rc;
+}
+
+int ckpt_load_state(const char *dir, const Weights *w, AdamW *opt, TrainState *st, Err *err) {
+    char p[4096];
+    if (path_join(p, sizeof p, dir, "optimizer.safetensors") != 0)
+        return err_set(err, "%s: path too long", dir);
+    if (load_optimizer(p, w, opt, err) != 0) return -1;
+    if (path_join(p, sizeof p, dir, "trainer_state.json") != 0)
+        return err_set(err, "%s: path too long", dir);
+    json_t *j = json_load_path(p, 1 << 20, err);
+    if (!j) return -1;
+    memset(st, 0, sizeof *st);
+    int rc = 0;
+    json_t *step = json_object_get(j, "step"), *tok = json_object_get(j, "tokens");
+    json_t *seed = json_object_get(j, "seed");
+    if (!json_is_integer(step) || json_integer_value(step) < 0 || !json_is_integer(tok) ||
+        !json_is_integer(seed))
+        rc = err_set(err, "%s: step, tokens and seed must be non-negative integers", p);
+    if (rc == 0) {
+        st->step = json_integer_value(step);
+        st->tokens = json_integer_value(tok);
+        st->seed = (uint64_t)json_integer_value(seed);
+        if (json_get_int(j, "batch", &st->batch, p, err) != 0 ||
+            json_get_int(j, "seq", &st->seq, p, err) != 0 ||
+            json_get_int(j, "grad_accum", &st->grad_accum, p, err) != 0 ||
+            json_get_int(j, "nan_skipped", &st->nan_skipped, p, err) != 0)
+            rc = -1;
+    }
+    json_decref(j);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* Training checkpoints: OUT/checkpoint-NNNNNNNN/ is a complete Hugging Face
+ * model directory (config.json, model.safetensors with HF names, the
+ * tokenizer files) plus optimizer.safetensors (AdamW moments) and
+ * trainer_state.json. A checkpoint is written into a temporary directory,
+ * fsynced and renamed into place, and only then named in OUT/latest, so a
+ * crash at any instant leaves the previous checkpoint whole. The newest
+ * model is also linked to OUT/ itself, so `whale generate -m OUT` works. */
+#ifndef WHALE_CHECKPOINT_H
+#define WHALE_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+#include "train/optim.h"
+
+typedef struct TrainState {
+    int64_t step;        /* optimiser steps completed */
+    int64_t tokens;      /* training tokens consumed */
+    uint64_t seed;       /* data order and anything random */
+    int batch, seq, grad_accum;
+    int nan_skipped;     /* steps skipped for a non-finite loss */
+} TrainState;
+
+/* Write checkpoint st->step of m, opt and st under out; the tokenizer and
+ * generation config files are copied from tok_dir (if present there).
+ * Keeps the newest `keep` checkpoints. Returns 0 or -1 with err. */
+int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainState *st,
+              const char *tok_dir, int keep, Err *err);
+
+/* The directory of the newest checkpoint under out (from OUT/latest) into
+ * dir. Returns 0, or -1 with err when there is none. */
+int ckpt_latest(const char *out, char *dir, size_t n, Err *err);
+
+/* Read the optimiser moments (for w's tensors) and the trainer state of a
+ * checkpoint directory. Returns 0 or -1 with err naming the file. */
+int ckpt_load_state(const char *dir, const Weights *w, AdamW *opt, TrainState *st, Err *err);
+
+#endif

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/* The training loop (see trainer.h). One step: zero the gradients; for
+ * each micro-batch sample B windows of seq+1 tokens (window i of the run
+ * is a pure function of (seed, i), so a resumed run draws what the
+ * uninterrupted one would), forward, count expert loads, backward with
+ * loss scale 1/grad_accum; sum over ranks; tie the MTP heads; clip; AdamW;
+ * bias rule. Non-finite losses skip the step. */
+#include "train/trainer.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "model/model_train.h"
+#include "train/balance.h"
+#include "train/checkpoint.h"
+#include "train/comm.h"
+#include "train/data.h"
+#include "train/loss.h"
+#include "train/model_backward.h"
+#include "train/plot.h"
+
+typedef struct Trainer {
+    const TrainOpts *o;
+    Model m;
+    TrainActs acts;
+    Weights grads;
+    AdamW opt;
+    ExpertLoad load;
+    TokenShards train, val;
+    int has_val;
+    Comm comm;
+    TrainState st;
+    int32_t *batch;  /* (B, seq + 1) */
+    double *load_layers;
+    FILE *metrics;
+    char metrics_path[4096], plot_path[4096];
+} Trainer;
+
+/* The shape fields that must agree for a checkpoint to continue a model. */
+static int same_shape(const ModelConfig *a, const ModelConfig *b, char *what, size_t n) {
+#define CMP(f)                                                                  \
+    if (a->f != b->f) {                                                         \
+        snprintf(what, n, "%s %d vs %d", #f, (int)a->f, (int)b->f);             \
+        return 0;                                                               \
+    }
+    CMP(arch) CMP(vocab_size) CMP(hidden_size) CMP(num_hidden_layers) CMP(num_attention_heads)
+    CMP(q_lora_rank) CMP(kv_lora_rank) CMP(qk_nope_head_dim) CMP(qk_rope_head_dim)
+    CMP(v_head_dim) CMP(intermediate_size) CMP(moe_intermediate_size) CMP(n_routed_experts)
+    CMP(n_shared_experts) CMP(num_experts_per_tok) CMP(first_k_dense_replace)
+    CMP(num_nextn_predict_layers)
+#undef CMP
+    return 1;
+}
+
+/* Unigram entropy (nats) of the training tokens: the loss of a model that
+ * knows only token frequencies, the line a trained model must go under. */
+static double unigram_entropy(const TokenShards *s, int V) {
+    int64_t *cnt = calloc((size_t)V, sizeof *cnt);
+    if (!cnt) return NAN;
+    for (int i = 0; i < s->n_shards; i++) {
+        const unsigned char *p = s->shards[i].ids;
+        for (int64_t j = 0; j < s->shards[i].n_tokens; j++) {
+            uint32_t id = (uint32_t)p[4 * j] | (uint32_t)p[4 * j + 1] << 8 |
+                          (uint32_t)p[4 * j + 2] << 16 | (uint32_t)p[4 * j + 3] << 24;
+            if (id < (uint32_t)V) cnt[id]++;
+        }
+    }
+    double h = 0, n = (double)s->n_tokens;
+    for (int v = 0; v < V; v++)
+        if (cnt[v]) h -= cnt[v] / n * log(cnt[v] / n);
+    free(cnt);
+    return h;
+}
+
+/* Keep the metrics lines of steps <= step (a resumed run rewrites what
+ * came after its checkpoint). */
+static int metrics_truncate(const char *path, int64_t step, Err *err) {
+    if (!file_exists(path)) return 0;
+    char *text;
+    size_t len;
+    if (file_read_all(path, (size_t)1 << 30, &text, &len, err) != 0) return -1;
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    if (!out) {
+        free(text);
+        return err_set(err, "out of memory reading %s", path);
+    }
+    for (char *line = text; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+        json_t *j = json_loadb(line, ll, 0, NULL);
+        json_t *s = j ? json_object_get(j, "step") : NULL;
+        if (s && json_is_integer(s) && json_integer_value(s) <= step) {
+            memcpy(out + n, line, ll);
+            n += ll;
+            out[n++] = '\n';
+        }
+        json_decref(j);
+        line = nl ? nl + 1 : NULL;
+    }
+    int rc = file_write_atomic(path, out, n, err);
+    free(text);
+    free(out);
+    return rc;
+}
+
+static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
+    memset(t, 0, sizeof *t);
+    t->o = o;
+    comm_init_single(&t->comm);
+    char ckpt[4096] = "";
+    if (o->resume) {
+        ModelConfig want;
+        char what[128];
+        if (ckpt_latest(o->out, ckpt, sizeof ckpt, err) != 0) return -1;
+        if (model_open(&t->m, ckpt, err) != 0) return -1;
+        if (config_load(&want, o->model, err) != 0) return -1;
+        if (!same_shape(&t->m.cfg, &want, what, sizeof what))
+            return err_set(err, "cannot resume: %s holds a model of another shape than %s (%s)",
+                           ckpt, o->model, what);
+    } else if (model_open(&t->m, o->model, err) != 0) {
+        return -1;
+    }
+    const ModelConfig *c = &t->m.cfg;
+    if (!config_is_mla(c))
+        return err_set(err, "%s: training supports deepseek_v2 / deepseek_v3 models, not %s",
+                       o->model, c->model_type);
+    if (c->num_nextn_predict_layers > LOSS_MAX_MTP)
+        return err_set(err, "%s: at most %d MTP modules can be trained", o->model, LOSS_MAX_MTP);
+    if (o->seq <= c->num_nextn_predict_layers + 1)
+        return err_set(err, "--seq %d is too short for %d MTP modules", o->seq,
+                       c->num_nextn_predict_layers);
+    if (shards_open(&t->train, o->data, "train", c->vocab_size, err) != 0) return -1;
+    if (shards_count(o->data, "val") > 0) {
+        if (shards_open(&t->val, o->data, "val", c->vocab_size, err) != 0) return -1;
+        t->has_val = shards_n_windows(&t->val, o->seq + 1) > 0;
+    }
+    if (weights_alloc(&t->grads, c, QTYPE_F32, err) != 0 || adamw_init(&t->opt, &t->m.w, err) != 0 ||
+        expert_load_init(&t->load, c, err) != 0)
+        return -1;
+    t->batch = malloc(sizeof(int32_t) * (size_t)o->batch * (o->seq + 1));
+    t->load_layers = calloc((size_t)t->load.n_layers, sizeof(double));
+    if (!t->batch || !t->load_layers) return err_set(err, "out of memory");
+    t->st = (TrainState){0, 0, o->seed, o->batch, o->seq, o->grad_accum, 0};
+    if (o->resume) {
+        TrainState saved;
+        if (ckpt_load_state(ckpt, &t->m.w, &t->opt, &saved, err) != 0) return -1;
+        if (saved.batch != o->batch || saved.seq != o->seq || saved.grad_accum != o->grad_accum)
+            return err_set(err,
+                           "cannot resume %s with another batch shape: it was --batch %d --seq %d "
+                           "--grad-accum %d",
+                           ckpt, saved.batch, saved.seq, saved.grad_accum);
+        t->st = saved;
+    } else {
+        /* the MTP heads start as copies of the one shared head */
+        optim_tie_grads(&t->m.w, &t->grads); /* no-op on zero gradients; keeps one code path */
+        const ParamSpec *lm = weights_find(&t->m.w, "lm_head.weight");
+        for (int i = 0; lm && i < t->m.w.n_specs; i++)
+            if (!optim_is_trained(&t->m.w.specs[i]) && t->m.w.specs[i].kind != PARAM_ROUTER_BIAS)
+                memcpy(t->m.w.data + t->m.w.specs[i].offset, t->m.w.data + lm->offset, lm->bytes);
+    }
+    if (dir_create(o->out, err) != 0) return -1;
+    if (path_join(t->metrics_path, sizeof t->metrics_path, o->out, "metrics.jsonl") != 0 ||
+        path_join(t->plot_path, sizeof t->plot_path, o->out, "metrics.svg") != 0)
+        return err_set(err, "%s: path too long", o->out);
+    if (metrics_truncate(t->metrics_path, t->st.step, err) != 0) return -1;
+    t->metrics = fopen(t->metrics_path, o->resume ? "a" : "w");
+    if (!t->metrics) return err_set(err, "%s: cannot open for writing", t->metrics_path);
+    return 0;
+}
+
+static void trainer_close(Trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    free(t->batch);
+    free(t->load_layers);
+    expert_load_free(&t->load);
+    adamw_free(&t->opt);
+    weights_free(&t->grads);
+    shards_close(&t->train);
+    shards_close(&t->val);
+    train_acts_free(&t->acts);
+    model_free(&t->m);
+}
+
+/* Mean next-token loss over the first eval_batches x B windows of the
+ * held-out split. */
+static int evaluate(Trainer *t, double *loss, Err *err) {
+    const TrainOpts *o = t->o;
+    const int B = o->batch, T = o->seq, V = t->m.cfg.vocab_size;
+    int64_t nw = shards_n_windows(&t->val, T + 1), want = (int64_t)o->eval_batches * B;
+    if (want > nw) want = nw;
+    double sum = 0;
+    int64_t n_tok = 0;
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)B * T);
+    if (!y) return err_set(err, "out of memory");
+    for (int64_t w0 = 0; w0 < want; w0 += B) {
+        int nb = want - w0 < B ? (int)(want - w0) : B;
+        for (int b = 0; b < nb; b++) shards_window(&t->val, w0 + b, T + 1, t->batch + (size_t)b * (T + 1));
+        if (model_forward_train(&t->m, &t->acts, t->batch, nb, T, err) != 0) {
+            free(y);
+            return -1;
+        }
+        for (int b = 0; b < nb; b++)
+            memcpy(y + (size_t)b * T, t->batch + (size_t)b * (T + 1) + 1, sizeof(int32_t) * T);
+        sum += xent_forward_backward(t->acts.logits, y, NULL, 1.0f, nb * T, V, NULL);
+        n_tok += (int64_t)nb * T;
+    }
+    free(y);
+    *loss = n_tok ? sum / n_tok : NAN;
+    return 0;
+}
+
+/* Faults for the tests: WHALE_FAULT_NAN_STEPS="3,4" makes those steps'
+ * losses NaN, as an overflow would. */
+static int fault_nan(int64_t step) {
+    const char *s = getenv("WHALE_FAULT_NAN_STEPS");
+    while (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s) break;
+        if (v == step) return 1;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
+
+static void fmt_eta(double sec, char *buf, size_t n) {
+    if (!(sec >= 0) || sec > 1e7) snprintf(buf, n, "?");
+    else if (sec >= 3600) snprintf(buf, n, "%dh%02dm", (int)(sec / 3600), (int)(sec / 60) % 60);
+    else snprintf(buf, n, "%dm%02ds", (int)(sec / 60), (int)sec % 60);
+}
+
+/* One optimiser step. Returns 0 (done or skipped: *skipped), -1 with err. */
+static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int *skipped, Err *err) {
+    const TrainOpts *o = t->o;
+    const int B = o->batch, T = o->seq;
+    memset(t->grads.data, 0, t->grads.n_bytes);
+    expert_load_zero(&t->load);
+    memset(sum, 0, sizeof *sum);
+    const LossOpts lo = {o->mtp_lambda, o->balance_alpha, 1.0f / o->grad_accum, NULL};
+    for (int a = 0; a < o->grad_accum; a++) {
+        for (int b = 0; b < B; b++) {
+            uint64_t idx = ((uint64_t)t->st.step * o->grad_accum + a) * B + b;
+            if (shards_sample(&t->train, t->st.seed, idx, T + 1, t->batch + (size_t)b * (T + 1), err) != 0)
+                return -1;
+        }
+        LossParts lp;
+        if (model_forward_train(&t->m, &t->acts, t->batch, B, T, err) != 0) return -1;
+        expert_load_add(&t->load, &t->m, &t->acts);
+        if (model_backward(&t->m, &t->acts, t->batch, &lo, &t->grads, &lp, err) != 0) return -1;
+        sum->loss += lp.loss / o->grad_accum;
+        sum->main += lp.main / o->grad_accum;
+        sum->balance += lp.balance / o->grad_accum;
+        for (int k = 0; k < LOSS_MAX_MTP; k++) sum->mtp[k] += lp.mtp[k] / o->grad_accum;
+    }
+    if (fault_nan(t->st.step + 1)) sum->loss = NAN;
+    /* data parallel: sum over ranks, then the mean */
+    if (t->comm.size > 1) {
+        if (comm_allreduce_f32(&t->comm, (float *)t->grads.data, t->grads.n_bytes / 4, err) != 0 ||
+            comm_allreduce_i64(&t->comm, t->load.count, (size_t)t->load.n_layers * t->load.E, err) != 0)
+            return -1;
+        float *g = (float *)t->grads.data;
+        for (size_t i = 0; i < t->grads.n_bytes / 4; i++) g[i] /= t->comm.size;
+    }
+    optim_tie_grads(&t->m.w, &t->grads);
+    *gnorm = optim_grad_norm(&t->grads);
+    *skipped = !isfinite(sum->loss) || !isfinite(*gnorm);
+    *lr = optim_lr_at(&o->optim, (int)t->st.step);
+    if (!*skipped) {
+        adamw_step(&t->opt, &t->m.w, &t->grads, &o->optim, (int)t->st.step, *gnorm);
+        balance_update_bias(&t->m, &t->load, o->bias_gamma);
+    }
+    return 0;
+}
+
+static void log_metrics(Trainer *t, const LossParts *lp, float lr, double gnorm, double tok_s,
+                        double load) {
+    FILE *f = t->metrics;
+    const ModelConfig *c = &t->m.cfg;
+    /* "loss" is the next-token loss, comparable with eval_loss and the
+     * unigram entropy; "loss_total" is the objective that was minimised */
+    fprintf(f, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"loss_total\": %.6f", t->st.step,
+            lp->main, lp->loss);
+    if (c->num_nextn_predict_layers > 0) {
+        fprintf(f, ", \"loss_mtp\": [");
+        for (int k = 0; k < c->num_nextn_predict_layers; k++)
+            fprintf(f, "%s%.6f", k ? ", " : "", lp->mtp[k]);
+        fprintf(f, "]");
+    }
+    fprintf(f, ", \"loss_bal\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tok_s\": %.1f, "
+               "\"tokens\": %" PRId64,
+            lp->balance, lr, gnorm, tok_s, t->st.tokens);
+    if (c->n_routed_experts > 0) {
+        fprintf(f, ", \"load_max_mean\": %.4f, \"load_max_mean_layers\": [", load);
+        int first = 1;
+        for (int i = 0; i < t->load.n_layers; i++)
+            if (t->m.w.layers[i].is_moe)
+                fprintf(f, "%s%.4f", first ? "" : ", ", t->load_layers[i]), first = 0;
+        fprintf(f, "]");
+    }
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+static int save(Trainer *t, Err *err) {
+    if (ckpt_save(t->o->out, &t->m, &t->opt, &t->st, t->o->model, t->o->keep, err) != 0) return -1;
+    Err perr;
+    if (plot_metrics_svg(t->metrics_path, t->plot_path, t->o->out, &perr) < 0)
+        log_info("whale train: plot not written: %s", perr.msg);
+    return 0;
+}
+
+int train_run(const TrainOpts *o, Err *err) {
+    Trainer t;
+    int rc = -1;
+    if (trainer_open(&t, o, err) != 0) goto done;
+    const ModelConfig *c = &t.m.cfg;
+    const int64_t tok_per_step = (int64_t)o->batch * o->seq * o->grad_accum * t.comm.size;
+    if (!o->quiet) {
+        ParamCount pc = config_count_params(c);
+        log_info("whale train: %s, %.2fM parameters (%.2fM active), %" PRId64
+                 " training tokens, %d x %d tokens x %d accumulation per step",
+                 config_arch_name(c->arch), (pc.total + pc.mtp) / 1e6, pc.active / 1e6,
+                 shards_n_tokens(&t.train), o->batch, o->seq, o->grad_accum);
+        log_info("whale train: unigram entropy of the training tokens %.4f nats%s",
+                 unigram_entropy(&t.train, c->vocab_size),
+                 t.has_val ? "" : "; no val split, so no eval loss");
+        if (o->resume) log_info("whale train: resuming at step %" PRId64, t.st.step);
+    }
+    const int interactive = !o->quiet && isatty(2);
+    double t0 = time_now();
+    int64_t first_step = t.st.step;
+    int nan_run = 0;
+    while (t.st.step < o->steps) {
+        LossParts lp;
+        double gnorm;
+        float lr;
+        int skipped;
+        double ts = time_now();
+        if (train_step(&t, &lp, &gnorm, &lr, &skipped, err) != 0) goto done;
+        t.st.step++;
+        t.st.tokens += tok_per_step;
+        double dt = time_now() - ts, tok_s = tok_per_step / (dt > 0 ? dt : 1e-9);
+        if (skipped) {
+            t.st.nan_skipped++;
+            log_info("whale train: step %" PRId64 ": loss %g, grad norm %g: not finite, step skipped",
+                     t.st.step, lp.loss, gnorm);
+            if (++nan_run >= o->max_nan) {
+                if (save(&t, err) != 0) goto done;
+                err_set(err, "the loss was not finite for %d steps in a row (to step %" PRId64
+                             "); stopped. The last good weights are in %s",
+                        nan_run, t.st.step, o->out);
+                goto done;
+            }
+            continue;
+        }
+        nan_run = 0;
+        double load = expert_load_max_mean(&t.load, &t.m, t.load_layers);
+        log_metrics(&t, &lp, lr, gnorm, tok_s, load);
+        if (!o->quiet && (interactive || t.st.step % o->log_every == 0 || t.st.step == o->steps)) {
+            double el = time_now() - t0;
+            char eta[32];
+            fmt_eta(el / (double)(t.st.step - first_step) * (double)(o->steps - t.st.step), eta, sizeof eta);
+            fprintf(stderr, "%sstep %" PRId64 "/%d | loss %.4f | %.0f tok/s | lr %.2e | gnorm %.3f",
+                    interactive ? "\r\033[K" : "", t.st.step, o->steps, lp.main, tok_s, lr, gnorm);
+            if (c->n_routed_experts > 0) fprintf(stderr, " | load %.2f", load);
+            fprintf(stderr, " | ETA %s%s", eta, interactive ? "" : "\n");
+        }
+        if (t.has_val && o->eval_every > 0 && (t.st.step % o->eval_every == 0 || t.st.step == o->steps)) {
+            double el = 0;
+            if (evaluate(&t, &el, err) != 0) goto done;
+            fprintf(t.metrics, "{\"step\": %" PRId64 ", \"eval_loss\": %.6f}\n", t.st.step, el);
+            fflush(t.metrics);
+            if (!o->quiet)
+                fprintf(stderr, "%sstep %" PRId64 ": eval loss %.4f\n", interactive ? "\r\033[K" : "",
+                        t.st.step, el);
+        }
+        const int stopping = o->stop && *o->stop;
+        if (stopping || t.st.step == o->steps || (o->save_every > 0 && t.st.step % o->save_every == 0)) {
+            if (save(&t, err) != 0) goto done;
+        }
+        if (stopping) {
+            if (interactive) fprintf(stderr, "\n");
+            log_info("whale train: interrupted; checkpoint of step %" PRId64 " written to %s "
+                     "(continue with --resume)",
+                     t.st.step, o->out);
+            rc = 0;
+            goto done;
+        }
+    }
+    if (interactive) fprintf(stderr, "\n");
+    if (!o->quiet)
+        log_info("whale train: done, %" PRId64 " steps, model in %s, metrics in %s", t.st.step,
+                 o->out, t.metrics_path);
+    rc = 0;
+done:
+    trainer_close(&t);
+    return rc;
+}
