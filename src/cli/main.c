@@ -18,6 +18,7 @@ static const struct {
     {"bench", cmd_bench, "prompt and decode tokens/s"},
     {"tokenize", cmd_tokenize, "text to token ids (JSON array), with the model's tokenizer.json"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"tokenizer-train", cmd_tokenizer_train, "learn a byte-level BPE tokenizer.json from text/JSONL files"},
     {"generate", cmd_generate, "stream the completion of a prompt (--chat: as a chat turn)"},
     {"chat", cmd_chat, "interactive multi-turn chat, R1 thinking shown apart"},
     {"convert", cmd_convert, "HF model directory -> GGUF file (--type), GGUF -> HF directory"},

@@ -11,6 +11,7 @@
 
 #include "base/file.h"
 #include "base/json.h"
+#include "tokenizer/pretokenize.h"
 
 static const struct {
     const char *content;
@@ -40,6 +41,27 @@ void tokjson_byte_symbol(unsigned char b, char out[5]) {
     } else {
         out[0] = (char)(0xc0 | (cp >> 6)), out[1] = (char)(0x80 | (cp & 0x3f)), out[2] = 0;
     }
+}
+
+const char *tokjson_added_token(int i, int *id) {
+    static const char *const spec[3] = {TOK_BOS, TOK_EOS, TOK_PAD};
+    if (i < 0 || i >= 3 + N_MARKERS) return NULL;
+    if (id) *id = i < 3 ? i : TOKJSON_BYTE0_ID + 256 + (i - 3);
+    return i < 3 ? spec[i] : chat_markers[i - 3].content;
+}
+
+/* The pre_tokenizer (and decoder) value of the written file. */
+static json_t *bytelevel_json(void) {
+    return json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 0,
+                     "trim_offsets", 1, "use_regex", 1);
+}
+
+int tokjson_bytelevel_pretok(PreTok *pt, Err *err) {
+    json_t *j = bytelevel_json();
+    if (!j) return err_set(err, "out of memory");
+    int rc = pt_from_json(pt, j, "byte-level tokenizer", err);
+    json_decref(j);
+    return rc;
 }
 
 static json_t *added_token(int id, const char *content, int special) {
@@ -78,7 +100,7 @@ int tokjson_write_bytelevel(const char *dir, const char *const (*merges)[2], int
         json_array_append_new(added, added_token(id, chat_markers[i].content,
                                                  chat_markers[i].special));
     }
-    for (int i = 0; i < n_merges; i++, id++) {
+    for (int i = 0; i < n_merges; i++) {
         size_t la = strlen(merges[i][0]), lb = strlen(merges[i][1]);
         char *m = malloc(la + lb + 1);
         if (!m) {
@@ -87,7 +109,7 @@ int tokjson_write_bytelevel(const char *dir, const char *const (*merges)[2], int
         }
         memcpy(m, merges[i][0], la);
         memcpy(m + la, merges[i][1], lb + 1);
-        json_object_set_new(vocab, m, json_integer(id));
+        if (!json_object_get(vocab, m)) json_object_set_new(vocab, m, json_integer(id++));
         free(m);
         json_array_append_new(mlist, json_pack("[s,s]", merges[i][0], merges[i][1]));
     }
@@ -96,13 +118,9 @@ int tokjson_write_bytelevel(const char *dir, const char *const (*merges)[2], int
     json_object_set_new(root, "padding", json_null());
     json_object_set_new(root, "added_tokens", added);
     json_object_set_new(root, "normalizer", json_null());
-    json_object_set_new(root, "pre_tokenizer",
-                        json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space",
-                                  0, "trim_offsets", 1, "use_regex", 1));
+    json_object_set_new(root, "pre_tokenizer", bytelevel_json());
     json_object_set_new(root, "post_processor", json_null());
-    json_object_set_new(root, "decoder",
-                        json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space",
-                                  0, "trim_offsets", 1, "use_regex", 1));
+    json_object_set_new(root, "decoder", bytelevel_json());
     json_t *model = json_pack("{s:s, s:n, s:n, s:n, s:n, s:b, s:b, s:b}", "type", "BPE",
                               "dropout", "unk_token", "continuing_subword_prefix",
                               "end_of_word_suffix", "fuse_unk", 0, "byte_fallback", 0,
