@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static int log_quiet(void) {
+int log_quiet(void) {
     const char *q = getenv("WHALE_QUIET");
     return q && *q && *q != '0';
 }

@@ -4,6 +4,8 @@
 #ifndef WHALE_LOG_H
 #define WHALE_LOG_H
 
+/* 1 when WHALE_QUIET silences info (progress lines should follow it). */
+int log_quiet(void);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Seconds since an arbitrary fixed point (monotonic clock). */

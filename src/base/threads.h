@@ -9,12 +9,15 @@
 #include <omp.h>
 static inline int threads_max(void) { return omp_get_max_threads(); }
 static inline int thread_id(void) { return omp_get_thread_num(); }
+/* Threads in the current team (1 outside a parallel region). */
+static inline int threads_in_team(void) { return omp_get_num_threads(); }
 static inline void threads_set(int n) {
     if (n > 0) omp_set_num_threads(n);
 }
 #else
 static inline int threads_max(void) { return 1; }
 static inline int thread_id(void) { return 0; }
+static inline int threads_in_team(void) { return 1; }
 static inline void threads_set(int n) { (void)n; }
 #endif
 

@@ -53,6 +53,7 @@ int cmd_train(int argc, char **argv) {
         {"keep", 0, ARG_INT, &o.keep, "N: checkpoints kept (default 2)"},
         {"max-nan", 0, ARG_INT, &o.max_nan, "N: stop after N non-finite steps in a row (default 5)"},
         {"resume", 0, ARG_FLAG, &o.resume, "continue from the newest checkpoint in --out"},
+        {"stop-at", 0, ARG_INT, &o.stop_at, "N: stop with a checkpoint after step N (train in slices)"},
         {"quiet", 'q', ARG_FLAG, &o.quiet, "no progress output"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: data order seed (default 0)"},
@@ -73,9 +74,9 @@ int cmd_train(int argc, char **argv) {
                                  "gamma >= 0; betas in [0, 1)"),
                2;
     if (o.eval_every < 0 || o.eval_batches < 1 || o.save_every < 0 || o.log_every < 1 ||
-        o.keep < 1 || o.max_nan < 1 || warmup < -1 || o.optim.decay_steps < 0)
+        o.keep < 1 || o.max_nan < 1 || warmup < -1 || o.optim.decay_steps < 0 || o.stop_at < 0)
         return cli_fail("train", "--eval-batches, --log-every, --keep, --max-nan must be >= 1; "
-                                 "--eval-every, --save-every, --warmup, --decay-steps >= 0"),
+                                 "--eval-every, --save-every, --warmup, --decay-steps, --stop-at >= 0"),
                2;
     if (!strcmp(schedule, "cosine")) o.optim.schedule = LR_COSINE;
     else if (!strcmp(schedule, "wsd")) o.optim.schedule = LR_WSD;
@@ -95,5 +96,5 @@ int cmd_train(int argc, char **argv) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (rc != 0) return cli_fail("train", "%s", err.msg);
-    return stop_flag ? 130 : 0;
+    return stop_flag ? 130 : 0; /* --stop-at is a normal end */
 }

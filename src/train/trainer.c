@@ -39,6 +39,7 @@ typedef struct Trainer {
     TrainState st;
     int32_t *batch;  /* (B, seq + 1) */
     double *load_layers;
+    double entropy;  /* unigram entropy of the training tokens, nats */
     FILE *metrics;
     char metrics_path[4096], plot_path[4096];
 } Trainer;
@@ -317,22 +318,29 @@ static int save(Trainer *t, Err *err) {
     return 0;
 }
 
-int train_run(const TrainOpts *o, Err *err) {
+int train_run(const TrainOpts *opts, Err *err) {
+    TrainOpts quiet_opts = *opts;
+    quiet_opts.quiet |= log_quiet();
+    const TrainOpts *o = &quiet_opts;
     Trainer t;
     int rc = -1;
     if (trainer_open(&t, o, err) != 0) goto done;
     const ModelConfig *c = &t.m.cfg;
     const int64_t tok_per_step = (int64_t)o->batch * o->seq * o->grad_accum * t.comm.size;
+    t.entropy = unigram_entropy(&t.train, c->vocab_size);
     if (!o->quiet) {
         ParamCount pc = config_count_params(c);
         log_info("whale train: %s, %.2fM parameters (%.2fM active), %" PRId64
                  " training tokens, %d x %d tokens x %d accumulation per step",
                  config_arch_name(c->arch), (pc.total + pc.mtp) / 1e6, pc.active / 1e6,
                  shards_n_tokens(&t.train), o->batch, o->seq, o->grad_accum);
-        log_info("whale train: unigram entropy of the training tokens %.4f nats%s",
-                 unigram_entropy(&t.train, c->vocab_size),
+        log_info("whale train: unigram entropy of the training tokens %.4f nats%s", t.entropy,
                  t.has_val ? "" : "; no val split, so no eval loss");
         if (o->resume) log_info("whale train: resuming at step %" PRId64, t.st.step);
+    }
+    if (!o->resume) {
+        fprintf(t.metrics, "{\"step\": 0, \"unigram_entropy\": %.6f}\n", t.entropy);
+        fflush(t.metrics);
     }
     const int interactive = !o->quiet && isatty(2);
     double t0 = time_now();
@@ -350,7 +358,7 @@ int train_run(const TrainOpts *o, Err *err) {
         double dt = time_now() - ts, tok_s = tok_per_step / (dt > 0 ? dt : 1e-9);
         if (skipped) {
             t.st.nan_skipped++;
-            log_info("whale train: step %" PRId64 ": loss %g, grad norm %g: not finite, step skipped",
+            log_warn("whale train: step %" PRId64 ": loss %g, grad norm %g: not finite, step skipped",
                      t.st.step, lp.loss, gnorm);
             if (++nan_run >= o->max_nan) {
                 if (save(&t, err) != 0) goto done;
@@ -382,15 +390,17 @@ int train_run(const TrainOpts *o, Err *err) {
                 fprintf(stderr, "%sstep %" PRId64 ": eval loss %.4f\n", interactive ? "\r\033[K" : "",
                         t.st.step, el);
         }
-        const int stopping = o->stop && *o->stop;
+        const int stopping = (o->stop && *o->stop) || t.st.step == o->stop_at;
         if (stopping || t.st.step == o->steps || (o->save_every > 0 && t.st.step % o->save_every == 0)) {
             if (save(&t, err) != 0) goto done;
         }
         if (stopping) {
             if (interactive) fprintf(stderr, "\n");
-            log_info("whale train: interrupted; checkpoint of step %" PRId64 " written to %s "
-                     "(continue with --resume)",
-                     t.st.step, o->out);
+            if (!o->quiet)
+                log_info("whale train: %s; checkpoint of step %" PRId64 " written to %s "
+                         "(continue with --resume)",
+                         t.st.step == o->stop_at ? "stopped as asked" : "interrupted", t.st.step,
+                         o->out);
             rc = 0;
             goto done;
         }

@@ -28,6 +28,7 @@ typedef struct TrainOpts {
     int keep;            /* checkpoints kept (default 2) */
     int max_nan;         /* consecutive non-finite steps before stopping (default 5) */
     int resume;
+    int stop_at;         /* stop (with a checkpoint) once this step is done; 0: no */
     int quiet;           /* no progress line */
     volatile sig_atomic_t *stop; /* set (by a signal handler) to stop after the current step */
 } TrainOpts;
