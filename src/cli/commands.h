@@ -15,6 +15,7 @@ int cmd_tokenizer_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 
 #endif
