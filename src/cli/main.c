@@ -23,6 +23,7 @@ static const struct {
     {"chat", cmd_chat, "interactive multi-turn chat, R1 thinking shown apart"},
     {"convert", cmd_convert, "HF model directory -> GGUF file (--type), GGUF -> HF directory"},
     {"data", cmd_data, "text/JSONL files -> token shards for training (train-*.bin, val-*.bin)"},
+    {"train", cmd_train, "pretrain a DeepSeek-V3-architecture model on token shards"},
     {"plot", cmd_plot, "draw a run's metrics.jsonl as an SVG beside it"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
