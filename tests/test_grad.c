@@ -180,7 +180,7 @@ Test(grad, attention_backward_matches_fd) {
     enum { T = 7, Dk = 6, Dv = 5 };
     Rng r;
     rng_seed(&r, 9);
-    float q[T * Dk], k[T * Dk], v[T * Dv], out[T * Dv], P[T * T], pr[T * Dv], dp[T];
+    float q[T * Dk], k[T * Dk], v[T * Dv], out[T * Dv], P[T * T], pr[T * Dv], dp[T * T];
     float dq[T * Dk] = {0}, dk[T * Dk] = {0}, dv[T * Dv] = {0};
     fill(q, T * Dk, &r, 1), fill(k, T * Dk, &r, 1), fill(v, T * Dv, &r, 1);
     fill(pr, T * Dv, &r, 1);

@@ -100,12 +100,12 @@ Test(train_cli, loss_goes_under_the_unigram_entropy, .timeout = 300) {
     HRun r;
     WHALE(&r, "train", "-m", h_path(g_dir, "model"), "--data", h_path(g_dir, "data"), "--out",
           h_path(g_dir, "run"), "--steps", "60", "--batch", "8", "--seq", "32", "--lr", "3e-3",
-          "--eval-every", "30", "--save-every", "0", "-t", "2", "-q");
+          "--eval-every", "30", "--save-every", "0", "-t", "2", "-q", "--balance-alpha", "0");
     expect_ok(&r);
     h_run_free(&r);
     char *m = h_read_file(h_path(h_path(g_dir, "run"), "metrics.jsonl"), NULL);
     cr_assert(m);
-    double entropy = NAN, first = NAN, last = NAN, eval = NAN;
+    double entropy = NAN, first = NAN, last = NAN, eval = NAN, load = NAN;
     int n_train = 0;
     for (char *line = strtok(m, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *j = json_loads(line, 0, NULL);
@@ -116,6 +116,7 @@ Test(train_cli, loss_goes_under_the_unigram_entropy, .timeout = 300) {
         if ((v = json_object_get(j, "loss"))) {
             if (n_train++ == 0) first = json_number_value(v);
             last = json_number_value(v);
+            load = json_number_value(json_object_get(j, "load_max_mean"));
             cr_expect(json_object_get(j, "lr") && json_object_get(j, "grad_norm") &&
                           json_object_get(j, "tok_s") && json_object_get(j, "load_max_mean"),
                       "a training line lacks a field: %s", line);
@@ -127,6 +128,8 @@ Test(train_cli, loss_goes_under_the_unigram_entropy, .timeout = 300) {
     cr_expect(last < entropy - 0.3, "loss %.3f (first %.3f) not under the unigram entropy %.3f",
               last, first, entropy);
     cr_expect(eval < entropy - 0.3, "eval loss %.3f vs unigram entropy %.3f", eval, entropy);
+    /* the bias rule alone (no balance loss) keeps the experts' loads even */
+    cr_expect(load <= 1.5, "expert load max/mean %.3f at the last step", load);
     cr_expect_geq(h_file_size(h_path(h_path(g_dir, "run"), "metrics.svg")), 1000);
     /* the run directory is a model the other commands load */
     WHALE(&r, "generate", "-m", h_path(g_dir, "run"), "-p", "the cat", "-n", "8", "--temp", "0");

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "kernels/gemm.h"
 #include "kernels/ops.h"
 
 static inline float dot(const float *a, const float *b, int n) {
@@ -16,63 +17,55 @@ static inline float dot(const float *a, const float *b, int n) {
     return r;
 }
 
-/* The forward for queries t = 0..T-1; row t's probabilities are left in
- * scores + t * p_stride (p_stride 0: one scratch row reused). */
-static void attend(float *out, int out_stride, const float *q, int q_stride, const float *k,
-                   int k_stride, const float *v, int v_stride, int T, int pos0, int Dk, int Dv,
-                   float scale, float *scores, size_t p_stride) {
+void attention_head(float *out, int out_stride, const float *q, int q_stride, const float *k,
+                    int k_stride, const float *v, int v_stride, int T, int pos0, int Dk, int Dv,
+                    float scale, float *scores) {
     for (int t = 0; t < T; t++) {
         const float *qt = q + (size_t)t * q_stride;
-        float *p = scores + t * p_stride;
         int S = pos0 + t + 1;
-        for (int s = 0; s < S; s++) p[s] = scale * dot(qt, k + (size_t)s * k_stride, Dk);
-        softmax(p, S);
+        for (int s = 0; s < S; s++) scores[s] = scale * dot(qt, k + (size_t)s * k_stride, Dk);
+        softmax(scores, S);
         float *ot = out + (size_t)t * out_stride;
         for (int d = 0; d < Dv; d++) ot[d] = 0;
         for (int s = 0; s < S; s++) {
-            const float ps = p[s], *vs = v + (size_t)s * v_stride;
-            for (int d = 0; d < Dv; d++) ot[d] += ps * vs[d];
+            const float p = scores[s], *vs = v + (size_t)s * v_stride;
+            for (int d = 0; d < Dv; d++) ot[d] += p * vs[d];
         }
     }
 }
 
-void attention_head(float *out, int out_stride, const float *q, int q_stride, const float *k,
-                    int k_stride, const float *v, int v_stride, int T, int pos0, int Dk, int Dv,
-                    float scale, float *scores) {
-    attend(out, out_stride, q, q_stride, k, k_stride, v, v_stride, T, pos0, Dk, Dv, scale, scores,
-           0);
-}
-
+/* Training attention runs on whole (T, T) score matrices through sgemm:
+ * the masked upper half costs FLOPs but the packed kernel is ~10x the
+ * scalar loop's speed, and sgemm's scalar reference keeps the check. */
 void attention_head_train(float *out, int out_stride, float *P, const float *q, int q_stride,
                           const float *k, int k_stride, const float *v, int v_stride, int T, int Dk,
                           int Dv, float scale) {
-    attend(out, out_stride, q, q_stride, k, k_stride, v, v_stride, T, 0, Dk, Dv, scale, P,
-           (size_t)T);
+    sgemm(0, 1, T, T, Dk, q, q_stride, k, k_stride, 0.0f, P, T);
+    for (int t = 0; t < T; t++) {
+        float *p = P + (size_t)t * T;
+        for (int s = 0; s <= t; s++) p[s] *= scale;
+        softmax(p, t + 1);
+        for (int s = t + 1; s < T; s++) p[s] = 0.0f; /* causal: P V must not see them */
+    }
+    sgemm(0, 0, T, Dv, T, P, T, v, v_stride, 0.0f, out, out_stride);
 }
 
 void attention_head_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride,
                              const float *P, const float *q, int q_stride, const float *k,
                              int k_stride, const float *v, int v_stride, int T, int Dk, int Dv,
                              float scale, float *dp) {
+    /* dP = dout V^T, then dS = P (dP - sum_s P dP) scale: the softmax
+     * Jacobian; P is 0 above the diagonal, so dS is too */
+    sgemm(0, 1, T, T, Dv, dout, out_stride, v, v_stride, 0.0f, dp, T);
     for (int t = 0; t < T; t++) {
-        const float *p = P + (size_t)t * T, *dot_ = dout + (size_t)t * out_stride;
-        const float *qt = q + (size_t)t * q_stride;
-        float *dqt = dq + (size_t)t * q_stride;
-        /* dP = dout . v; dS = P (dP - sum P dP): the softmax Jacobian */
+        const float *p = P + (size_t)t * T;
+        float *d = dp + (size_t)t * T;
         double sum = 0;
-        for (int s = 0; s <= t; s++) {
-            dp[s] = dot(dot_, v + (size_t)s * v_stride, Dv);
-            sum += (double)p[s] * dp[s];
-        }
-        for (int s = 0; s <= t; s++) {
-            const float ds = p[s] * (dp[s] - (float)sum) * scale;
-            const float *ks = k + (size_t)s * k_stride;
-            float *dks = dk + (size_t)s * k_stride, *dvs = dv + (size_t)s * v_stride;
-            for (int d = 0; d < Dk; d++) {
-                dqt[d] += ds * ks[d];
-                dks[d] += ds * qt[d];
-            }
-            for (int d = 0; d < Dv; d++) dvs[d] += p[s] * dot_[d];
-        }
+        for (int s = 0; s <= t; s++) sum += (double)p[s] * d[s];
+        for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - (float)sum) * scale;
+        for (int s = t + 1; s < T; s++) d[s] = 0.0f;
     }
+    sgemm(0, 0, T, Dk, T, dp, T, k, k_stride, 1.0f, dq, q_stride);
+    sgemm(1, 0, T, Dk, T, dp, T, q, q_stride, 1.0f, dk, k_stride);
+    sgemm(1, 0, T, Dv, T, P, T, dout, out_stride, 1.0f, dv, v_stride);
 }

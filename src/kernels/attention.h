@@ -22,7 +22,7 @@ void attention_head_train(float *out, int out_stride, float *P, const float *q, 
                           int Dv, float scale);
 
 /* Backward of attention_head_train: dq, dk, dv (same strides as q, k, v)
- * += the gradients from dout; dp: scratch of T floats. */
+ * += the gradients from dout; dp: scratch of T x T floats. */
 void attention_head_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride,
                              const float *P, const float *q, int q_stride, const float *k,
                              int k_stride, const float *v, int v_stride, int T, int Dk, int Dv,

@@ -26,7 +26,7 @@ int mla_backward(float *dx, const float *dout, const float *x, const LayerWeight
     float *dkv = arena_floats(a, (size_t)T * H * kvw);
     float *K = arena_floats(a, (size_t)n_seq * H * head_k);
     float *dK = arena_floats(a, (size_t)n_seq * H * head_k);
-    float *dp = arena_floats(a, (size_t)threads_max() * seq_len);
+    float *dp = arena_floats(a, (size_t)threads_max() * SS);
     float *lat_c = arena_floats(a, (size_t)T * R), *dlat = arena_floats(a, (size_t)T * R);
     float *dkva = arena_floats(a, (size_t)T * W);
     if (!datt || !dq || !dkv || !K || !dK || !dp || !lat_c || !dlat || !dkva) return -1;
@@ -55,7 +55,7 @@ int mla_backward(float *dx, const float *dout, const float *x, const LayerWeight
                                     sv->p + ((size_t)b * H + h) * SS, sv->q + (r0 * H + h) * qk,
                                     H * qk, Kh, qk, sv->kv + (r0 * H + h) * kvw + nope, H * kvw,
                                     seq_len, qk, vd, rope->softmax_scale,
-                                    dp + (size_t)thread_id() * seq_len);
+                                    dp + (size_t)thread_id() * SS);
         }
     }
     /* scatter dK: the nope part to its head's slot of dkv, the rope part
