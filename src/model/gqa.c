@@ -32,8 +32,8 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     add_bias(k, L->bk, T, KV * Dh);
     add_bias(v, L->bv, T, KV * Dh);
     for (int t = 0; t < T; t++) {
-        for (int h = 0; h < H; h++) rope_apply(rope, q + ((size_t)t * H + h) * Dh, pos0 + t);
-        for (int h = 0; h < KV; h++) rope_apply(rope, k + ((size_t)t * KV + h) * Dh, pos0 + t);
+        rope_apply_heads(rope, q + (size_t)t * H * Dh, H, Dh, pos0 + t);
+        rope_apply_heads(rope, k + (size_t)t * KV * Dh, KV, Dh, pos0 + t);
         float *row = rowbuf + (size_t)t * W;
         memcpy(row, k + (size_t)t * KV * Dh, (size_t)KV * Dh * sizeof(float));
         memcpy(row + KV * Dh, v + (size_t)t * KV * Dh, (size_t)KV * Dh * sizeof(float));

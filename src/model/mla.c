@@ -70,7 +70,7 @@ int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, con
         /* only the latent is normalised; the rope key is not */
         rmsnorm(row, row, L->kv_a_norm, 1, R, eps);
         rope_apply(rope, row + R, pos);
-        for (int h = 0; h < H; h++) rope_apply(rope, q + ((size_t)t * H + h) * qk + nope, pos);
+        rope_apply_heads(rope, q + (size_t)t * H * qk + nope, H, qk, pos);
     }
     return 0;
 }

@@ -84,22 +84,37 @@ int rope_init(Rope *r, const ModelConfig *c, Err *err) {
     return 0;
 }
 
-/* Rotate by +angle (sign 1) or by -angle (sign -1): the rotation's
- * transpose, which is its backward. */
-static void rope_rotate(const Rope *r, float *x, int pos, float sign) {
+/* Rotate n vectors (stride floats apart) by +angle (sign 1) or by -angle
+ * (sign -1): the rotation's transpose, which is its backward. The angles
+ * are computed once for all of them. */
+static void rope_rotate(const Rope *r, float *x, int n, int stride, int pos, float sign) {
     const int half = r->dim / 2;
+    float c[ROPE_MAX_DIM / 2], s[ROPE_MAX_DIM / 2];
     for (int i = 0; i < half; i++) {
         /* angle rounded to float first, as torch.outer(pos, freqs) does */
         float angle = (float)pos * r->inv_freq[i];
-        float c = (float)cos((double)angle) * r->cos_sin_scale;
-        float s = sign * (float)sin((double)angle) * r->cos_sin_scale;
-        int a = r->interleaved ? 2 * i : i, b = r->interleaved ? 2 * i + 1 : i + half;
-        float x0 = x[a], x1 = x[b];
-        x[a] = x0 * c - x1 * s;
-        x[b] = x0 * s + x1 * c;
+        c[i] = (float)cos((double)angle) * r->cos_sin_scale;
+        s[i] = sign * (float)sin((double)angle) * r->cos_sin_scale;
+    }
+    for (int v = 0; v < n; v++) {
+        float *xv = x + (size_t)v * stride;
+        for (int i = 0; i < half; i++) {
+            int a = r->interleaved ? 2 * i : i, b = r->interleaved ? 2 * i + 1 : i + half;
+            float x0 = xv[a], x1 = xv[b];
+            xv[a] = x0 * c[i] - x1 * s[i];
+            xv[b] = x0 * s[i] + x1 * c[i];
+        }
     }
 }
 
-void rope_apply(const Rope *r, float *x, int pos) { rope_rotate(r, x, pos, 1.0f); }
+void rope_apply(const Rope *r, float *x, int pos) { rope_rotate(r, x, 1, 0, pos, 1.0f); }
 
-void rope_backward(const Rope *r, float *dx, int pos) { rope_rotate(r, dx, pos, -1.0f); }
+void rope_apply_heads(const Rope *r, float *x, int n, int stride, int pos) {
+    rope_rotate(r, x, n, stride, pos, 1.0f);
+}
+
+void rope_backward(const Rope *r, float *dx, int pos) { rope_rotate(r, dx, 1, 0, pos, -1.0f); }
+
+void rope_backward_heads(const Rope *r, float *dx, int n, int stride, int pos) {
+    rope_rotate(r, dx, n, stride, pos, -1.0f);
+}

@@ -31,4 +31,9 @@ void rope_apply(const Rope *r, float *x, int pos);
  * cos/sin scale stays, as the forward multiplies by it). */
 void rope_backward(const Rope *r, float *dx, int pos);
 
+/* The same on n vectors stride floats apart (the heads of one token),
+ * sharing one computation of the angles. */
+void rope_apply_heads(const Rope *r, float *x, int n, int stride, int pos);
+void rope_backward_heads(const Rope *r, float *dx, int n, int stride, int pos);
+
 #endif

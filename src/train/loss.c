@@ -30,12 +30,14 @@ double xent_forward_backward(float *logits, const int32_t *y, const float *weigh
             float mx = z[0];
             for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
             double s = 0;
-            for (int v = 0; v < V; v++) s += exp((double)(z[v] - mx));
+            /* float exponentials, double sum: the row's values are at most 0 */
+            for (int v = 0; v < V; v++) s += expf(z[v] - mx);
             const double lse = mx + log(s);
             const double l = y[t] < 0 ? 0.0 : lse - z[y[t]];
             if (nll) nll[t] = (float)l;
             part[id] += c * l;
-            for (int v = 0; v < V; v++) z[v] = c * (float)exp((double)z[v] - lse);
+            const float flse = (float)lse;
+            for (int v = 0; v < V; v++) z[v] = c * expf(z[v] - flse);
             if (y[t] >= 0) z[y[t]] -= c;
         }
     }

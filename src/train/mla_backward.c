@@ -83,7 +83,7 @@ int mla_backward(float *dx, const float *dout, const float *x, const LayerWeight
         rmsnorm_backward(row, grad_of(G->kv_a_norm), dlat + (size_t)t * R, sv->kva + (size_t)t * W,
                          L->kv_a_norm, 1, R, eps);
         rope_backward(rope, row + R, t % seq_len);
-        for (int h = 0; h < H; h++) rope_backward(rope, dq + ((size_t)t * H + h) * qk + nope, t % seq_len);
+        rope_backward_heads(rope, dq + (size_t)t * H * qk + nope, H, qk, t % seq_len);
     }
     matmul_backward(dx, grad_of(G->kv_a_proj.data), dkva, x, &L->kv_a_proj, T);
 

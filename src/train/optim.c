@@ -100,7 +100,8 @@ float adamw_step(AdamW *a, Weights *w, Weights *grads, const OptimOpts *o, int s
     const float lr = optim_lr_at(o, s);
     const float clip = o->clip > 0 && grad_norm > o->clip ? (float)(o->clip / (grad_norm + 1e-6)) : 1.0f;
     const int t = s + 1;
-    const double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+    const float ibc1 = (float)(1.0 / (1.0 - pow(o->beta1, t)));
+    const float ibc2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *sp = &w->specs[i];
         if (!optim_is_trained(sp)) continue;
@@ -114,7 +115,7 @@ float adamw_step(AdamW *a, Weights *w, Weights *grads, const OptimOpts *o, int s
             const float gj = g[j] * clip;
             m[j] = b1 * m[j] + (1 - b1) * gj;
             v[j] = b2 * v[j] + (1 - b2) * gj * gj;
-            const float mh = (float)(m[j] / bc1), vh = (float)(v[j] / bc2);
+            const float mh = m[j] * ibc1, vh = v[j] * ibc2;
             p[j] = p[j] * decay - lr * mh / (sqrtf(vh) + o->eps);
         }
     }
