@@ -270,6 +270,7 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
     tokstream_init(&ts, g->tok, 1);
     char piece[512];
     res->stop = GEN_STOP_INTERRUPT;
+    res->last_id = -1;
     if (pr == 0) {
         for (;;) {
             if (interrupt && *interrupt) {
@@ -279,6 +280,7 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
             int id = sampler_sample(&g->smp, g->logits);
             if (is_stop(g, id)) {
                 res->stop = GEN_STOP_EOS;
+                res->last_id = id;
                 break;
             }
             res->n_gen++;
@@ -295,10 +297,12 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
             sampler_accept(&g->smp, id);
             if (max_tokens > 0 && res->n_gen >= max_tokens) {
                 res->stop = GEN_STOP_LENGTH;
+                res->last_id = id;
                 break;
             }
             if (g->kv.len >= g->kv.n_ctx) {
                 res->stop = GEN_STOP_CONTEXT;
+                res->last_id = id;
                 break;
             }
             ForwardOpts fo = {.logits = g->logits};

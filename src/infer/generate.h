@@ -62,6 +62,9 @@ typedef struct GenResult {
     double prompt_s;    /* prefill seconds (the n_prompt - n_reused new tokens) */
     double gen_s;       /* sampling + decoding seconds */
     int ended_in_think; /* the text ended inside a thinking block */
+    int last_id;        /* the final sampled id that is not in the cache (the stop id, or the
+                         * token that hit the length or context limit), or -1: the generated
+                         * ids are g->ids[n_prompt .. n_ids) then this one */
     const char *text;   /* the raw generated text (thinking tags included), NUL-terminated */
     size_t text_len;
     const char *answer; /* the part outside thinking, NUL-terminated */

@@ -65,6 +65,12 @@ void sampler_reset(Sampler *s) {
     s->ring_len = s->ring_head = 0;
 }
 
+void sampler_reseed(Sampler *s, float temperature, uint64_t seed) {
+    s->o.temperature = temperature;
+    s->o.seed = seed;
+    rng_seed(&s->rng, seed);
+}
+
 static void window_add(Sampler *s, int id) {
     if (s->count[id]++ == 0) {
         s->seen_pos[id] = s->n_seen;

@@ -61,6 +61,11 @@ void sampler_free(Sampler *s);
 /* Forget the penalty window (a new conversation). The RNG stream goes on. */
 void sampler_reset(Sampler *s);
 
+/* New temperature and seed for the next draws (the RL rollouts and eval
+ * draw sample j of problem i from a seed of their own, so any subset of
+ * them can be replayed). */
+void sampler_reseed(Sampler *s, float temperature, uint64_t seed);
+
 /* Add id to the penalty window (the caller decides which tokens count:
  * whale's generation loop accepts the prompt's and the generated ones, as
  * llama.cpp does). Ids outside [0, n_vocab) are ignored. */

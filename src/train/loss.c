@@ -45,3 +45,23 @@ double xent_forward_backward(float *logits, const int32_t *y, const float *weigh
     for (int i = 0; i < n_threads; i++) total += part[i];
     return total;
 }
+
+void xent_logprobs(const float *logits, const int32_t *y, int T, int V, float *logp,
+                   float *entropy) {
+#pragma omp parallel for schedule(static) if ((long)T * V >= 1 << 16)
+    for (int t = 0; t < T; t++) {
+        const float *z = logits + (size_t)t * V;
+        float mx = z[0];
+        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        double s = 0, sz = 0;
+        for (int v = 0; v < V; v++) {
+            const double e = expf(z[v] - mx);
+            s += e;
+            sz += e * (z[v] - mx);
+        }
+        const double lse = log(s); /* relative to mx */
+        logp[t] = (float)(z[y[t]] - mx - lse);
+        /* H = lse - E[z - mx] */
+        if (entropy) entropy[t] = (float)(lse - sz / s);
+    }
+}

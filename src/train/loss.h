@@ -15,4 +15,10 @@
 double xent_forward_backward(float *logits, const int32_t *y, const float *weights, float scale,
                              int T, int V, float *nll);
 
+/* Per-row log-probability of the target, log softmax(z_t)[y_t], into logp
+ * (T) without touching the logits (GRPO needs them before it knows its
+ * weights), and the row's entropy in nats into entropy (may be NULL). */
+void xent_logprobs(const float *logits, const int32_t *y, int T, int V, float *logp,
+                   float *entropy);
+
 #endif
