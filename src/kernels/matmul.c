@@ -49,7 +49,7 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
     const size_t qstride = (size_t)K / QK;
     /* Parallel over output rows of W: each weight row is read once and
      * reused for all T tokens while it sits in cache. */
-#pragma omp parallel for schedule(static) if ((long)n_rows * K * T > 32768)
+#pragma omp parallel for schedule(static) if ((long)n_rows * K * T > (1L << 20))
     for (int n = 0; n < n_rows; n++) {
         const void *wn = w + (size_t)n * rb;
         for (int t = 0; t < T; t++)

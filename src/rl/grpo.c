@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/* The GRPO loop (see grpo.h). Rollouts come from the generator over the
+ * policy's own weights; its KV cache is dropped after every update, as the
+ * cached keys belong to the old weights. The training passes bucket the
+ * batch's sequences by length (equal lengths share one forward over
+ * n_seq x len rows), so nothing is padded. pi_old is the policy that
+ * sampled the batch: its log-probs are those of the first optimiser
+ * iteration's forward (the same weights), so the ratio starts at 1. */
+#include "rl/grpo.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "infer/chat.h"
+#include "model/model_train.h"
+#include "rl/rollout.h"
+#include "train/balance.h"
+#include "train/checkpoint.h"
+#include "train/loss.h"
+#include "train/model_backward.h"
+#include "train/plot.h"
+
+/* One kept completion of the batch. */
+typedef struct Seq {
+    Rollout *r;
+    float adv;
+    float w;              /* length normalisation x 1 / sequences */
+    float *logp_old, *logp_ref; /* (n_gen) */
+} Seq;
+
+typedef struct Grpo {
+    const GrpoOpts *o;
+    const Task *task;
+    ChatSession pol;      /* the policy: model, tokenizer, generator */
+    Model ref;            /* the frozen reference (beta > 0) */
+    TrainActs acts;
+    Weights grads;
+    AdamW opt;
+    ExpertLoad load;
+    Rollout *rolls;       /* (P G) */
+    Seq *seqs;            /* (P G) kept ones first */
+    int n_seqs;
+    int32_t *tok;         /* bucket token buffer */
+    float *wts, *logp, *ent;
+    size_t cap_rows;
+    FILE *metrics;
+    char metrics_path[4096], plot_path[4096];
+} Grpo;
+
+/* Per-step statistics. */
+typedef struct Stats {
+    double reward, accuracy, format, len, kl, clip, entropy;
+    long n_tok, n_clip;
+    int kept;
+} Stats;
+
+static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
+    memset(g, 0, sizeof *g);
+    g->o = o;
+    g->task = task_find(o->task);
+    if (!g->task) return err_set(err, "unknown task '%s' (tasks: %s)", o->task, task_names());
+    ChatOpts co = {.raw = 1};
+    if (chat_open(&g->pol, o->model, &co, err) != 0) return -1;
+    const ModelConfig *c = &g->pol.model.cfg;
+    if (!config_is_mla(c))
+        return err_set(err, "%s: GRPO trains deepseek_v2 / deepseek_v3 models, not %s", o->model,
+                       c->model_type);
+    if (o->loss.beta > 0 && model_open(&g->ref, o->model, err) != 0) return -1;
+    const size_t n = (size_t)o->prompts * o->group;
+    g->rolls = calloc(n, sizeof *g->rolls);
+    g->seqs = calloc(n, sizeof *g->seqs);
+    if (!g->rolls || !g->seqs) return err_set(err, "out of memory");
+    if (weights_alloc(&g->grads, c, QTYPE_F32, err) != 0 ||
+        adamw_init(&g->opt, &g->pol.model.w, err) != 0 || expert_load_init(&g->load, c, err) != 0)
+        return -1;
+    if (dir_create(o->out, err) != 0) return -1;
+    if (path_join(g->metrics_path, sizeof g->metrics_path, o->out, "metrics.jsonl") != 0 ||
+        path_join(g->plot_path, sizeof g->plot_path, o->out, "metrics.svg") != 0)
+        return err_set(err, "%s: path too long", o->out);
+    g->metrics = fopen(g->metrics_path, "w");
+    if (!g->metrics) return err_set(err, "%s: cannot open for writing", g->metrics_path);
+    return 0;
+}
+
+static void grpo_close(Grpo *g) {
+    if (g->metrics) fclose(g->metrics);
+    const size_t n = (size_t)g->o->prompts * g->o->group;
+    for (size_t i = 0; g->rolls && i < n; i++) rollout_free(&g->rolls[i]);
+    for (size_t i = 0; g->seqs && i < n; i++) free(g->seqs[i].logp_old), free(g->seqs[i].logp_ref);
+    free(g->rolls);
+    free(g->seqs);
+    free(g->tok), free(g->wts), free(g->logp), free(g->ent);
+    expert_load_free(&g->load);
+    adamw_free(&g->opt);
+    weights_free(&g->grads);
+    train_acts_free(&g->acts);
+    if (g->ref.cfg.vocab_size) model_free(&g->ref);
+    chat_close(&g->pol);
+}
+
+static int seq_len_of(const Seq *s) { return s->r->n_prompt + s->r->n_gen; }
+
+static int by_length(const void *a, const void *b) {
+    return seq_len_of(a) - seq_len_of(b);
+}
+
+/* Room for rows bucket rows. */
+static int reserve(Grpo *g, size_t rows, Err *err) {
+    if (rows <= g->cap_rows) return 0;
+    free(g->tok), free(g->wts), free(g->logp), free(g->ent);
+    g->tok = malloc(rows * sizeof *g->tok);
+    g->wts = malloc(rows * sizeof *g->wts);
+    g->logp = malloc(rows * sizeof *g->logp);
+    g->ent = malloc(rows * sizeof *g->ent);
+    g->cap_rows = rows;
+    return g->tok && g->wts && g->logp && g->ent ? 0 : err_set(err, "out of memory");
+}
+
+/* Sample the batch of step s, score it, keep the groups with signal. */
+static int rollouts(Grpo *g, int64_t step, Stats *st, Err *err) {
+    const GrpoOpts *o = g->o;
+    const int P = o->prompts, G = o->group;
+    float *rw = malloc(sizeof(float) * G), *adv = malloc(sizeof(float) * G);
+    if (!rw || !adv) {
+        free(rw), free(adv);
+        return err_set(err, "out of memory");
+    }
+    int rc = -1;
+    g->n_seqs = 0;
+    for (int i = 0; i < P * G; i++) rollout_free(&g->rolls[i]);
+    gen_reset(&g->pol.gen); /* the cache holds keys of the weights before the update */
+    long tot_gen = 0;
+    for (int p = 0; p < P; p++) {
+        TaskProblem prob;
+        const uint64_t idx = (uint64_t)step * P + p;
+        if (task_generate(g->task, o->seed, TASK_TRAIN, idx, o->difficulty, &prob) != 0) {
+            err_set(err, "%s: difficulty %d is out of range", g->task->name, o->difficulty);
+            goto done;
+        }
+        Rollout *r = g->rolls + (size_t)p * G;
+        if (rollout_run(&g->pol.gen, g->task, o->tpl, &prob, G, o->temperature,
+                        rollout_seed(o->seed, idx), o->max_tokens, &o->reward, r, err) != 0)
+            goto done;
+        for (int j = 0; j < G; j++) {
+            rw[j] = r[j].reward.total;
+            st->reward += r[j].reward.total;
+            st->accuracy += r[j].reward.accuracy;
+            st->format += r[j].reward.format;
+            st->len += r[j].n_gen;
+        }
+        if (grpo_advantages(rw, G, o->loss.scale_std, adv)) continue;
+        st->kept++;
+        for (int j = 0; j < G; j++) {
+            if (r[j].n_gen < 1) continue;
+            g->seqs[g->n_seqs++] = (Seq){&r[j], adv[j], 0, NULL, NULL};
+            tot_gen += r[j].n_gen;
+        }
+    }
+    /* the length normalisation, with the 1 / sequences of the mean */
+    for (int i = 0; i < g->n_seqs; i++) {
+        Seq *s = &g->seqs[i];
+        s->w = o->norm == GRPO_NORM_TOKEN   ? 1.0f / (float)tot_gen
+               : o->norm == GRPO_NORM_CONST ? 1.0f / ((float)g->n_seqs * o->max_tokens)
+                                            : 1.0f / ((float)g->n_seqs * s->r->n_gen);
+        s->logp_old = malloc(sizeof(float) * s->r->n_gen);
+        s->logp_ref = calloc((size_t)s->r->n_gen, sizeof(float));
+        if (!s->logp_old || !s->logp_ref) {
+            err_set(err, "out of memory");
+            goto done;
+        }
+    }
+    qsort(g->seqs, (size_t)g->n_seqs, sizeof *g->seqs, by_length);
+    rc = 0;
+done:
+    free(rw), free(adv);
+    return rc;
+}
+
+/* Forward one bucket (n sequences of length L from seqs) through model m
+ * and leave the completion tokens' log-probs in g->logp (rows b (L-1) + t). */
+static int bucket_forward(Grpo *g, Model *m, const Seq *seqs, int n, int L, Err *err) {
+    const int V = m->cfg.vocab_size, T = L - 1;
+    if (reserve(g, (size_t)n * L, err) != 0) return -1;
+    for (int b = 0; b < n; b++) memcpy(g->tok + (size_t)b * L, seqs[b].r->ids, sizeof(int32_t) * L);
+    if (model_forward_train(m, &g->acts, g->tok, n, T, err) != 0) return -1;
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)n * T);
+    if (!y) return err_set(err, "out of memory");
+    for (int b = 0; b < n; b++) memcpy(y + (size_t)b * T, g->tok + (size_t)b * L + 1, sizeof(int32_t) * T);
+    xent_logprobs(g->acts.logits, y, n * T, V, g->logp, g->ent);
+    free(y);
+    return 0;
+}
+
+/* The reference's log-probs of every kept completion (beta > 0). */
+static int reference_logprobs(Grpo *g, Err *err) {
+    for (int i = 0; i < g->n_seqs;) {
+        const int L = seq_len_of(&g->seqs[i]);
+        int n = 1;
+        while (i + n < g->n_seqs && seq_len_of(&g->seqs[i + n]) == L && n < 64) n++;
+        if (bucket_forward(g, &g->ref, g->seqs + i, n, L, err) != 0) return -1;
+        for (int b = 0; b < n; b++) {
+            const Seq *s = &g->seqs[i + b];
+            memcpy(s->logp_ref, g->logp + (size_t)b * (L - 1) + s->r->n_prompt - 1,
+                   sizeof(float) * s->r->n_gen);
+        }
+        i += n;
+    }
+    return 0;
+}
+
+/* One optimiser iteration over the kept batch. */
+static int iterate(Grpo *g, int it, int64_t step, Stats *st, Err *err) {
+    const GrpoOpts *o = g->o;
+    Model *m = &g->pol.model;
+    memset(g->grads.data, 0, g->grads.n_bytes);
+    expert_load_zero(&g->load);
+    for (int i = 0; i < g->n_seqs;) {
+        const int L = seq_len_of(&g->seqs[i]), T = L - 1;
+        int n = 1;
+        while (i + n < g->n_seqs && seq_len_of(&g->seqs[i + n]) == L && n < 64) n++;
+        if (bucket_forward(g, m, g->seqs + i, n, L, err) != 0) return -1;
+        expert_load_add(&g->load, m, &g->acts);
+        for (int b = 0; b < n; b++) {
+            Seq *s = &g->seqs[i + b];
+            float *w = g->wts + (size_t)b * T;
+            const int first = s->r->n_prompt - 1; /* the row that predicts the first completion token */
+            for (int t = 0; t < first; t++) w[t] = 0;
+            for (int k = 0; k < s->r->n_gen; k++) {
+                const float lp = g->logp[(size_t)b * T + first + k];
+                if (it == 0) s->logp_old[k] = lp;
+                double d, kl;
+                int clipped;
+                grpo_token(lp, s->logp_old[k], s->logp_ref[k], s->adv, &o->loss, &d, &clipped, &kl);
+                /* minimising sum_t w_t nll_t = -sum_t w_t logp_t ascends J for w = dJ/dlogp */
+                w[first + k] = (float)d * s->w;
+                if (it == 0) {
+                    st->kl += kl;
+                    st->entropy += g->ent[(size_t)b * T + first + k];
+                    st->n_tok++;
+                }
+                st->n_clip += clipped;
+            }
+        }
+        LossOpts lo = {0.0f, 0.0f, 1.0f, g->wts};
+        LossParts lp;
+        if (model_backward(m, &g->acts, g->tok, &lo, &g->grads, &lp, err) != 0) return -1;
+        i += n;
+    }
+    optim_tie_grads(&m->w, &g->grads);
+    double gn = optim_grad_norm(&g->grads);
+    if (!isfinite(gn)) {
+        log_warn("whale grpo: step %" PRId64 ": gradient norm %g, update skipped", step + 1, gn);
+        return 0;
+    }
+    adamw_step(&g->opt, &m->w, &g->grads, &o->optim, (int)(step * o->mu + it), gn);
+    balance_update_bias(m, &g->load, o->bias_gamma);
+    return 0;
+}
+
+static int save(Grpo *g, int64_t step, Err *err) {
+    TrainState st = {step, 0, g->o->seed, g->o->prompts, g->o->group, g->o->mu, 0};
+    if (ckpt_save(g->o->out, &g->pol.model, &g->opt, &st, g->o->model, 2, err) != 0) return -1;
+    Err perr;
+    if (plot_metrics_svg(g->metrics_path, g->plot_path, g->o->out, &perr) < 0)
+        log_warn("whale grpo: plot not written: %s", perr.msg);
+    return 0;
+}
+
+int grpo_run(const GrpoOpts *o, Err *err) {
+    Grpo g;
+    int rc = -1;
+    const int quiet = o->quiet || log_quiet();
+    if (grpo_open(&g, o, err) != 0) goto done;
+    if (!quiet)
+        log_info("whale grpo: %s, %d problems x %d samples per step, %d optimiser steps each, "
+                 "eps %.2f, beta %g",
+                 g.task->name, o->prompts, o->group, o->mu, o->loss.clip_eps, o->loss.beta);
+    const int interactive = !quiet && isatty(2);
+    for (int64_t step = 0; step < o->steps; step++) {
+        Stats st = {0};
+        double t0 = time_now();
+        if (rollouts(&g, step, &st, err) != 0) goto done;
+        double t1 = time_now();
+        if (o->loss.beta > 0 && reference_logprobs(&g, err) != 0) goto done;
+        long n_train = 0;
+        for (int i = 0; i < g.n_seqs; i++) n_train += seq_len_of(&g.seqs[i]);
+        for (int it = 0; it < o->mu && g.n_seqs > 0; it++)
+            if (iterate(&g, it, step, &st, err) != 0) goto done;
+        double t2 = time_now();
+        for (int i = 0; i < g.n_seqs; i++) {
+            free(g.seqs[i].logp_old), free(g.seqs[i].logp_ref);
+            g.seqs[i].logp_old = g.seqs[i].logp_ref = NULL;
+        }
+        const double n = (double)o->prompts * o->group;
+        const double gen_tok = st.len, tok = st.n_tok ? (double)st.n_tok : 1;
+        fprintf(g.metrics,
+                "{\"step\": %" PRId64 ", \"reward\": %.4f, \"accuracy\": %.4f, \"format\": %.4f, "
+                "\"completion_len\": %.2f, \"kl\": %.6f, \"clip_frac\": %.4f, \"entropy\": %.4f, "
+                "\"kept_groups\": %d, \"rollout_tok_s\": %.1f, \"train_tok_s\": %.1f, "
+                "\"tok_s\": %.1f, \"lr\": %.6g}\n",
+                step + 1, st.reward / n, st.accuracy / n, st.format / n, st.len / n, st.kl / tok,
+                (double)st.n_clip / (tok * (o->mu > 0 ? o->mu : 1)), st.entropy / tok, st.kept,
+                gen_tok / (t1 - t0 > 0 ? t1 - t0 : 1e-9),
+                (double)n_train * o->mu / (t2 - t1 > 0 ? t2 - t1 : 1e-9),
+                (gen_tok + (double)n_train * o->mu) / (t2 - t0 > 0 ? t2 - t0 : 1e-9),
+                optim_lr_at(&o->optim, (int)(step * o->mu)));
+        fflush(g.metrics);
+        if (!quiet)
+            fprintf(stderr,
+                    "%sstep %" PRId64 "/%d | reward %.3f | accuracy %.3f | format %.3f | len %.1f | "
+                    "kept %d/%d | %.1fs%s",
+                    interactive ? "\r\033[K" : "", step + 1, o->steps, st.reward / n,
+                    st.accuracy / n, st.format / n, st.len / n, st.kept, o->prompts, t2 - t0,
+                    interactive ? "" : "\n");
+        const int stopping = o->stop && *o->stop;
+        if (stopping || step + 1 == o->steps || (o->save_every > 0 && (step + 1) % o->save_every == 0))
+            if (save(&g, step + 1, err) != 0) goto done;
+        if (stopping) break;
+    }
+    if (interactive) fprintf(stderr, "\n");
+    rc = 0;
+done:
+    grpo_close(&g);
+    return rc;
+}
