@@ -25,6 +25,7 @@ static const struct {
     {"data", cmd_data, "text/JSONL files -> token shards for training (train-*.bin, val-*.bin)"},
     {"train", cmd_train, "pretrain a DeepSeek-V3-architecture model on token shards"},
     {"plot", cmd_plot, "draw a run's metrics.jsonl as an SVG beside it"},
+    {"task-data", cmd_task_data, "R1-Zero pretraining corpus (JSONL) of worked task problems"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/* The countdown task (rl/task.h; TinyZero's task, after the TV game): make a
+ * target from d given numbers with + - * /, each number at most once. The
+ * generator builds the target from a random expression over all the numbers
+ * (every intermediate result a positive integer, every division exact), so
+ * every problem is solvable; the verifier is countdown_eval. The worked
+ * reasoning is a randomised depth-first search written as tries: a few dead
+ * ends ("3+7=10, 10*25=250, no"), then the solution ("..., yes"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rl/countdown_expr.h"
+#include "rl/task_impl.h"
+
+#define MAX_N 6 /* difficulty_max */
+
+/* An expression tree over the given numbers: leaves 0..n-1 are the numbers,
+ * node n + k is the k-th combination. */
+typedef struct Tree {
+    int n;
+    char op[MAX_N];
+    int left[MAX_N], right[MAX_N];
+    const int64_t *numbers;
+} Tree;
+
+static int prec(const Tree *t, int node) {
+    if (node < t->n) return 3;
+    char op = t->op[node - t->n];
+    return op == '+' || op == '-' ? 1 : 2;
+}
+
+/* The expression of node with the parentheses precedence needs: a right
+ * operand of - or / keeps them at equal precedence (a-(b-c), a/(b*c));
+ * a*(b/c) == a*b/c because c divides b, so b/c's are dropped. */
+static void render(const Tree *t, int node, TaskBuf *b) {
+    if (node < t->n) {
+        tbuf_printf(b, "%lld", (long long)t->numbers[node]);
+        return;
+    }
+    int k = node - t->n, pl = prec(t, t->left[k]), pr = prec(t, t->right[k]), po = prec(t, node);
+    char op = t->op[k];
+    int paren_l = pl < po, paren_r = pr < po || (pr == po && (op == '-' || op == '/'));
+    tbuf_printf(b, paren_l ? "(" : "");
+    render(t, t->left[k], b);
+    tbuf_printf(b, paren_l ? ")%c" : "%c", op);
+    tbuf_printf(b, paren_r ? "(" : "");
+    render(t, t->right[k], b);
+    tbuf_printf(b, paren_r ? ")" : "");
+}
+
+/* The value of x op y if it is a useful countdown step (a positive
+ * integer, exact division, not a product or quotient by 1, which changes
+ * nothing), else 0. Skipping the useless steps loses no solution: under "at
+ * most once" the 1 can simply stay unused. */
+static int64_t apply(int64_t x, char op, int64_t y) {
+    switch (op) {
+    case '+': return x + y;
+    case '-': return x > y ? x - y : 0;
+    case '*': return x > 1 && y > 1 ? x * y : 0;
+    default: return y > 1 && x % y == 0 ? x / y : 0;
+    }
+}
+
+static int max_number(int d) { return 10 * (d - 1); }
+
+static void countdown_draw(Rng *r, int d, TaskProblem *p) {
+    static const char ops[10] = {'+', '+', '+', '-', '-', '-', '*', '*', '/', '/'};
+    int maxn = max_number(d), attempts = 0;
+    int64_t cap = 10 * (int64_t)maxn;
+    for (;;) {
+        int64_t pool[MAX_N] = {0}, given[MAX_N];
+        for (int i = 0; i < d; i++) pool[i] = 1 + (int64_t)rng_below(r, (uint64_t)maxn);
+        memcpy(given, pool, sizeof given);
+        Tree t = {.n = d, .numbers = given};
+        int node[MAX_N];
+        for (int i = 0; i < d; i++) node[i] = i;
+        for (int m = d, k = 0; m > 1; m--, k++) {
+            int i = (int)rng_below(r, (uint64_t)m), j = (int)rng_below(r, (uint64_t)m - 1);
+            j += j >= i;
+            char op = '+';
+            int64_t v = 0;
+            for (int tries = 0; tries < 8 && v == 0; tries++) {
+                op = ops[rng_below(r, 10)];
+                v = apply(pool[i], op, pool[j]);
+            }
+            if (v == 0) v = apply(pool[i], op = '+', pool[j]);
+            t.op[k] = op;
+            t.left[k] = node[i];
+            t.right[k] = node[j];
+            pool[i] = v;
+            node[i] = d + k;
+            pool[j] = pool[m - 1];
+            node[j] = node[m - 1];
+        }
+        int64_t target = pool[0];
+        int trivial = 0;
+        for (int i = 0; i < d; i++) trivial |= given[i] == target;
+        /* Nearly every draw passes within a few attempts; the bound only
+         * guarantees termination. */
+        if ((trivial || target > cap) && ++attempts < 100000) continue;
+        p->n_numbers = d;
+        memcpy(p->numbers, given, (size_t)d * sizeof *given);
+        p->target = target;
+        TaskBuf q;
+        tbuf_init(&q, p->question, sizeof p->question);
+        tbuf_printf(&q, "Make %lld from the numbers", (long long)target);
+        for (int i = 0; i < d; i++) tbuf_printf(&q, "%s %lld", i ? "," : "", (long long)given[i]);
+        tbuf_printf(&q, " with + - * /, each used at most once");
+        TaskBuf a;
+        tbuf_init(&a, p->answer, sizeof p->answer);
+        render(&t, node[0], &a);
+        return;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void countdown_key(const TaskProblem *p, char *buf, size_t n) {
+    int64_t v[TASK_MAX_NUMBERS];
+    int k = p->n_numbers;
+    memcpy(v, p->numbers, (size_t)k * sizeof *v);
+    qsort(v, (size_t)k, sizeof *v, cmp_i64);
+    TaskBuf b;
+    tbuf_init(&b, buf, n);
+    tbuf_printf(&b, "countdown:%lld=", (long long)p->target);
+    for (int i = 0; i < k; i++) tbuf_printf(&b, "%s%lld", i ? "," : "", (long long)v[i]);
+}
+
+static int countdown_verify(const TaskProblem *p, const char *answer) {
+    int64_t v;
+    return countdown_eval(answer, p->numbers, p->n_numbers, &v) == COUNTDOWN_OK && v == p->target;
+}
+
+/* ---- the search trace ------------------------------------------------------ */
+
+typedef struct Search {
+    Tree t;
+    int64_t target;
+    Rng *r;
+    float rate;
+    TaskBuf *b;
+    int n_show, shown, errors, done;
+    int64_t step_x[MAX_N], step_y[MAX_N], step_v[MAX_N]; /* the current path */
+    int final_node;
+} Search;
+
+/* One try: the steps of the current path up to k, the last with value v. */
+static void print_path(Search *s, int k, int64_t v) {
+    for (int i = 0; i <= k; i++)
+        tbuf_printf(s->b, "%lld%c%lld=%lld, ", (long long)s->step_x[i], s->t.op[i],
+                    (long long)s->step_y[i], (long long)(i == k ? v : s->step_v[i]));
+}
+
+/* Depth-first over the m values in pool (their tree nodes in node), moves
+ * in random order; k is the step number. Writes the shown tries and stops
+ * (s->done) at the solution or at a slip. */
+static void search(Search *s, int64_t *pool, int *node, int m, int k) {
+    typedef struct Move {
+        unsigned char i, j;
+        char op;
+    } Move;
+    static const char ops[4] = {'+', '-', '*', '/'};
+    Move moves[MAX_N * (MAX_N - 1) * 4];
+    int n_moves = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++)
+            for (int o = 0; o < 4; o++) {
+                if (i == j || ((ops[o] == '+' || ops[o] == '*') && j < i)) continue;
+                if (apply(pool[i], ops[o], pool[j]) == 0) continue;
+                moves[n_moves++] = (Move){(unsigned char)i, (unsigned char)j, ops[o]};
+            }
+    for (int a = n_moves - 1; a > 0; a--) { /* Fisher-Yates */
+        int b = (int)rng_below(s->r, (uint64_t)a + 1);
+        Move tmp = moves[a];
+        moves[a] = moves[b];
+        moves[b] = tmp;
+    }
+    for (int a = 0; a < n_moves && !s->done; a++) {
+        int i = moves[a].i, j = moves[a].j;
+        int64_t v = apply(pool[i], moves[a].op, pool[j]);
+        s->t.op[k] = moves[a].op;
+        s->t.left[k] = node[i];
+        s->t.right[k] = node[j];
+        s->step_x[k] = pool[i];
+        s->step_y[k] = pool[j];
+        s->step_v[k] = v;
+        if (v == s->target) {
+            print_path(s, k, v);
+            tbuf_printf(s->b, "yes");
+            s->final_node = s->t.n + k;
+            s->done = 1;
+            return;
+        }
+        if (m == 2) { /* every number used: a dead end */
+            if (s->shown >= s->n_show) continue;
+            s->shown++;
+            if (s->rate > 0 && rng_uniform(s->r) < s->rate) { /* the slip: "...=target, yes" */
+                print_path(s, k, s->target);
+                tbuf_printf(s->b, "yes");
+                s->final_node = s->t.n + k;
+                s->errors++;
+                s->done = 1;
+                return;
+            }
+            print_path(s, k, v);
+            tbuf_printf(s->b, "no. ");
+            continue;
+        }
+        int64_t sub[MAX_N];
+        int sub_node[MAX_N], w = 0;
+        for (int x = 0; x < m; x++)
+            if (x != i && x != j) {
+                sub[w] = pool[x];
+                sub_node[w++] = node[x];
+            }
+        sub[w] = v;
+        sub_node[w] = s->t.n + k;
+        search(s, sub, sub_node, m - 1, k + 1);
+    }
+}
+
+static int countdown_solve(const TaskProblem *p, Rng *r, float error_rate, char *think,
+                           size_t nt, char *answer, size_t na) {
+    TaskBuf b, a;
+    tbuf_init(&b, think, nt);
+    tbuf_init(&a, answer, na);
+    Search s = {.t = {.n = p->n_numbers, .numbers = p->numbers},
+                .target = p->target,
+                .r = r,
+                .rate = error_rate,
+                .b = &b,
+                .n_show = (int)rng_below(r, 4),
+                .final_node = -1};
+    for (int i = 0; i < p->n_numbers; i++)
+        if (p->numbers[i] == p->target) { /* never drawn, but be exact about it */
+            tbuf_printf(&b, "%lld, yes", (long long)p->target);
+            s.final_node = i;
+            s.done = 1;
+            break;
+        }
+    if (!s.done) {
+        int64_t pool[MAX_N];
+        int node[MAX_N];
+        for (int i = 0; i < p->n_numbers; i++) {
+            pool[i] = p->numbers[i];
+            node[i] = i;
+        }
+        search(&s, pool, node, p->n_numbers, 0);
+    }
+    if (!s.done) return -1; /* unsolvable: not a problem draw made */
+    render(&s.t, s.final_node, &a);
+    return b.overflow || a.overflow ? -1 : s.errors;
+}
+
+/* All the numbers in a random order with random operators: the shape of an
+ * answer, rarely right; the generator's answer one time in four. */
+static void countdown_guess(const TaskProblem *p, Rng *r, char *answer, size_t na) {
+    if (rng_below(r, 4) == 0) {
+        snprintf(answer, na, "%s", p->answer);
+        return;
+    }
+    static const char ops[4] = {'+', '-', '*', '/'};
+    int idx[TASK_MAX_NUMBERS], n = p->n_numbers;
+    for (int i = 0; i < n; i++) idx[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)rng_below(r, (uint64_t)i + 1), t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+    TaskBuf b;
+    tbuf_init(&b, answer, na);
+    for (int i = 0; i < n; i++) {
+        if (i) tbuf_printf(&b, "%c", ops[rng_below(r, 4)]);
+        tbuf_printf(&b, "%lld", (long long)p->numbers[idx[i]]);
+    }
+}
+
+const Task task_countdown = {
+    .name = "countdown",
+    .description = "make a target from d numbers with + - * /, each at most once (difficulty "
+                   "d = how many numbers, 2-6, default 3; numbers 1..10(d-1), target up to "
+                   "100(d-1))",
+    .difficulty_min = 2,
+    .difficulty_max = MAX_N,
+    .difficulty_default = 3,
+    .draw = countdown_draw,
+    .key = countdown_key,
+    .verify = countdown_verify,
+    .solve = countdown_solve,
+    .guess = countdown_guess,
+};
