@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Training throughput, side by side in one run: whale train and PyTorch
+# (bench/train_torch.py, Debian python3-torch) on the issue-4 bench model
+# (bench/configs/train-bench.json: vocab 4096, D 256, 8 layers, MLA, 16
+# experts top-2, batch 8 x 256), same threads, OMP_WAIT_POLICY=PASSIVE for
+# both, jemalloc preloaded for PyTorch when installed, OpenBLAS with its
+# default kernels and with OPENBLAS_CORETYPE=SkylakeX. Steps are timed whole
+# (forward, backward, clipping, AdamW, bias rule); the first 2 are warm-up.
+# MFU: tok/s x FLOP per token (6 x active non-embedding parameters + 6 x
+# layers x seq x heads x (qk + v) for attention) / the measured FMA peak.
+# Appends rows to bench/RESULTS.md. STEPS (default 20), THREADS (all cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=build/whale
+THREADS=${THREADS:-$(nproc)}
+STEPS=${STEPS:-20}
+D=build/bench/train
+mkdir -p $D
+py=/usr/bin/python3
+json() { $py -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+[ -f $D/model/model.safetensors ] || $W init --config bench/configs/train-bench.json --out $D/model --force >/dev/null
+if [ ! -f $D/data/train-00000.bin ]; then
+    # any English text will do for speed: the machine's own documentation
+    find /usr/share/doc -name copyright | sort | sed -n '1,400p' | xargs cat > $D/corpus.txt
+    WHALE_QUIET=1 $W data -m $D/model -i $D/corpus.txt -o $D/data
+fi
+peak=$(OMP_NUM_THREADS=$THREADS build/bench/probe 2>/dev/null || true)
+if [ -z "$peak" ]; then
+    ${CC:-cc} -O2 -fopenmp bench/probe.c -o build/bench/probe
+    peak=$(OMP_NUM_THREADS=$THREADS build/bench/probe)
+fi
+peak=$(json "$peak" fma_peak_gflop_s)
+flop=$($py - <<'PY'
+import json
+c = json.load(open("bench/configs/train-bench.json"))
+D, V, L, H = c["hidden_size"], c["vocab_size"], c["num_hidden_layers"], c["num_attention_heads"]
+qk, v = c["qk_nope_head_dim"] + c["qk_rope_head_dim"], c["v_head_dim"]
+R, Q, rd = c["kv_lora_rank"], c["q_lora_rank"], c["qk_rope_head_dim"]
+attn = D * Q + Q * H * qk + D * (R + rd) + R * H * (c["qk_nope_head_dim"] + v) + H * v * D
+dense = 3 * D * c["intermediate_size"]
+moe = 3 * D * c["moe_intermediate_size"] * (c["num_experts_per_tok"] + c["n_shared_experts"]) + D * c["n_routed_experts"]
+k = c["first_k_dense_replace"]
+active = L * attn + k * dense + (L - k) * moe + V * D  # + LM head; the embedding is a lookup
+print(6 * active + 6 * L * 256 * H * (qk + v))
+PY
+)
+export OMP_WAIT_POLICY=PASSIVE
+
+rm -rf $D/run
+$W train -m $D/model --data $D/data --out $D/run --steps $((STEPS + 2)) --batch 8 --seq 256 \
+    -t "$THREADS" --save-every 0 --eval-every 0 -q
+whale_tok=$($py - "$D/run/metrics.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"tok_s"' in l]
+print(round(statistics.median(r["tok_s"] for r in rows[2:]), 1))
+PY
+)
+jem=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+pre=""; [ -f $jem ] && pre=$jem || echo "note: jemalloc not installed (apt-get install libjemalloc2); PyTorch runs without it"
+torch_default=$(env -u OPENBLAS_CORETYPE LD_PRELOAD=$pre $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
+torch_skx=$(LD_PRELOAD=$pre OPENBLAS_CORETYPE=SkylakeX $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
+td=$(json "$torch_default" tok_s); ts=$(json "$torch_skx" tok_s)
+best=$($py -c "print(max($td, $ts))")
+mfu() { $py -c "print(f'{$1 * $flop / 1e9 / $peak * 100:.1f}%')"; }
+ratio=$($py -c "print(f'{$whale_tok / $best:.2f}x')")
+echo "train-bench ($flop FLOP/token, FMA peak $peak GFLOP/s, $THREADS threads):"
+echo "  whale          $whale_tok tok/s  MFU $(mfu $whale_tok)"
+echo "  torch default  $td tok/s  MFU $(mfu $td)"
+echo "  torch SkylakeX $ts tok/s  MFU $(mfu $ts)"
+echo "  whale / best torch: $ratio"
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+day=$(date -u +%Y-%m-%d)
+if ! grep -q "^## Training" bench/RESULTS.md 2>/dev/null; then
+    cat >> bench/RESULTS.md <<'HDR'
+
+## Training (`make bench`, bench/train.sh)
+
+The issue-4 bench model (bench/configs/train-bench.json) at batch 8 x 256, median tokens/s
+over 20 timed steps after 2 warm-up steps; a step is forward + backward + clipping + AdamW +
+bias rule. Same threads for both, OMP_WAIT_POLICY=PASSIVE, jemalloc preloaded for PyTorch.
+MFU = tok/s x FLOP/token / the probe's FMA peak.
+
+| date | machine | trainer | tok/s | MFU | vs best PyTorch |
+|---|---|---|---:|---:|---:|
+HDR
+fi
+{
+    echo "| $day | $cpu, $THREADS threads | whale | $whale_tok | $(mfu $whale_tok) | $ratio |"
+    echo "| $day | $cpu, $THREADS threads | PyTorch $($py -c 'import torch; print(torch.__version__)'), OpenBLAS default | $td | $(mfu $td) | |"
+    echo "| $day | $cpu, $THREADS threads | PyTorch, OPENBLAS_CORETYPE=SkylakeX | $ts | $(mfu $ts) | |"
+} >> bench/RESULTS.md
