@@ -93,6 +93,7 @@ fuzz:
 
 bench: $(WHALE)
 	bash bench/run.sh
+	bash bench/train.sh
 
 deps:
 	bash scripts/deps.sh
