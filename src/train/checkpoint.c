@@ -109,7 +109,7 @@ static int list_checkpoints(const char *out, char (**names)[64]) {
             if (!nn) break;
             *names = nn;
         }
-        snprintf((*names)[n++], 64, "%s", e->d_name);
+        memcpy((*names)[n++], e->d_name, strlen(e->d_name) + 1); /* < 64, checked above */
     }
     closedir(d);
     /* fixed-width step numbers: name order is step order */
