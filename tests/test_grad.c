@@ -226,8 +226,11 @@ static double model_fd(ModelCtx *c, float h, const char **worst_name) {
         int64_t imax = 0;
         for (int64_t i = 0; i < sp->numel; i++)
             if (fabs(gp[i]) > gmax) gmax = fabs(gp[i]), imax = i;
-        /* routed experts are many and alike: their largest entry only */
-        const int n_probe = strstr(sp->name, ".experts.") ? 1 : 3;
+        /* routed experts are many and alike: the largest entry of one in
+         * four (the sanitizer builds run this ~10x slower) */
+        const char *ex = strstr(sp->name, ".experts.");
+        if (ex && atoi(ex + 9) % 4 != 0) continue;
+        const int n_probe = ex ? 1 : 3;
         for (int r = 0; r < n_probe; r++) {
             s = s * 6364136223846793005ULL + 1442695040888963407ULL;
             int64_t i = r == 0 ? imax : (int64_t)((s >> 33) % (uint64_t)sp->numel);
@@ -268,7 +271,7 @@ static void model_ctx_free(ModelCtx *c) {
 /* Float32 losses of ~10 carry ~1e-6 noise, so h is large enough for that
  * to stay below 1e-2 of the gradient scale, and small enough that MoE
  * selections (a step function) rarely flip inside [-h, h]. */
-Test(grad, dense_mla_mtp_model_matches_fd, .timeout = 120) {
+Test(grad, dense_mla_mtp_model_matches_fd, .timeout = 400) {
     ModelCtx c;
     model_ctx_init(&c, 1);
     const char *name = "";
@@ -277,7 +280,7 @@ Test(grad, dense_mla_mtp_model_matches_fd, .timeout = 120) {
     model_ctx_free(&c);
 }
 
-Test(grad, moe_model_matches_fd, .timeout = 120) {
+Test(grad, moe_model_matches_fd, .timeout = 400) {
     ModelCtx c;
     model_ctx_init(&c, 0);
     const char *name = "";
