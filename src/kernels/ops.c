@@ -5,8 +5,14 @@
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <stdlib.h>
+
+/* Rows are independent: threads split them above this many elements (a
+ * parallel region costs microseconds). */
+#define OPS_PAR_MIN (1L << 16)
 
 void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) {
+#pragma omp parallel for schedule(static) if ((long)T * n >= OPS_PAR_MIN)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * n;
         float *yt = y + (size_t)t * n;
@@ -18,6 +24,7 @@ void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) 
 }
 
 void swiglu(float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static) if ((long)n >= OPS_PAR_MIN)
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
@@ -42,8 +49,20 @@ void vec_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* Grow-only per-thread scratch for the rows' 1/rms (the calling thread's:
+ * the trainer's), so the steady state allocates nothing. */
+static _Thread_local float *rms_buf;
+static _Thread_local size_t rms_cap;
+
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T,
                       int n, float eps) {
+    if ((size_t)T > rms_cap) {
+        float *p = realloc(rms_buf, (size_t)T * sizeof(float));
+        if (p) rms_buf = p, rms_cap = (size_t)T;
+    }
+    float *rs = (size_t)T <= rms_cap ? rms_buf : NULL;
+    const int par = (long)T * n >= OPS_PAR_MIN && rs;
+#pragma omp parallel for schedule(static) if (par)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
         float *dxt = dx + (size_t)t * n;
@@ -55,14 +74,29 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
         const double r = 1.0 / sqrt(ss / n + eps);
         /* d/dx_i of x_i r w_i: r (dy w)_i - x_i r^3 / n sum_j (dy w x)_j */
         const float rf = (float)r, c = (float)(r * r * r * dot / n);
-        if (dw)
+        if (rs) rs[t] = rf;
+        else if (dw) /* no scratch: the gain's gradient row by row, on this thread */
             for (int i = 0; i < n; i++) dw[i] += dyt[i] * xt[i] * rf;
         for (int i = 0; i < n; i++) dxt[i] += rf * dyt[i] * w[i] - c * xt[i];
+    }
+    if (!dw || !rs) return;
+    /* the gain's gradient by column blocks: each sum runs over the rows in
+     * order on one thread, so the result does not depend on the threads */
+#pragma omp parallel for schedule(static) if (par)
+    for (int i0 = 0; i0 < n; i0 += 16) {
+        const int i1 = i0 + 16 < n ? i0 + 16 : n;
+        float acc[16] = {0};
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
+            for (int i = i0; i < i1; i++) acc[i - i0] += dyt[i] * xt[i] * rs[t];
+        }
+        for (int i = i0; i < i1; i++) dw[i] += acc[i - i0];
     }
 }
 
 void swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
                      size_t n) {
+#pragma omp parallel for schedule(static) if ((long)n >= OPS_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float s = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * s;
         du[i] = da[i] * silu;

@@ -64,6 +64,7 @@ int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, con
     }
     matmul(lat, x, &L->kv_a_proj, T);
     if (sv) memcpy(sv->kva, lat, (size_t)T * W * sizeof(float));
+#pragma omp parallel for schedule(static) if (T >= 64)
     for (int t = 0; t < T; t++) {
         float *row = lat + (size_t)t * W;
         const int pos = pos0 + t % seq_len;

@@ -86,13 +86,28 @@ void optim_tie_grads(const Weights *w, Weights *grads) {
 }
 
 double optim_grad_norm(const Weights *grads) {
-    double ss = 0;
+    /* per-tensor sums in parallel, added in table order: the norm decides
+     * the clip, so it must not depend on which thread finished first */
+    static _Thread_local double *part;
+    static _Thread_local int cap;
+    if (grads->n_specs > cap) {
+        double *p = realloc(part, sizeof(double) * (size_t)grads->n_specs);
+        if (!p) return NAN; /* the caller skips the step, as for an overflow */
+        part = p, cap = grads->n_specs;
+    }
+    double *sums = part; /* thread-local: the team must see this thread's buffer */
+#pragma omp parallel for schedule(dynamic, 4)
     for (int i = 0; i < grads->n_specs; i++) {
         const ParamSpec *s = &grads->specs[i];
-        if (!optim_is_trained(s)) continue;
-        const float *g = (const float *)(grads->data + s->offset);
-        for (int64_t j = 0; j < s->numel; j++) ss += (double)g[j] * g[j];
+        double ss = 0;
+        if (optim_is_trained(s)) {
+            const float *g = (const float *)(grads->data + s->offset);
+            for (int64_t j = 0; j < s->numel; j++) ss += (double)g[j] * g[j];
+        }
+        sums[i] = ss;
     }
+    double ss = 0;
+    for (int i = 0; i < grads->n_specs; i++) ss += sums[i];
     return sqrt(ss);
 }
 
