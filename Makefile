@@ -79,6 +79,8 @@ ubsan:
 # libFuzzer needs clang; one target per parser in tests/fuzz/.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_LIB_SRC := $(filter src/base/% src/io/% src/tokenizer/%,$(LIB_SRC))
+# the parts of rl that read model output (they need only base)
+FUZZ_LIB_SRC += $(filter src/rl/reward.c src/rl/task%.c src/rl/countdown_expr.c src/rl/template.c,$(LIB_SRC))
 FUZZ_SECONDS ?= 30
 fuzz:
 	@mkdir -p build-fuzz
