@@ -5,7 +5,10 @@
 # routing, one MTP module), describes it, and runs its forward pass both
 # ways: the full-sequence prefill and token-by-token decoding through the
 # latent KV cache, then feeds it text through its tokenizer and the R1 chat
-# template. Until the R1-Zero recipe lands (issue 5), this is the demo.
+# template. Then it trains one: a tiny model pretrained for a minute on a
+# synthetic corpus of worked additions, with its loss against the corpus's
+# unigram entropy, a plot, and a sample. Until the R1-Zero recipe lands
+# (issue 5), this is the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=build/whale
@@ -35,4 +38,22 @@ echo "== whale tokenize / generate: text in, text out (random weights: the words
 $W tokenize -m "$OUT/model" --text "What is 17 + 25? <think>"
 $W generate -m "$OUT/model" -p "What is 17 + 25?" --chat -n 24 --temp 0 --verbose
 echo
-echo "Next: training (issue 4), the R1-Zero demo (5), serving (6)."
+echo "== training: whale task-data -> whale data -> whale train (a tiny model, about a minute)"
+$W task-data --task arith-add --n 8000 --template short --out "$OUT/corpus.jsonl"
+$W init --preset tiny --out "$OUT/tiny" --force
+$W data -m "$OUT/tiny" --input "$OUT/corpus.jsonl" --out "$OUT/data"
+rm -rf "$OUT/run"
+$W train -m "$OUT/tiny" --data "$OUT/data" --out "$OUT/run" --steps 150 --batch 8 --seq 128 \
+    --lr 3e-3 --eval-every 50 --save-every 0 --log-every 25
+/usr/bin/python3 - "$OUT/run/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+h = next(r["unigram_entropy"] for r in rows if "unigram_entropy" in r)
+ev = [r["eval_loss"] for r in rows if "eval_loss" in r]
+print(f"unigram entropy {h:.3f} nats; eval loss {ev[0]:.3f} -> {ev[-1]:.3f} nats/token")
+PY
+echo "plot: $OUT/run/metrics.svg"
+echo "== whale generate -m $OUT/run (greedy, the trained model)"
+$W generate -m "$OUT/run" -p "User: Compute 352 + 417. Assistant:" -n 60 --temp 0
+echo
+echo "Next: the R1-Zero recipe (issue 5: whale grpo and whale eval exist), serving (6)."
