@@ -4,8 +4,9 @@
 # (bench/train_torch.py, Debian python3-torch) on the issue-4 bench model
 # (bench/configs/train-bench.json: vocab 4096, D 256, 8 layers, MLA, 16
 # experts top-2, batch 8 x 256), same threads, OMP_WAIT_POLICY=PASSIVE for
-# both, jemalloc preloaded for PyTorch when installed, OpenBLAS with its
-# default kernels and with OPENBLAS_CORETYPE=SkylakeX. Steps are timed whole
+# both; PyTorch with OpenBLAS's default kernels, with
+# OPENBLAS_CORETYPE=SkylakeX, and with SkylakeX + jemalloc preloaded (when
+# installed); whale is compared with the fastest of the three. Steps are timed whole
 # (forward, backward, clipping, AdamW, bias rule); the first 2 are warm-up.
 # MFU: tok/s x FLOP per token (6 x active non-embedding parameters + 6 x
 # layers x seq x heads x (qk + v) for attention) / the measured FMA peak.
@@ -59,16 +60,21 @@ PY
 )
 jem=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 pre=""; [ -f $jem ] && pre=$jem || echo "note: jemalloc not installed (apt-get install libjemalloc2); PyTorch runs without it"
-torch_default=$(env -u OPENBLAS_CORETYPE LD_PRELOAD=$pre $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
-torch_skx=$(LD_PRELOAD=$pre OPENBLAS_CORETYPE=SkylakeX $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
-td=$(json "$torch_default" tok_s); ts=$(json "$torch_skx" tok_s)
-best=$($py -c "print(max($td, $ts))")
+# PyTorch three ways; whale is compared with the fastest. On this machine
+# Debian's jemalloc made PyTorch 3x slower (page faults), so the runs
+# without it count too.
+torch_default=$(env -u OPENBLAS_CORETYPE $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
+torch_skx=$(OPENBLAS_CORETYPE=SkylakeX $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
+torch_jem=$(LD_PRELOAD=$pre OPENBLAS_CORETYPE=SkylakeX $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
+td=$(json "$torch_default" tok_s); ts=$(json "$torch_skx" tok_s); tj=$(json "$torch_jem" tok_s)
+best=$($py -c "print(max($td, $ts, $tj))")
 mfu() { $py -c "print(f'{$1 * $flop / 1e9 / $peak * 100:.1f}%')"; }
 ratio=$($py -c "print(f'{$whale_tok / $best:.2f}x')")
 echo "train-bench ($flop FLOP/token, FMA peak $peak GFLOP/s, $THREADS threads):"
 echo "  whale          $whale_tok tok/s  MFU $(mfu $whale_tok)"
 echo "  torch default  $td tok/s  MFU $(mfu $td)"
 echo "  torch SkylakeX $ts tok/s  MFU $(mfu $ts)"
+echo "  torch SkylakeX + jemalloc $tj tok/s  MFU $(mfu $tj)"
 echo "  whale / best torch: $ratio"
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
@@ -80,7 +86,7 @@ if ! grep -q "^## Training" bench/RESULTS.md 2>/dev/null; then
 
 The issue-4 bench model (bench/configs/train-bench.json) at batch 8 x 256, median tokens/s
 over 20 timed steps after 2 warm-up steps; a step is forward + backward + clipping + AdamW +
-bias rule. Same threads for both, OMP_WAIT_POLICY=PASSIVE, jemalloc preloaded for PyTorch.
+bias rule. Same threads for both, OMP_WAIT_POLICY=PASSIVE; PyTorch also with jemalloc preloaded.
 MFU = tok/s x FLOP/token / the probe's FMA peak.
 
 | date | machine | trainer | tok/s | MFU | vs best PyTorch |
@@ -91,4 +97,5 @@ fi
     echo "| $day | $cpu, $THREADS threads | whale | $whale_tok | $(mfu $whale_tok) | $ratio |"
     echo "| $day | $cpu, $THREADS threads | PyTorch $($py -c 'import torch; print(torch.__version__)'), OpenBLAS default | $td | $(mfu $td) | |"
     echo "| $day | $cpu, $THREADS threads | PyTorch, OPENBLAS_CORETYPE=SkylakeX | $ts | $(mfu $ts) | |"
+    echo "| $day | $cpu, $THREADS threads | PyTorch, SkylakeX, jemalloc preloaded | $tj | $(mfu $tj) | |"
 } >> bench/RESULTS.md
