@@ -46,7 +46,7 @@ typedef struct Grpo {
     Rollout *rolls;       /* (P G) */
     Seq *seqs;            /* (P G) kept ones first */
     int n_seqs;
-    int32_t *tok;         /* bucket token buffer */
+    int32_t *tok, *y;     /* a bucket's tokens and targets */
     float *wts, *logp, *ent;
     size_t cap_rows;
     FILE *metrics;
@@ -95,7 +95,7 @@ static void grpo_close(Grpo *g) {
     for (size_t i = 0; g->seqs && i < n; i++) free(g->seqs[i].logp_old), free(g->seqs[i].logp_ref);
     free(g->rolls);
     free(g->seqs);
-    free(g->tok), free(g->wts), free(g->logp), free(g->ent);
+    free(g->tok), free(g->y), free(g->wts), free(g->logp), free(g->ent);
     expert_load_free(&g->load);
     adamw_free(&g->opt);
     weights_free(&g->grads);
@@ -113,13 +113,15 @@ static int by_length(const void *a, const void *b) {
 /* Room for rows bucket rows. */
 static int reserve(Grpo *g, size_t rows, Err *err) {
     if (rows <= g->cap_rows) return 0;
-    free(g->tok), free(g->wts), free(g->logp), free(g->ent);
+    free(g->tok), free(g->y), free(g->wts), free(g->logp), free(g->ent);
     g->tok = malloc(rows * sizeof *g->tok);
+    g->y = malloc(rows * sizeof *g->y);
     g->wts = malloc(rows * sizeof *g->wts);
     g->logp = malloc(rows * sizeof *g->logp);
     g->ent = malloc(rows * sizeof *g->ent);
-    g->cap_rows = rows;
-    return g->tok && g->wts && g->logp && g->ent ? 0 : err_set(err, "out of memory");
+    const int ok = g->tok && g->y && g->wts && g->logp && g->ent;
+    g->cap_rows = ok ? rows : 0; /* a failure is retried, not taken for room */
+    return ok ? 0 : err_set(err, "out of memory");
 }
 
 /* Sample the batch of step s, score it, keep the groups with signal. */
@@ -189,11 +191,9 @@ static int bucket_forward(Grpo *g, Model *m, const Seq *seqs, int n, int L, Err 
     if (reserve(g, (size_t)n * L, err) != 0) return -1;
     for (int b = 0; b < n; b++) memcpy(g->tok + (size_t)b * L, seqs[b].r->ids, sizeof(int32_t) * L);
     if (model_forward_train(m, &g->acts, g->tok, n, T, err) != 0) return -1;
-    int32_t *y = malloc(sizeof(int32_t) * (size_t)n * T);
-    if (!y) return err_set(err, "out of memory");
-    for (int b = 0; b < n; b++) memcpy(y + (size_t)b * T, g->tok + (size_t)b * L + 1, sizeof(int32_t) * T);
-    xent_logprobs(g->acts.logits, y, n * T, V, g->logp, g->ent);
-    free(y);
+    for (int b = 0; b < n; b++)
+        memcpy(g->y + (size_t)b * T, g->tok + (size_t)b * L + 1, sizeof(int32_t) * T);
+    xent_logprobs(g->acts.logits, g->y, n * T, V, g->logp, g->ent);
     return 0;
 }
 

@@ -161,7 +161,6 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
         t->st = saved;
     } else {
         /* the MTP heads start as copies of the one shared head */
-        optim_tie_grads(&t->m.w, &t->grads); /* no-op on zero gradients; keeps one code path */
         const ParamSpec *lm = weights_find(&t->m.w, "lm_head.weight");
         for (int i = 0; lm && i < t->m.w.n_specs; i++)
             if (!optim_is_trained(&t->m.w.specs[i]) && t->m.w.specs[i].kind != PARAM_ROUTER_BIAS)
