@@ -2,6 +2,7 @@
 /* File helpers: mmap, whole-file reads, atomic writes (see file.h). */
 #include "base/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -216,4 +217,17 @@ int file_copy(const char *from, const char *to, Err *err) {
     int rc = file_write_atomic(to, buf, n, err);
     free(buf);
     return rc;
+}
+
+void dir_remove_flat(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[4400];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            path_join(path, sizeof path, dir, e->d_name) == 0)
+            unlink(path);
+    closedir(d);
+    rmdir(dir);
 }

@@ -47,6 +47,10 @@ void afile_abort(AtomicFile *af);
 int file_exists(const char *path);
 /* 1 if path is a directory. */
 int file_is_dir(const char *path);
+/* Remove the files of a directory (one level: it holds no subdirectories)
+ * and then the directory; a missing directory is not an error. For temp
+ * and staging folders the writers own. */
+void dir_remove_flat(const char *dir);
 /* mkdir -p. Returns 0 or -1 with err. */
 int dir_create(const char *path, Err *err);
 /* The directory a model path stands for: the path itself when it is a

@@ -23,20 +23,6 @@
 static const char *const tokenizer_files[] = {"tokenizer.json", "tokenizer_config.json",
                                               "generation_config.json"};
 
-/* Remove a flat directory and its files. */
-static void remove_flat_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-            path_join(p, sizeof p, dir, e->d_name) == 0)
-            unlink(p);
-    closedir(d);
-    rmdir(dir);
-}
-
 static int fsync_dir(const char *dir, Err *err) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0 || fsync(fd) != 0) {
@@ -131,7 +117,7 @@ int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainStat
     if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp", out, name) >= (int)sizeof tmp ||
         path_join(fin, sizeof fin, out, name) != 0)
         return err_set(err, "%s: path too long", out);
-    remove_flat_dir(tmp);
+    dir_remove_flat(tmp);
     if (mkdir(tmp, 0755) != 0) return err_set(err, "%s: cannot create the directory", tmp);
 #define IN(dir, f) (path_join(p, sizeof p, dir, f) == 0 ? p : "")
     if (weights_save(&m->w, IN(tmp, "model.safetensors"), DTYPE_F32, err) != 0 ||
@@ -144,7 +130,7 @@ int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainStat
         if (file_copy(q, IN(tmp, tokenizer_files[i]), err) != 0) goto fail;
     }
     if (fsync_dir(tmp, err) != 0) goto fail;
-    remove_flat_dir(fin); /* a checkpoint of the same step from an interrupted run */
+    dir_remove_flat(fin); /* a checkpoint of the same step from an interrupted run */
     if (rename(tmp, fin) != 0) {
         err_set(err, "%s: cannot rename into place", fin);
         goto fail;
@@ -165,11 +151,11 @@ int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainStat
     int nc = list_checkpoints(out, &names);
     for (int i = keep > 0 ? keep : 1; i < nc; i++)
         if (path_join(p, sizeof p, out, names[i]) == 0 && strcmp(names[i], name) != 0)
-            remove_flat_dir(p);
+            dir_remove_flat(p);
     free(names);
     return 0;
 fail:
-    remove_flat_dir(tmp);
+    dir_remove_flat(tmp);
     return -1;
 }
 

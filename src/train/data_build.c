@@ -393,20 +393,6 @@ static int read_source(Build *b, int src, Err *err) {
     return rc;
 }
 
-/* Remove every file in dir (not recursive) and dir itself. */
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char path[4400];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-            path_join(path, sizeof path, dir, e->d_name) == 0)
-            unlink(path);
-    closedir(d);
-    rmdir(dir);
-}
-
 /* Move the staged shards into out_dir, then delete shard files of earlier
  * runs that are not part of this corpus. */
 static int publish(Build *b, Err *err) {
@@ -491,7 +477,7 @@ int data_build(Tokenizer *const *toks, int n_toks, const DataBuildOpts *o, DataB
     /* pass 2 */
     if (dir_create(o->out_dir, err) != 0) goto done;
     snprintf(b.stage, sizeof b.stage, "%s/.whale-data.%ld", o->out_dir, (long)getpid());
-    remove_tree(b.stage); /* a leftover of a killed run with the same pid */
+    dir_remove_flat(b.stage); /* a leftover of a killed run with the same pid */
     if (mkdir(b.stage, 0755) != 0) {
         err_set(err, "%s: cannot create: %s", b.stage, strerror(errno));
         goto done;
@@ -534,7 +520,7 @@ done:
     }
     for (int i = 0; i < b.n_pending; i++) mfile_close(&b.pending[i]);
     free(b.docs);
-    if (staged) remove_tree(b.stage);
+    if (staged) dir_remove_flat(b.stage);
     sources_free(&b.src);
     return rc;
 }
