@@ -18,12 +18,9 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "infer/chat.h"
-#include "model/model_train.h"
 #include "rl/rollout.h"
-#include "train/balance.h"
+#include "rl/seqtrain.h"
 #include "train/checkpoint.h"
-#include "train/loss.h"
-#include "train/model_backward.h"
 #include "train/plot.h"
 
 /* One kept completion of the batch. */
@@ -39,16 +36,11 @@ typedef struct Grpo {
     const Task *task;
     ChatSession pol;      /* the policy: model, tokenizer, generator */
     Model ref;            /* the frozen reference (beta > 0) */
-    TrainActs acts;
-    Weights grads;
-    AdamW opt;
-    ExpertLoad load;
+    SeqTrain tr;          /* the policy's gradients, AdamW state, bucket buffers */
     Rollout *rolls;       /* (P G) */
     Seq *seqs;            /* (P G) kept ones first */
     int n_seqs;
-    int32_t *tok, *y;     /* a bucket's tokens and targets */
-    float *wts, *logp, *ent;
-    size_t cap_rows;
+    SeqItem *items;       /* (P G) the kept sequences' ids, in seqs' order */
     FILE *metrics;
     char metrics_path[4096], plot_path[4096];
 } Grpo;
@@ -76,9 +68,9 @@ static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
     g->rolls = calloc(n, sizeof *g->rolls);
     g->seqs = calloc(n, sizeof *g->seqs);
     if (!g->rolls || !g->seqs) return err_set(err, "out of memory");
-    if (weights_alloc(&g->grads, c, QTYPE_F32, err) != 0 ||
-        adamw_init(&g->opt, &g->pol.model.w, err) != 0 || expert_load_init(&g->load, c, err) != 0)
-        return -1;
+    g->items = calloc(n, sizeof *g->items);
+    if (!g->items) return err_set(err, "out of memory");
+    if (seqtrain_init(&g->tr, &g->pol.model, err) != 0) return -1;
     if (dir_create(o->out, err) != 0) return -1;
     if (path_join(g->metrics_path, sizeof g->metrics_path, o->out, "metrics.jsonl") != 0 ||
         path_join(g->plot_path, sizeof g->plot_path, o->out, "metrics.svg") != 0)
@@ -95,11 +87,8 @@ static void grpo_close(Grpo *g) {
     for (size_t i = 0; g->seqs && i < n; i++) free(g->seqs[i].logp_old), free(g->seqs[i].logp_ref);
     free(g->rolls);
     free(g->seqs);
-    free(g->tok), free(g->y), free(g->wts), free(g->logp), free(g->ent);
-    expert_load_free(&g->load);
-    adamw_free(&g->opt);
-    weights_free(&g->grads);
-    train_acts_free(&g->acts);
+    free(g->items);
+    seqtrain_free(&g->tr);
     if (g->ref.cfg.vocab_size) model_free(&g->ref);
     chat_close(&g->pol);
 }
@@ -108,20 +97,6 @@ static int seq_len_of(const Seq *s) { return s->r->n_prompt + s->r->n_gen; }
 
 static int by_length(const void *a, const void *b) {
     return seq_len_of(a) - seq_len_of(b);
-}
-
-/* Room for rows bucket rows. */
-static int reserve(Grpo *g, size_t rows, Err *err) {
-    if (rows <= g->cap_rows) return 0;
-    free(g->tok), free(g->y), free(g->wts), free(g->logp), free(g->ent);
-    g->tok = malloc(rows * sizeof *g->tok);
-    g->y = malloc(rows * sizeof *g->y);
-    g->wts = malloc(rows * sizeof *g->wts);
-    g->logp = malloc(rows * sizeof *g->logp);
-    g->ent = malloc(rows * sizeof *g->ent);
-    const int ok = g->tok && g->y && g->wts && g->logp && g->ent;
-    g->cap_rows = ok ? rows : 0; /* a failure is retried, not taken for room */
-    return ok ? 0 : err_set(err, "out of memory");
 }
 
 /* Sample the batch of step s, score it, keep the groups with signal. */
@@ -184,88 +159,84 @@ done:
     return rc;
 }
 
-/* Forward one bucket (n sequences of length L from seqs) through model m
- * and leave the completion tokens' log-probs in g->logp (rows b (L-1) + t). */
-static int bucket_forward(Grpo *g, Model *m, const Seq *seqs, int n, int L, Err *err) {
-    const int V = m->cfg.vocab_size, T = L - 1;
-    if (reserve(g, (size_t)n * L, err) != 0) return -1;
-    for (int b = 0; b < n; b++) memcpy(g->tok + (size_t)b * L, seqs[b].r->ids, sizeof(int32_t) * L);
-    if (model_forward_train(m, &g->acts, g->tok, n, T, err) != 0) return -1;
-    for (int b = 0; b < n; b++)
-        memcpy(g->y + (size_t)b * T, g->tok + (size_t)b * L + 1, sizeof(int32_t) * T);
-    xent_logprobs(g->acts.logits, g->y, n * T, V, g->logp, g->ent);
-    return 0;
+/* The kept sequences (sorted by length) as the trainer reads them. */
+static void fill_items(Grpo *g) {
+    for (int i = 0; i < g->n_seqs; i++)
+        g->items[i] = (SeqItem){g->seqs[i].r->ids, seq_len_of(&g->seqs[i])};
+}
+
+/* A reference bucket: keep the completion tokens' log-probs. */
+static void ref_bucket(void *user, int i0, int n, int L, const float *logp, const float *ent,
+                       float *w) {
+    Grpo *g = user;
+    (void)ent, (void)w;
+    for (int b = 0; b < n; b++) {
+        const Seq *s = &g->seqs[i0 + b];
+        memcpy(s->logp_ref, logp + (size_t)b * (L - 1) + s->r->n_prompt - 1,
+               sizeof(float) * s->r->n_gen);
+    }
 }
 
 /* The reference's log-probs of every kept completion (beta > 0). */
 static int reference_logprobs(Grpo *g, Err *err) {
-    for (int i = 0; i < g->n_seqs;) {
-        const int L = seq_len_of(&g->seqs[i]);
-        int n = 1;
-        while (i + n < g->n_seqs && seq_len_of(&g->seqs[i + n]) == L && n < 64) n++;
-        if (bucket_forward(g, &g->ref, g->seqs + i, n, L, err) != 0) return -1;
-        for (int b = 0; b < n; b++) {
-            const Seq *s = &g->seqs[i + b];
-            memcpy(s->logp_ref, g->logp + (size_t)b * (L - 1) + s->r->n_prompt - 1,
-                   sizeof(float) * s->r->n_gen);
+    fill_items(g);
+    SeqPass p = {.model = &g->ref, .logprobs = 1, .fn = ref_bucket, .user = g};
+    return seqtrain_pass(&g->tr, g->items, g->n_seqs, &p, NULL, err);
+}
+
+typedef struct Iter {
+    Grpo *g;
+    int it;       /* the optimiser iteration on this batch: 0 records pi_old */
+    Stats *st;
+} Iter;
+
+/* A policy bucket: the weights dJ/dlogp x n_i / N on the completion tokens. */
+static void policy_bucket(void *user, int i0, int n, int L, const float *logp, const float *ent,
+                          float *wts) {
+    Iter *c = user;
+    const GrpoOpts *o = c->g->o;
+    Stats *st = c->st;
+    const int T = L - 1;
+    for (int b = 0; b < n; b++) {
+        Seq *s = &c->g->seqs[i0 + b];
+        float *w = wts + (size_t)b * T;
+        const int first = s->r->n_prompt - 1; /* the row that predicts the first completion token */
+        for (int t = 0; t < first; t++) w[t] = 0;
+        for (int k = 0; k < s->r->n_gen; k++) {
+            const float lp = logp[(size_t)b * T + first + k];
+            if (c->it == 0) s->logp_old[k] = lp;
+            double d, kl;
+            int clipped;
+            grpo_token(lp, s->logp_old[k], s->logp_ref[k], s->adv, &o->loss, &d, &clipped, &kl);
+            /* minimising sum_t w_t nll_t = -sum_t w_t logp_t ascends J for w = dJ/dlogp */
+            w[first + k] = (float)d * s->w;
+            if (c->it == 0) {
+                st->kl += kl;
+                st->entropy += ent[(size_t)b * T + first + k];
+                st->n_tok++;
+            }
+            st->n_clip += clipped;
         }
-        i += n;
     }
-    return 0;
 }
 
 /* One optimiser iteration over the kept batch. */
 static int iterate(Grpo *g, int it, int64_t step, Stats *st, Err *err) {
     const GrpoOpts *o = g->o;
-    Model *m = &g->pol.model;
-    memset(g->grads.data, 0, g->grads.n_bytes);
-    expert_load_zero(&g->load);
-    for (int i = 0; i < g->n_seqs;) {
-        const int L = seq_len_of(&g->seqs[i]), T = L - 1;
-        int n = 1;
-        while (i + n < g->n_seqs && seq_len_of(&g->seqs[i + n]) == L && n < 64) n++;
-        if (bucket_forward(g, m, g->seqs + i, n, L, err) != 0) return -1;
-        expert_load_add(&g->load, m, &g->acts);
-        for (int b = 0; b < n; b++) {
-            Seq *s = &g->seqs[i + b];
-            float *w = g->wts + (size_t)b * T;
-            const int first = s->r->n_prompt - 1; /* the row that predicts the first completion token */
-            for (int t = 0; t < first; t++) w[t] = 0;
-            for (int k = 0; k < s->r->n_gen; k++) {
-                const float lp = g->logp[(size_t)b * T + first + k];
-                if (it == 0) s->logp_old[k] = lp;
-                double d, kl;
-                int clipped;
-                grpo_token(lp, s->logp_old[k], s->logp_ref[k], s->adv, &o->loss, &d, &clipped, &kl);
-                /* minimising sum_t w_t nll_t = -sum_t w_t logp_t ascends J for w = dJ/dlogp */
-                w[first + k] = (float)d * s->w;
-                if (it == 0) {
-                    st->kl += kl;
-                    st->entropy += g->ent[(size_t)b * T + first + k];
-                    st->n_tok++;
-                }
-                st->n_clip += clipped;
-            }
-        }
-        LossOpts lo = {0.0f, 0.0f, 1.0f, g->wts};
-        LossParts lp;
-        if (model_backward(m, &g->acts, g->tok, &lo, &g->grads, &lp, err) != 0) return -1;
-        i += n;
-    }
-    optim_tie_grads(&m->w, &g->grads);
-    double gn = optim_grad_norm(&g->grads);
-    if (!isfinite(gn)) {
+    fill_items(g);
+    Iter c = {g, it, st};
+    SeqPass p = {.logprobs = 1, .backward = 1, .fn = policy_bucket, .user = &c};
+    seqtrain_zero(&g->tr);
+    if (seqtrain_pass(&g->tr, g->items, g->n_seqs, &p, NULL, err) != 0) return -1;
+    const double gn = seqtrain_update(&g->tr, &o->optim, (int)(step * o->mu + it), o->bias_gamma);
+    if (!isfinite(gn))
         log_warn("whale grpo: step %" PRId64 ": gradient norm %g, update skipped", step + 1, gn);
-        return 0;
-    }
-    adamw_step(&g->opt, &m->w, &g->grads, &o->optim, (int)(step * o->mu + it), gn);
-    balance_update_bias(m, &g->load, o->bias_gamma);
     return 0;
 }
 
 static int save(Grpo *g, int64_t step, Err *err) {
     TrainState st = {step, 0, g->o->seed, g->o->prompts, g->o->group, g->o->mu, 0};
-    if (ckpt_save(g->o->out, &g->pol.model, &g->opt, &st, g->o->model, 2, err) != 0) return -1;
+    if (ckpt_save(g->o->out, &g->pol.model, &g->tr.opt, &st, g->o->model, 2, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(g->metrics_path, g->plot_path, g->o->out, &perr) < 0)
         log_warn("whale grpo: plot not written: %s", perr.msg);
