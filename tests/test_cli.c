@@ -638,7 +638,7 @@ Test(cli, init_refuses_overwrite) {
 /* Guards: init --config reading an HF config.json (the V2-Lite shape of
  * tests/data/v2_lite, q_lora_rank null) and the model it writes running.
  * vocab_size is raised from 256 to 512 in a copy: init's byte-level
- * tokenizer needs 263 ids, and init refuses a smaller vocabulary (see the
+ * tokenizer needs 265 ids, and init refuses a smaller vocabulary (see the
  * report of this commit: tests/data configs cannot be used by init as is). */
 Test(cli, init_from_config) {
     const char *m = h_path(g_dir, "model");

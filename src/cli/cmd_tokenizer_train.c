@@ -29,7 +29,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
         {"input", 'i', ARG_STR, &input_help,
          "FILES: text or .jsonl files; several after one --input, comma-separated, or repeated"},
         {"vocab", 'v', ARG_INT, &vocab,
-         "N: ids in all, incl. 3 specials, 256 bytes, 4 chat markers"},
+         "N: ids in all, incl. 3 specials, 256 bytes, 6 chat and answer markers"},
         {"out", 'o', ARG_STR, &out, "DIR: where tokenizer.json and tokenizer_config.json go"},
         {"min-count", 0, ARG_INT, &min_count,
          "N: merge only pairs seen at least N times (default 2)"},

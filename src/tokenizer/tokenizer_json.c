@@ -21,6 +21,8 @@ static const struct {
     {TOK_ASSISTANT, 1},
     {"<think>", 0}, /* R1 writes these as ordinary text-like added tokens */
     {"</think>", 0},
+    {"<answer>", 0}, /* R1-Zero's answer block (rl/template.h): one id each, like the thinking tags */
+    {"</answer>", 0},
 };
 #define N_MARKERS ((int)(sizeof chat_markers / sizeof chat_markers[0]))
 
