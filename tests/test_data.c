@@ -269,6 +269,49 @@ Test(data, sampling_follows_usable_windows) {
     shards_close(&s);
 }
 
+/* --doc-start: windows begin at document starts (BOS, or after EOS when
+ * there is no BOS), each start where the window fits drawn about equally
+ * often, and none elsewhere. */
+static void doc_start_case(int bos, int eos) {
+    enum { LEN = 200, N = 40, DRAWS = 20000 };
+    int32_t ids[LEN];
+    int is_start[LEN] = {0}, n_fit = 0, at = 0;
+    for (int d = 0; at < LEN; d++) { /* documents of 3, 10, 17, ... tokens */
+        int len = 3 + (7 * d) % 29;
+        for (int j = 0; j < len && at < LEN; j++, at++) {
+            ids[at] = 10 + at;
+            if (j == 0) is_start[at] = 1;
+            if (j == 0 && bos >= 0) ids[at] = bos;
+            if (j == len - 1 && eos >= 0) ids[at] = eos;
+        }
+    }
+    for (int k = 0; k + N <= LEN; k++) n_fit += is_start[k];
+    Err err = {{0}};
+    cr_assert_eq(tokshard_write(h_path(g_dir, "train-00000.bin"), ids, LEN, 1000, bos, eos, &err), 0,
+                 "%s", err.msg);
+    TokenShards s;
+    open_ok(&s, g_dir, "train", 1000);
+    cr_assert_eq(shards_index_docs(&s, &err), 0, "%s", err.msg);
+    int count[LEN] = {0};
+    int32_t w[N];
+    for (int i = 0; i < DRAWS; i++) {
+        cr_assert_eq(shards_sample(&s, 3, (uint64_t)i, N, w, &err), 0, "%s", err.msg);
+        int k = 0;
+        while (k + N <= LEN && memcmp(ids + k, w, sizeof w)) k++;
+        cr_assert(k + N <= LEN && is_start[k], "window %d starts at %d, not a document start", i, k);
+        count[k]++;
+    }
+    const double per = (double)DRAWS / n_fit;
+    for (int k = 0; k + N <= LEN; k++)
+        if (is_start[k])
+            cr_assert(count[k] > per / 2 && count[k] < per * 2, "start %d drawn %d times (%.0f)", k,
+                      count[k], per);
+    shards_close(&s);
+}
+
+Test(data, doc_start_windows_by_bos) { doc_start_case(1, 2); }
+Test(data, doc_start_windows_by_eos) { doc_start_case(-1, 2); }
+
 Test(data, eval_windows_are_disjoint_and_in_order) {
     int lens[3] = {130, 10, 64};
     for (int s = 0; s < 3; s++) write_coded(g_dir, "val", s, lens[s]);

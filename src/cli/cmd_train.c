@@ -46,6 +46,7 @@ int cmd_train(int argc, char **argv) {
         {"mtp-lambda", 0, ARG_FLOAT, &o.mtp_lambda, "X: weight of the MTP loss (default 0.3)"},
         {"balance-alpha", 0, ARG_FLOAT, &o.balance_alpha, "X: sequence-wise balance loss weight (default 1e-4)"},
         {"bias-gamma", 0, ARG_FLOAT, &o.bias_gamma, "X: balancing bias step per update (default 1e-2; V3 used 1e-3 at lr 2.2e-4)"},
+        {"doc-start", 0, ARG_FLAG, &o.doc_start, "windows begin at a document start (short documents stay whole)"},
         {"eval-every", 0, ARG_INT, &o.eval_every, "N: eval loss on the val split every N steps (default 100)"},
         {"eval-batches", 0, ARG_INT, &o.eval_batches, "N: batches per eval (default 8)"},
         {"save-every", 0, ARG_INT, &o.save_every, "N: checkpoint every N steps (default 500)"},

@@ -181,7 +181,10 @@ done:
 }
 
 void shards_close(TokenShards *s) {
-    for (int i = 0; s->shards && i < s->n_shards; i++) mfile_close(&s->shards[i].mf);
+    for (int i = 0; s->shards && i < s->n_shards; i++) {
+        mfile_close(&s->shards[i].mf);
+        free(s->shards[i].doc_starts);
+    }
     free(s->shards);
     free(s->dir);
     memset(s, 0, sizeof *s);
@@ -208,6 +211,48 @@ static uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
+/* The id of token k of shard sh. */
+static uint32_t id_at(const TokenShard *sh, int64_t k) {
+    int32_t v;
+    copy_ids(&v, sh->ids, k, 1);
+    return (uint32_t)v;
+}
+
+int shards_index_docs(TokenShards *s, Err *err) {
+    const int by_bos = s->bos_id >= 0;
+    if (!by_bos && s->eos_id < 0)
+        return err_set(err, "%s: the shards have neither a BOS nor an EOS id to find documents by",
+                       s->dir ? s->dir : "shards");
+    const uint32_t mark = (uint32_t)(by_bos ? s->bos_id : s->eos_id);
+    for (int i = 0; i < s->n_shards; i++) {
+        TokenShard *sh = &s->shards[i];
+        int64_t n = !by_bos; /* without BOS, position 0 starts the first document */
+        for (int64_t k = 0; k < sh->n_tokens; k++) n += id_at(sh, k) == mark;
+        free(sh->doc_starts);
+        sh->n_docs = 0;
+        sh->doc_starts = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+        if (!sh->doc_starts) return err_set(err, "%s: out of memory", s->dir ? s->dir : "shards");
+        if (!by_bos) sh->doc_starts[sh->n_docs++] = 0;
+        for (int64_t k = 0; k < sh->n_tokens; k++)
+            if (id_at(sh, k) == mark && (by_bos || k + 1 < sh->n_tokens))
+                sh->doc_starts[sh->n_docs++] = by_bos ? k : k + 1;
+    }
+    return 0;
+}
+
+/* Usable window starts of shard sh for n tokens: all positions at which n
+ * fit, or the document starts at which n fit (doc_starts ascend). */
+static int64_t usable_starts(const TokenShard *sh, int n) {
+    if (!sh->doc_starts) return sh->n_tokens >= n ? sh->n_tokens - n + 1 : 0;
+    int64_t lo = 0, hi = sh->n_docs; /* the first doc start past n_tokens - n */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (sh->doc_starts[mid] <= sh->n_tokens - n) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 int shards_sample(const TokenShards *s, uint64_t seed, uint64_t index, int n, int32_t *out,
                   Err *err) {
     if (n <= 0) return err_set(err, "%s: window of %d tokens", s->dir ? s->dir : "shards", n);
@@ -215,7 +260,7 @@ int shards_sample(const TokenShards *s, uint64_t seed, uint64_t index, int n, in
     int64_t longest = 0;
     for (int i = 0; i < s->n_shards; i++) {
         int64_t len = s->shards[i].n_tokens;
-        if (len >= n) total += (uint64_t)(len - n + 1);
+        total += (uint64_t)usable_starts(&s->shards[i], n);
         if (len > longest) longest = len;
     }
     if (total == 0)
@@ -227,11 +272,10 @@ int shards_sample(const TokenShards *s, uint64_t seed, uint64_t index, int n, in
     rng_seed(&r, mix64(mix64(seed ^ 0x5851f42d4c957f2dull) ^ index));
     uint64_t u = rng_below(&r, total);
     for (int i = 0; i < s->n_shards; i++) {
-        int64_t len = s->shards[i].n_tokens;
-        if (len < n) continue;
-        uint64_t w = (uint64_t)(len - n + 1);
+        const TokenShard *sh = &s->shards[i];
+        uint64_t w = (uint64_t)usable_starts(sh, n);
         if (u < w) {
-            copy_ids(out, s->shards[i].ids, (int64_t)u, n);
+            copy_ids(out, sh->ids, sh->doc_starts ? sh->doc_starts[u] : (int64_t)u, n);
             return 0;
         }
         u -= w;

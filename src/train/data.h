@@ -18,6 +18,8 @@ typedef struct TokenShard {
     MappedFile mf;
     const unsigned char *ids; /* (n_tokens) little-endian uint32, inside mf */
     int64_t n_tokens;
+    int64_t *doc_starts;      /* (n_docs) ascending, after shards_index_docs; else NULL */
+    int64_t n_docs;
 } TokenShard;
 
 /* The mapped shards of one split, in file-number order. Read-only once
@@ -52,11 +54,21 @@ int64_t shards_n_tokens(const TokenShards *s);
  * from (seed, index) alone: uniform over every start position of every
  * shard at which n tokens fit, i.e. a shard with probability proportional
  * to its usable windows (n_tokens - n + 1), then a uniform start in it.
+ * After shards_index_docs, the start positions are the document starts at
+ * which n tokens fit instead (a window runs on into the next documents).
  * Windows never cross shards. A resumed run that asks for the same indices
  * gets the same windows. Thread-safe; O(n_shards + n). Returns 0, or -1
  * with err when n <= 0 or no shard holds n tokens. */
 int shards_sample(const TokenShards *s, uint64_t seed, uint64_t index, int n, int32_t *out,
                   Err *err);
+
+/* Index the document starts of every shard, for shards_sample to draw
+ * windows that begin at one (--doc-start: a short document then always
+ * has its beginning, e.g. a problem statement, in view). A document starts
+ * at each BOS id, or, when the shards have no BOS, at 0 and after each EOS.
+ * 0, or -1 with err (out of memory, or no BOS and no EOS to tell documents
+ * apart). */
+int shards_index_docs(TokenShards *s, Err *err);
 
 /* The non-overlapping windows of n tokens, for evaluation: shard by shard,
  * starts 0, n, 2n, ... of each shard (a shard's tail shorter than n is

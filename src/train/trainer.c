@@ -139,6 +139,7 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
         return err_set(err, "--seq %d is too short for %d MTP modules", o->seq,
                        c->num_nextn_predict_layers);
     if (shards_open(&t->train, o->data, "train", c->vocab_size, err) != 0) return -1;
+    if (o->doc_start && shards_index_docs(&t->train, err) != 0) return -1;
     if (shards_count(o->data, "val") > 0) {
         if (shards_open(&t->val, o->data, "val", c->vocab_size, err) != 0) return -1;
         t->has_val = shards_n_windows(&t->val, o->seq + 1) > 0;

@@ -24,6 +24,7 @@ typedef struct TrainOpts {
     OptimOpts optim;     /* total_steps defaults to steps */
     float mtp_lambda, balance_alpha, bias_gamma;
     uint64_t seed;
+    int doc_start;       /* training windows begin at a document start (shards_index_docs) */
     int eval_every, eval_batches, save_every, log_every;
     int keep;            /* checkpoints kept (default 2) */
     int max_nan;         /* consecutive non-finite steps before stopping (default 5) */
