@@ -20,6 +20,8 @@ int cmd_plot(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_grpo(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 int cmd_task_data(int argc, char **argv);
 
 #endif

@@ -25,6 +25,8 @@ static const struct {
     {"data", cmd_data, "text/JSONL files -> token shards for training (train-*.bin, val-*.bin)"},
     {"train", cmd_train, "pretrain a DeepSeek-V3-architecture model on token shards"},
     {"grpo", cmd_grpo, "R1-Zero reinforcement learning (GRPO) with rule rewards on a task"},
+    {"sft", cmd_sft, "supervised fine-tuning on JSONL chat or prompt/completion, loss on answers"},
+    {"distill", cmd_distill, "rejection-sampling distillation: a teacher's verified answers -> SFT"},
     {"eval", cmd_eval, "greedy and sampled pass@1, pass@k of a model on a task's held-out problems"},
     {"plot", cmd_plot, "draw a run's metrics.jsonl as an SVG beside it"},
     {"task-data", cmd_task_data, "R1-Zero pretraining corpus (JSONL) of worked task problems"},
