@@ -48,12 +48,14 @@ int mla_saved_alloc(MlaSaved *s, const ModelConfig *c, int n_seq, int seq_len, A
 int ffn_saved_alloc(FfnSaved *s, int T, int I, Arena *a);
 int moe_saved_alloc(MoeSaved *s, const ModelConfig *c, int T, Arena *a);
 
-/* MLA's projections for T rows at positions pos0 + (row % seq_len): the
- * query q (T, H, nope + rope) and the cache rows lat (T, R + rope) =
+/* MLA's projections for T rows, row t at position pos[t]: the query q
+ * (T, H, nope + rope) and the cache rows lat (T, R + rope) =
  * [kv_a_layernorm(c_kv), rope(k_rope)], both with rope applied. sv (may be
- * NULL) receives the intermediates. Shared by inference and training. */
+ * NULL) receives the intermediates. Shared by inference (a prefill's
+ * consecutive positions, or one position per sequence of a batch) and
+ * training. */
 int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, const ModelConfig *c,
-                const Rope *rope, int pos0, int seq_len, int T, MlaSaved *sv, Arena *a);
+                const Rope *rope, const int *pos, int T, MlaSaved *sv, Arena *a);
 
 /* Training forward of MLA over n_seq sequences of seq_len tokens (each at
  * positions 0..seq_len-1, causal within itself): keys and values
@@ -61,12 +63,17 @@ int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, con
 int mla_forward_train(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
                       const Rope *rope, int n_seq, int seq_len, MlaSaved *sv, Arena *a);
 
+/* Inference attention of one layer on the rows of sr's sequences, x and
+ * out (T, D): projections over all T rows at once, each sequence's new
+ * cache rows stored in its cache, attention of each sequence against its
+ * own cache. MLA: the prefill path (keys and values up-projected) or the
+ * absorbed path per sequence as path says (MLA_AUTO: absorbed for a
+ * sequence of one row). */
 int mla_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
-                const Rope *rope, KVCache *kv, int layer, int pos0, int T, MlaPath path,
-                Arena *a);
+                const Rope *rope, const SeqRows *sr, int layer, MlaPath path, Arena *a);
 
 int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
-                const Rope *rope, KVCache *kv, int layer, int pos0, int T, Arena *a);
+                const Rope *rope, const SeqRows *sr, int layer, Arena *a);
 
 /* down(silu(gate x) * up x) with the given matrices (dense FFN, one expert,
  * or the shared experts). sv (may be NULL) keeps g, u and the product. */

@@ -18,13 +18,14 @@ static void add_bias(float *y, const float *b, int T, int n) {
 }
 
 int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
-                const Rope *rope, KVCache *kv, int layer, int pos0, int T, Arena *a) {
+                const Rope *rope, const SeqRows *sr, int layer, Arena *a) {
     const int H = c->num_attention_heads, KV = c->num_key_value_heads, Dh = c->head_dim;
-    const int W = 2 * KV * Dh, S = pos0 + T, group = H / KV;
+    const int W = 2 * KV * Dh, group = H / KV, N = sr->n_seq, T = sr->start[N];
     float *q = arena_floats(a, (size_t)T * H * Dh);
     float *k = arena_floats(a, (size_t)T * KV * Dh), *v = arena_floats(a, (size_t)T * KV * Dh);
     float *rowbuf = arena_floats(a, (size_t)T * W), *att = arena_floats(a, (size_t)T * H * Dh);
-    if (!q || !k || !v || !rowbuf || !att) return -1;
+    const float **rows = arena_take(a, (size_t)N * sizeof *rows);
+    if (!q || !k || !v || !rowbuf || !att || !rows) return -1;
     matmul(q, x, &L->wq, T);
     matmul(k, x, &L->wk, T);
     matmul(v, x, &L->wv, T);
@@ -32,23 +33,35 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     add_bias(k, L->bk, T, KV * Dh);
     add_bias(v, L->bv, T, KV * Dh);
     for (int t = 0; t < T; t++) {
-        rope_apply_heads(rope, q + (size_t)t * H * Dh, H, Dh, pos0 + t);
-        rope_apply_heads(rope, k + (size_t)t * KV * Dh, KV, Dh, pos0 + t);
+        rope_apply_heads(rope, q + (size_t)t * H * Dh, H, Dh, sr->pos[t]);
+        rope_apply_heads(rope, k + (size_t)t * KV * Dh, KV, Dh, sr->pos[t]);
         float *row = rowbuf + (size_t)t * W;
         memcpy(row, k + (size_t)t * KV * Dh, (size_t)KV * Dh * sizeof(float));
         memcpy(row + KV * Dh, v + (size_t)t * KV * Dh, (size_t)KV * Dh * sizeof(float));
     }
-    kvcache_store(kv, layer, pos0, T, rowbuf);
-    float *conv = kv->type == DTYPE_F32 ? NULL : arena_floats(a, (size_t)S * W);
-    float *ws = arena_floats(a, (size_t)S * threads_max());
-    if ((kv->type != DTYPE_F32 && !conv) || !ws) return -1;
-    const float *rows = kvcache_rows(kv, layer, 0, S, conv);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int h = 0; h < H; h++) {
-        const int g = h / group;
-        attention_head(att + (size_t)h * Dh, H * Dh, q + (size_t)h * Dh, H * Dh,
-                       rows + (size_t)g * Dh, W, rows + (size_t)(KV + g) * Dh, W, T, pos0, Dh, Dh,
-                       rope->softmax_scale, ws + (size_t)S * thread_id());
+    int s_max = 0;
+    for (int i = 0; i < N; i++) {
+        const int r0 = sr->start[i], n = sr->start[i + 1] - r0, S = sr->pos[r0] + n;
+        KVCache *kv = sr->kv[i];
+        kvcache_store(kv, layer, sr->pos[r0], n, rowbuf + (size_t)r0 * W);
+        /* all cached rows 0..S-1 of the sequence, this call's included */
+        float *conv = kv->type == DTYPE_F32 ? NULL : arena_floats(a, (size_t)S * W);
+        if (kv->type != DTYPE_F32 && !conv) return -1;
+        rows[i] = kvcache_rows(kv, layer, 0, S, conv);
+        s_max = S > s_max ? S : s_max;
+    }
+    float *ws = arena_floats(a, (size_t)s_max * threads_max());
+    if (!ws) return -1;
+    /* one task per (sequence, head): a prefill splits its heads, a batch its rows too */
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int i = 0; i < N; i++) {
+        for (int h = 0; h < H; h++) {
+            const int r0 = sr->start[i], g = h / group;
+            const size_t qo = (size_t)r0 * H * Dh + (size_t)h * Dh;
+            attention_head(att + qo, H * Dh, q + qo, H * Dh, rows[i] + (size_t)g * Dh, W,
+                           rows[i] + (size_t)(KV + g) * Dh, W, sr->start[i + 1] - r0, sr->pos[r0],
+                           Dh, Dh, rope->softmax_scale, ws + (size_t)s_max * thread_id());
+        }
     }
     matmul(out, att, &L->o_proj, T);
     add_bias(out, L->bo, T, c->hidden_size);

@@ -48,7 +48,7 @@ int mla_saved_alloc(MlaSaved *s, const ModelConfig *c, int n_seq, int seq_len, A
 }
 
 int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, const ModelConfig *c,
-                const Rope *rope, int pos0, int seq_len, int T, MlaSaved *sv, Arena *a) {
+                const Rope *rope, const int *pos, int T, MlaSaved *sv, Arena *a) {
     const int H = c->num_attention_heads, R = c->kv_lora_rank, ql = c->q_lora_rank;
     const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, qk = nope + rd, W = R + rd;
     const float eps = c->rms_norm_eps;
@@ -67,11 +67,10 @@ int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, con
 #pragma omp parallel for schedule(static) if (T >= 64)
     for (int t = 0; t < T; t++) {
         float *row = lat + (size_t)t * W;
-        const int pos = pos0 + t % seq_len;
         /* only the latent is normalised; the rope key is not */
         rmsnorm(row, row, L->kv_a_norm, 1, R, eps);
-        rope_apply(rope, row + R, pos);
-        rope_apply_heads(rope, q + (size_t)t * H * qk + nope, H, qk, pos);
+        rope_apply(rope, row + R, pos[t]);
+        rope_apply_heads(rope, q + (size_t)t * H * qk + nope, H, qk, pos[t]);
     }
     return 0;
 }
@@ -81,7 +80,11 @@ int mla_forward_train(float *out, const float *x, const LayerWeights *L, const M
     const int H = c->num_attention_heads, R = c->kv_lora_rank, T = n_seq * seq_len;
     const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
     const int qk = nope + rd, W = R + rd, kvw = nope + vd;
-    if (mla_project(sv->q, sv->lat, x, L, c, rope, 0, seq_len, T, sv, a) != 0) return -1;
+    /* each sequence at positions 0..seq_len-1 */
+    int *pos = arena_take(a, (size_t)T * sizeof(int));
+    if (!pos) return -1;
+    for (int t = 0; t < T; t++) pos[t] = t % seq_len;
+    if (mla_project(sv->q, sv->lat, x, L, c, rope, pos, T, sv, a) != 0) return -1;
     /* keys' nope part and values of every head in one product: (T, H (nope + v)) */
     float *lat_c = arena_floats(a, (size_t)T * R);
     float *K = arena_floats(a, (size_t)n_seq * H * seq_len * qk);
@@ -111,77 +114,108 @@ int mla_forward_train(float *out, const float *x, const LayerWeights *L, const M
     return 0;
 }
 
-int mla_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
-                const Rope *rope, KVCache *kv, int layer, int pos0, int T, MlaPath path,
-                Arena *a) {
+/* The prefill path for one sequence: its T queries q (T, H, qk) at
+ * positions pos0.. against the cached rows (S = pos0 + T, R + rope each),
+ * every head's keys and values up-projected from the latents; att (T, H, v).
+ * Threads split the heads. */
+static int mla_attend_prefill(float *att, const float *q, const float *rows, int S, int pos0,
+                              int T, const LayerWeights *L, const ModelConfig *c, const Rope *rope,
+                              Arena *a) {
     const int H = c->num_attention_heads, R = c->kv_lora_rank;
     const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
-    const int qk = nope + rd, W = R + rd, S = pos0 + T;
+    const int qk = nope + rd, W = R + rd, nt = threads_max();
+    /* latents and rope keys as separate contiguous matrices */
+    float *cl = arena_floats(a, (size_t)S * R), *kp = arena_floats(a, (size_t)S * rd);
+    size_t per = (size_t)S * (nope + qk + vd + 1);
+    float *ws = arena_floats(a, per * nt);
+    if (!cl || !kp || !ws) return -1;
+    for (int s = 0; s < S; s++) {
+        memcpy(cl + (size_t)s * R, rows + (size_t)s * W, (size_t)R * sizeof(float));
+        memcpy(kp + (size_t)s * rd, rows + (size_t)s * W + R, (size_t)rd * sizeof(float));
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int h = 0; h < H; h++) {
+        float *tmp = ws + per * thread_id(), *K = tmp + (size_t)S * nope;
+        float *V = K + (size_t)S * qk, *sc = V + (size_t)S * vd;
+        mla_head_kv(K, V, tmp, cl, kp, &L->kv_b_proj, h, S, nope, rd, vd);
+        attention_head(att + (size_t)h * vd, H * vd, q + (size_t)h * qk, H * qk, K, qk, V, vd, T,
+                       pos0, qk, vd, rope->softmax_scale, sc);
+    }
+    return 0;
+}
+
+/* The absorbed path for every row t with seq[t] >= 0: query t (H, qk) at
+ * position pos[t] against rows[seq[t]], the cached rows 0..pos[t] of its
+ * sequence; att (T, H, v). With W_UK absorbed, head h is one-query
+ * attention whose keys are the cached rows [c_kv, k_rope] themselves,
+ * queried by [W_UK[h]^T q_nope, q_rope], and whose values are the latents
+ * c_kv; W_UV[h] then maps the result to the head's output. Threads split
+ * the (row, head) pairs; s_max bounds the positions + 1. */
+static int mla_attend_absorbed(float *att, const float *q, const float *const *rows,
+                               const int *seq, const int *pos, int T, int s_max,
+                               const LayerWeights *L, const ModelConfig *c, const Rope *rope,
+                               Arena *a) {
+    const int H = c->num_attention_heads, R = c->kv_lora_rank;
+    const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
+    const int qk = nope + rd, W = R + rd;
+    const size_t per = (size_t)W + R + s_max;
+    float *ws = arena_floats(a, per * threads_max());
+    if (!ws) return -1;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < H; h++) {
+            if (seq[t] < 0) continue;
+            float *qa = ws + per * thread_id(), *oc = qa + W, *sc = oc + R;
+            const float *qh = q + ((size_t)t * H + h) * qk, *kv = rows[seq[t]];
+            const int base = h * (nope + vd);
+            /* qa (W) = [W_UK[h]^T q_nope, q_rope] */
+            if (nope > 0) matmul_t(qa, qh, &L->kv_b_proj, base, nope, 1);
+            else memset(qa, 0, (size_t)R * sizeof(float));
+            memcpy(qa + R, qh + nope, (size_t)rd * sizeof(float));
+            attention_head(oc, R, qa, W, kv, W, kv, W, 1, pos[t], W, R, rope->softmax_scale, sc);
+            /* o_h (v) = W_UV[h] o_c */
+            matmul_rows(att + ((size_t)t * H + h) * vd, oc, &L->kv_b_proj, base + nope, vd, 1);
+        }
+    }
+    return 0;
+}
+
+int mla_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
+                const Rope *rope, const SeqRows *sr, int layer, MlaPath path, Arena *a) {
+    const int H = c->num_attention_heads, R = c->kv_lora_rank;
+    const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
+    const int qk = nope + rd, W = R + rd, N = sr->n_seq, T = sr->start[N];
 
     float *q = arena_floats(a, (size_t)T * H * qk);    /* (T, H, qk) */
     float *lat = arena_floats(a, (size_t)T * W);       /* (T, R+rope) new cache rows */
     float *att = arena_floats(a, (size_t)T * H * vd);  /* (T, H, v) */
-    if (!q || !lat || !att) return -1;
-    if (mla_project(q, lat, x, L, c, rope, pos0, T, T, NULL, a) != 0) return -1;
-    kvcache_store(kv, layer, pos0, T, lat);
+    const float **rows = arena_take(a, (size_t)N * sizeof *rows);
+    int *seq = arena_take(a, (size_t)T * sizeof(int)); /* row -> its sequence on the absorbed path */
+    if (!q || !lat || !att || !rows || !seq) return -1;
+    if (mla_project(q, lat, x, L, c, rope, sr->pos, T, NULL, a) != 0) return -1;
 
-    /* all cached rows 0..S-1, this call's included */
-    float *conv = kv->type == DTYPE_F32 ? NULL : arena_floats(a, (size_t)S * W);
-    if (kv->type != DTYPE_F32 && !conv) return -1;
-    const float *rows = kvcache_rows(kv, layer, 0, S, conv);
-    const float scale = rope->softmax_scale;
-    const int nt = threads_max();
-    int absorbed = path == MLA_ABSORBED || (path == MLA_AUTO && T == 1);
-
-    if (!absorbed) {
-        /* latents and rope keys as separate contiguous matrices */
-        float *cl = arena_floats(a, (size_t)S * R), *kp = arena_floats(a, (size_t)S * rd);
-        size_t per = (size_t)S * (nope + qk + vd + 1);
-        float *ws = arena_floats(a, per * nt);
-        if (!cl || !kp || !ws) return -1;
-        for (int s = 0; s < S; s++) {
-            memcpy(cl + (size_t)s * R, rows + (size_t)s * W, (size_t)R * sizeof(float));
-            memcpy(kp + (size_t)s * rd, rows + (size_t)s * W + R, (size_t)rd * sizeof(float));
-        }
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int h = 0; h < H; h++) {
-            float *tmp = ws + per * thread_id(), *K = tmp + (size_t)S * nope;
-            float *V = K + (size_t)S * qk, *sc = V + (size_t)S * vd;
-            mla_head_kv(K, V, tmp, cl, kp, &L->kv_b_proj, h, S, nope, rd, vd);
-            attention_head(att + (size_t)h * vd, H * vd, q + (size_t)h * qk, H * qk, K, qk, V, vd,
-                           T, pos0, qk, vd, scale, sc);
-        }
-    } else {
-        size_t per = (size_t)R * 2 + S;
-        float *ws = arena_floats(a, per * nt);
-        if (!ws) return -1;
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int t = 0; t < T; t++) {
-            for (int h = 0; h < H; h++) {
-                float *qc = ws + per * thread_id(), *oc = qc + R, *sc = oc + R;
-                const float *qh = q + ((size_t)t * H + h) * qk;
-                const int base = h * (nope + vd), n_s = pos0 + t + 1;
-                /* q_c (R) = W_UK[h]^T q_nope: scores against latents directly */
-                if (nope > 0) matmul_t(qc, qh, &L->kv_b_proj, base, nope, 1);
-                else memset(qc, 0, (size_t)R * sizeof(float));
-                for (int s = 0; s < n_s; s++) {
-                    const float *r = rows + (size_t)s * W;
-                    float d = 0, e = 0;
-                    for (int i = 0; i < R; i++) d += qc[i] * r[i];
-                    for (int i = 0; i < rd; i++) e += qh[nope + i] * r[R + i];
-                    sc[s] = (d + e) * scale;
-                }
-                softmax(sc, n_s);
-                memset(oc, 0, (size_t)R * sizeof(float));
-                for (int s = 0; s < n_s; s++) {
-                    const float p = sc[s], *r = rows + (size_t)s * W;
-                    for (int i = 0; i < R; i++) oc[i] += p * r[i];
-                }
-                /* o_h (v) = W_UV[h] o_c */
-                matmul_rows(att + ((size_t)t * H + h) * vd, oc, &L->kv_b_proj, base + nope, vd, 1);
-            }
+    int n_absorbed = 0, s_max = 0;
+    for (int i = 0; i < N; i++) {
+        const int r0 = sr->start[i], n = sr->start[i + 1] - r0, pos0 = sr->pos[r0], S = pos0 + n;
+        KVCache *kv = sr->kv[i];
+        kvcache_store(kv, layer, pos0, n, lat + (size_t)r0 * W);
+        /* all cached rows 0..S-1 of the sequence, this call's included */
+        float *conv = kv->type == DTYPE_F32 ? NULL : arena_floats(a, (size_t)S * W);
+        if (kv->type != DTYPE_F32 && !conv) return -1;
+        rows[i] = kvcache_rows(kv, layer, 0, S, conv);
+        const int absorbed = path == MLA_ABSORBED || (path == MLA_AUTO && n == 1);
+        for (int t = r0; t < r0 + n; t++) seq[t] = absorbed ? i : -1;
+        if (absorbed) {
+            n_absorbed += n;
+            s_max = S > s_max ? S : s_max;
+        } else if (mla_attend_prefill(att + (size_t)r0 * H * vd, q + (size_t)r0 * H * qk, rows[i], S,
+                                      pos0, n, L, c, rope, a) != 0) {
+            return -1;
         }
     }
+    if (n_absorbed > 0 &&
+        mla_attend_absorbed(att, q, rows, seq, sr->pos, T, s_max, L, c, rope, a) != 0)
+        return -1;
     matmul(out, att, &L->o_proj, T);
     return 0;
 }

@@ -92,18 +92,16 @@ void model_free(Model *m) {
 
 static int oom(Err *err) { return err_set(err, "out of memory in the forward pass"); }
 
-int model_block(Model *m, int layer, float *h, KVCache *kv, int pos0, int T, MlaPath path,
-                Err *err) {
+int model_block(Model *m, int layer, float *h, const SeqRows *sr, MlaPath path, Err *err) {
     const ModelConfig *c = &m->cfg;
     const LayerWeights *L = &m->w.layers[layer];
-    const int D = c->hidden_size;
+    const int D = c->hidden_size, T = sr->start[sr->n_seq];
     Arena *a = &m->arena;
     float *xn = arena_floats(a, (size_t)T * D), *o = arena_floats(a, (size_t)T * D);
     if (!xn || !o) return oom(err);
     rmsnorm(xn, h, L->attn_norm, T, D, c->rms_norm_eps);
-    int rc = config_is_mla(c)
-                 ? mla_forward(o, xn, L, c, &m->rope, kv, layer, pos0, T, path, a)
-                 : gqa_forward(o, xn, L, c, &m->rope, kv, layer, pos0, T, a);
+    int rc = config_is_mla(c) ? mla_forward(o, xn, L, c, &m->rope, sr, layer, path, a)
+                              : gqa_forward(o, xn, L, c, &m->rope, sr, layer, a);
     if (rc != 0) return oom(err);
     vec_add(h, o, (size_t)T * D);
     rmsnorm(xn, h, L->ffn_norm, T, D, c->rms_norm_eps);
@@ -114,31 +112,61 @@ int model_block(Model *m, int layer, float *h, KVCache *kv, int pos0, int T, Mla
     return 0;
 }
 
-/* One chunk of at most max_chunk tokens. */
-static int forward_chunk(Model *m, KVCache *kv, const int *tokens, int T, float *logits,
-                         int all_logits, float *hidden, MlaPath path, Err *err) {
+/* Final norm and LM head: hidden (T, D) gets every row after the norm (if
+ * not NULL); logits (if not NULL) those of every row (all_logits, or when
+ * every sequence has one row), else of each sequence's last row (n_seq, V). */
+static int forward_head(Model *m, const SeqRows *sr, const float *h, float *logits, int all_logits,
+                        float *hidden, Err *err) {
     const ModelConfig *c = &m->cfg;
-    const int D = c->hidden_size, pos0 = kv->len;
+    const int D = c->hidden_size, N = sr->n_seq, T = sr->start[N];
+    const float *fn = m->w.final_norm, eps = c->rms_norm_eps;
+    if (hidden) rmsnorm(hidden, h, fn, T, D, eps);
+    if (!logits) return 0;
+    const int every = all_logits || N == T, n = every ? T : N;
+    float *hn = every && hidden ? hidden : arena_floats(&m->arena, (size_t)n * D);
+    if (!hn) return oom(err);
+    if (every && !hidden) {
+        rmsnorm(hn, h, fn, T, D, eps);
+    } else if (!every) {
+        for (int i = 0; i < N; i++) {
+            const size_t last = (size_t)(sr->start[i + 1] - 1) * D;
+            if (hidden) memcpy(hn + (size_t)i * D, hidden + last, (size_t)D * sizeof(float));
+            else rmsnorm(hn + (size_t)i * D, h + last, fn, 1, D, eps);
+        }
+    }
+    matmul(logits, hn, &m->w.lm_head, n);
+    return 0;
+}
+
+/* One pass over the rows of N sequences: sequence i's tokens are
+ * tokens[start[i] .. start[i+1]) (start NULL: one token per sequence), at
+ * positions kv[i]->len on; every cache advances by its rows. */
+static int forward_rows(Model *m, KVCache *const *kv, int N, const int *start, const int *tokens,
+                        float *logits, int all_logits, float *hidden, MlaPath path, Err *err) {
+    const ModelConfig *c = &m->cfg;
+    const int D = c->hidden_size, T = start ? start[N] : N;
     arena_reset(&m->arena);
     float *h = arena_floats(&m->arena, (size_t)T * D);
-    if (!h) return oom(err);
+    int *st = arena_take(&m->arena, ((size_t)N + 1) * sizeof(int));
+    int *pos = arena_take(&m->arena, (size_t)T * sizeof(int));
+    if (!h || !st || !pos) return oom(err);
+    for (int i = 0; i <= N; i++) st[i] = start ? start[i] : i;
+    for (int i = 0; i < N; i++)
+        for (int t = st[i]; t < st[i + 1]; t++) pos[t] = kv[i]->len + t - st[i];
+    const SeqRows sr = {N, kv, st, pos};
     for (int t = 0; t < T; t++)
         dequantize_row(m->w.embed.type, mat_row(&m->w.embed, tokens[t]), h + (size_t)t * D, D);
     for (int l = 0; l < c->num_hidden_layers; l++)
-        if (model_block(m, l, h, kv, pos0, T, path, err) != 0) return -1;
-    if (hidden || logits) {
-        /* rows that need the final norm: all for hidden or all_logits, else the last */
-        int first = hidden || all_logits ? 0 : T - 1, n = T - first;
-        float *hn = hidden ? hidden : arena_floats(&m->arena, (size_t)n * D);
-        if (!hn) return oom(err);
-        rmsnorm(hn, h + (size_t)first * D, m->w.final_norm, n, D, c->rms_norm_eps);
-        if (logits) {
-            int lf = all_logits ? 0 : T - 1 - first;
-            matmul(logits, hn + (size_t)lf * D, &m->w.lm_head, all_logits ? T : 1);
-        }
-    }
-    kv->len += T;
+        if (model_block(m, l, h, &sr, path, err) != 0) return -1;
+    if (forward_head(m, &sr, h, logits, all_logits, hidden, err) != 0) return -1;
+    for (int i = 0; i < N; i++) kv[i]->len += st[i + 1] - st[i];
     return 0;
+}
+
+static int check_token(const ModelConfig *c, int id, const char *what, int at, Err *err) {
+    if (id >= 0 && id < c->vocab_size) return 0;
+    return err_set(err, "token id %d at %s %d is outside the vocabulary (0..%d)", id, what, at,
+                   c->vocab_size - 1);
 }
 
 int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const ForwardOpts *o, Err *err) {
@@ -148,9 +176,7 @@ int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const Forward
         return err_set(err, "context full: %d tokens cached + %d new > context size %d", kv->len, T,
                        kv->n_ctx);
     for (int t = 0; t < T; t++)
-        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
-            return err_set(err, "token id %d at position %d is outside the vocabulary (0..%d)",
-                           tokens[t], t, c->vocab_size - 1);
+        if (check_token(c, tokens[t], "position", t, err) != 0) return -1;
     const int D = c->hidden_size, V = c->vocab_size;
     for (int t0 = 0; t0 < T; t0 += m->max_chunk) {
         int n = T - t0 < m->max_chunk ? T - t0 : m->max_chunk;
@@ -159,10 +185,25 @@ int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const Forward
         if (o->logits && o->all_logits) lg = o->logits + (size_t)t0 * V;
         else if (o->logits && last) lg = o->logits;
         float *hid = o->hidden ? o->hidden + (size_t)t0 * D : NULL;
-        if (forward_chunk(m, kv, tokens + t0, n, lg, o->all_logits, hid, o->mla_path, err) != 0)
+        const int start[2] = {0, n};
+        if (forward_rows(m, &kv, 1, start, tokens + t0, lg, o->all_logits, hid, o->mla_path,
+                         err) != 0)
             return -1;
     }
     return 0;
+}
+
+int model_forward_batch(Model *m, KVCache *const *kvs, const int *tokens, int B, float *logits,
+                        Err *err) {
+    if (B < 1) return err_set(err, "forward: no sequences in the batch");
+    for (int b = 0; b < B; b++) {
+        if (kvs[b]->len + 1 > kvs[b]->n_ctx)
+            return err_set(err, "sequence %d of the batch: context full: %d tokens cached + 1 new "
+                                "> context size %d",
+                           b, kvs[b]->len, kvs[b]->n_ctx);
+        if (check_token(&m->cfg, tokens[b], "batch sequence", b, err) != 0) return -1;
+    }
+    return forward_rows(m, kvs, B, NULL, tokens, logits, 1, NULL, MLA_AUTO, err);
 }
 
 /* MTP module k (V3 §2.2, eq. 21-23):
@@ -196,7 +237,12 @@ int model_forward_mtp(Model *m, int k, KVCache *kv, int pos0, const float *h_pre
         rmsnorm(row + D, h_prev + (size_t)t * D, L->hnorm, 1, D, c->rms_norm_eps);
     }
     matmul(h, cat, &L->eh_proj, T);
-    if (model_block(m, layer, h, kv, pos0, T, MLA_AUTO, err) != 0) return -1;
+    int *pos = arena_take(&m->arena, (size_t)T * sizeof(int));
+    if (!pos) return oom(err);
+    for (int t = 0; t < T; t++) pos[t] = pos0 + t;
+    const int start[2] = {0, T};
+    const SeqRows sr = {1, &kv, start, pos};
+    if (model_block(m, layer, h, &sr, MLA_AUTO, err) != 0) return -1;
     if (h_out) memcpy(h_out, h, (size_t)T * D * sizeof(float));
     if (logits) {
         rmsnorm(h, h, L->head_norm, T, D, c->rms_norm_eps);

@@ -3,7 +3,8 @@
  * that inference, training and RL share. A forward call appends T tokens to
  * a KV cache and returns logits; T > 1 runs the prefill path (MLA keys and
  * values up-projected from the cached latents), T == 1 the decode path (MLA
- * with kv_b_proj absorbed into the query and output sides). */
+ * with kv_b_proj absorbed into the query and output sides). A batched call
+ * advances B sequences, each in its own cache, by one token in one pass. */
 #ifndef WHALE_MODEL_H
 #define WHALE_MODEL_H
 
@@ -57,6 +58,17 @@ typedef struct ForwardOpts {
  * memory). */
 int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const ForwardOpts *o, Err *err);
 
+/* Batched decoding: B independent sequences advance by one token each,
+ * token b at position kvs[b]->len of its own cache kvs[b] (B distinct
+ * caches), which it is appended to. The B rows run as one (B, D) block
+ * through the same block code as model_forward (one matmul per weight for
+ * all rows); only attention runs per row, against that row's cache (MLA:
+ * the absorbed path). logits (B, V), may be NULL. Returns 0, or -1 with
+ * err naming the sequence (token out of range, its context full, out of
+ * memory); on an error no cache has changed. */
+int model_forward_batch(Model *m, KVCache *const *kvs, const int *tokens, int B, float *logits,
+                        Err *err);
+
 /* MTP module k (0-based) for T positions starting at kv->len of the MTP
  * cache layer: input hidden states h_prev (T, D) of depth k (the main
  * model's output after model.norm for k = 0) and the tokens one step ahead (T). Writes
@@ -66,9 +78,22 @@ int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const Forward
 int model_forward_mtp(Model *m, int k, KVCache *kv, int pos0, const float *h_prev,
                       const int *next_tokens, int T, float *logits, float *h_out, Err *err);
 
-/* One decoder block in place on h (T, D) for layer index `layer` at
- * positions pos0..pos0+T-1. Used by model_forward and the MTP modules. */
-int model_block(Model *m, int layer, float *h, KVCache *kv, int pos0, int T, MlaPath path,
-                Err *err);
+/* The sequences that the T rows of one forward belong to: sequence i owns
+ * rows start[i] .. start[i+1]-1, at consecutive positions from
+ * pos[start[i]], and its cache kv[i] (distinct per sequence) receives
+ * them. One prefill is one sequence of T rows; a batched decoding step is
+ * B sequences of one row each. */
+typedef struct SeqRows {
+    int n_seq;
+    KVCache *const *kv; /* (n_seq) */
+    const int *start;   /* (n_seq + 1) start[0] = 0, start[n_seq] = T */
+    const int *pos;     /* (T) each row's absolute position */
+} SeqRows;
+
+/* One decoder block in place on h (T, D) for layer index `layer`, its rows
+ * laid out as sr says; each sequence's new cache rows are stored at its
+ * positions. Used by model_forward, model_forward_batch and the MTP
+ * modules. MLA_AUTO takes the absorbed path for sequences of one row. */
+int model_block(Model *m, int layer, float *h, const SeqRows *sr, MlaPath path, Err *err);
 
 #endif
