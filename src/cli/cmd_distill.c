@@ -3,18 +3,9 @@
  * task, the verifier keeps the right ones, a student is fine-tuned on them
  * (rl/distill.h). Ctrl-C during the fine-tuning finishes the step, writes a
  * checkpoint and exits 130. */
-#include <signal.h>
-
 #include "cli/commands.h"
 #include "cli/sft_flags.h"
 #include "rl/distill.h"
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig) {
-    stop_flag = 1;
-    signal(sig, SIG_DFL);
-}
 
 int cmd_distill(int argc, char **argv) {
     SftFlags f;
@@ -60,13 +51,7 @@ int cmd_distill(int argc, char **argv) {
     o.seed = f.o.seed;
     o.quiet = f.o.quiet;
     o.sft = f.o;
-    o.sft.stop = &stop_flag;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     Err err = {0};
-    int rc = distill_run(&o, &err);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    if (rc != 0) return cli_fail("distill", "%s", err.msg);
-    return stop_flag ? 130 : 0;
+    sft_flags_catch_signals();
+    return sft_flags_finish("distill", distill_run(&o, &err), &err);
 }

@@ -2,17 +2,8 @@
 /* whale sft: supervised fine-tuning on JSONL examples, the loss on the
  * answer tokens only (rl/sft.h). Ctrl-C (or SIGTERM) finishes the step,
  * writes a checkpoint and exits 130; a second one kills. */
-#include <signal.h>
-
 #include "cli/commands.h"
 #include "cli/sft_flags.h"
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig) {
-    stop_flag = 1;
-    signal(sig, SIG_DFL);
-}
 
 int cmd_sft(int argc, char **argv) {
     SftFlags f;
@@ -33,13 +24,7 @@ int cmd_sft(int argc, char **argv) {
     if (!f.o.model || !f.o.data || !f.o.out)
         return cli_fail("sft", "-m DIR, --data FILE.jsonl and --out DIR are required"), 2;
     if ((r = sft_flags_apply("sft", &f)) != 0) return r;
-    f.o.stop = &stop_flag;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     Err err = {0};
-    int rc = sft_run(&f.o, &err);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    if (rc != 0) return cli_fail("sft", "%s", err.msg);
-    return stop_flag ? 130 : 0;
+    sft_flags_catch_signals();
+    return sft_flags_finish("sft", sft_run(&f.o, &err), &err);
 }

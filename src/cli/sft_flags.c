@@ -2,7 +2,27 @@
 /* Flags shared by sft and distill (see sft_flags.h). */
 #include "cli/sft_flags.h"
 
+#include <signal.h>
 #include <string.h>
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig) {
+    stop_flag = 1;
+    signal(sig, SIG_DFL); /* a second one ends the process at once */
+}
+
+void sft_flags_catch_signals(void) {
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+}
+
+int sft_flags_finish(const char *cmd, int rc, const Err *err) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (rc != 0) return cli_fail(cmd, "%s", err->msg);
+    return stop_flag ? 130 : 0;
+}
 
 void sft_flags_init(SftFlags *f) {
     memset(f, 0, sizeof *f);
@@ -70,5 +90,6 @@ int sft_flags_apply(const char *cmd, SftFlags *f) {
     if (cli_threads(cmd, f->threads) != 0) return 2;
     o->optim.warmup = f->warmup;
     o->seed = (uint64_t)f->seed;
+    o->stop = &stop_flag;
     return 0;
 }

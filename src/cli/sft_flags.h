@@ -25,8 +25,18 @@ void sft_flags_init(SftFlags *f);
 /* Write the shared specs into specs (room for SFT_FLAGS_N); returns the count. */
 int sft_flags_specs(SftFlags *f, ArgSpec *specs);
 
-/* Check the values into f->o (schedule, seed, threads). Returns 0, or 2
- * after printing an error line for cmd. */
+/* Check the values into f->o (schedule, seed, threads) and point f->o.stop
+ * at the flag the signal handlers set. Returns 0, or 2 after printing an
+ * error line for cmd. */
 int sft_flags_apply(const char *cmd, SftFlags *f);
+
+/* Ctrl-C and SIGTERM set *f->o.stop (the run checkpoints after its step
+ * and returns); a second one kills. */
+void sft_flags_catch_signals(void);
+
+/* Restore the default handlers and turn a run's result into the exit code:
+ * 1 after printing err for cmd when rc != 0, 130 when a signal stopped it,
+ * else 0. */
+int sft_flags_finish(const char *cmd, int rc, const Err *err);
 
 #endif
