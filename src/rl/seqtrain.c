@@ -4,6 +4,7 @@
  * per step once it has seen its longest bucket. */
 #include "rl/seqtrain.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,8 @@ static int bucket_forward(SeqTrain *s, Model *m, const SeqItem *seqs, int n, int
 int seqtrain_pass(SeqTrain *s, const SeqItem *seqs, int n, const SeqPass *p, double *loss,
                   Err *err) {
     Model *m = p->model ? p->model : s->m;
-    const int backward = p->backward && m == s->m;
+    const int backward = p->backward;
+    assert(!backward || m == s->m); /* gradients belong to the trained model */
     double sum = 0;
     for (int i = 0; i < n;) {
         const int L = seqs[i].len;
