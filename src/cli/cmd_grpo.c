@@ -27,6 +27,7 @@ int cmd_grpo(int argc, char **argv) {
     o.optim.schedule = LR_CONSTANT;
     const char *tpl = "r1zero", *norm = "seq";
     int no_std = 0, seed = 0, threads = 0, require_format = 0;
+    float time_limit = 0;
     ArgSpec specs[] = {
         {"model", 'm', ARG_STR, &o.model, "DIR: the policy to start from (and the KL reference)"},
         {"task", 0, ARG_STR, &o.task, "NAME: the task to learn (see whale task-data --help)"},
@@ -50,6 +51,7 @@ int cmd_grpo(int argc, char **argv) {
         {"require-format", 0, ARG_FLAG, &require_format, "count a right answer only in a well-formed completion"},
         {"bias-gamma", 0, ARG_FLOAT, &o.bias_gamma, "X: MoE balancing bias step (default 1e-2)"},
         {"save-every", 0, ARG_INT, &o.save_every, "N: checkpoint every N steps (default: the end)"},
+        {"time-limit", 0, ARG_FLOAT, &time_limit, "SEC: stop with a checkpoint after the step that reaches SEC seconds"},
         {"quiet", 'q', ARG_FLAG, &o.quiet, "no progress output"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: problems and samples (default 0)"},
@@ -72,8 +74,11 @@ int cmd_grpo(int argc, char **argv) {
     else if (!strcmp(norm, "const")) o.norm = GRPO_NORM_CONST;
     else return cli_fail("grpo", "--norm must be seq, token or const, not '%s'", norm), 2;
     if (o.steps < 1 || o.prompts < 1 || o.group < 2 || o.mu < 1 || o.max_tokens < 1 ||
-        o.prompts > 65536 || o.group > 1024 || o.mu > 64 || o.save_every < 0 || seed < 0)
-        return cli_fail("grpo", "--steps, --prompts, --mu, --max-tokens must be >= 1, --group >= 2"), 2;
+        o.prompts > 65536 || o.group > 1024 || o.mu > 64 || o.save_every < 0 || seed < 0 ||
+        !(time_limit >= 0))
+        return cli_fail("grpo", "--steps, --prompts, --mu, --max-tokens must be >= 1, --group >= 2, "
+                                "--time-limit >= 0"), 2;
+    o.time_limit = time_limit;
     if (!(o.temperature > 0) || !(o.loss.clip_eps > 0 && o.loss.clip_eps < 1) ||
         !(o.loss.beta >= 0) || !(o.optim.lr > 0) || !(o.optim.clip >= 0) ||
         !(o.bias_gamma >= 0))

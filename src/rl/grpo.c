@@ -253,6 +253,7 @@ int grpo_run(const GrpoOpts *o, Err *err) {
                  "eps %.2f, beta %g",
                  g.task->name, o->prompts, o->group, o->mu, o->loss.clip_eps, o->loss.beta);
     const int interactive = !quiet && isatty(2);
+    const double t_begin = time_now();
     for (int64_t step = 0; step < o->steps; step++) {
         Stats st = {0};
         double t0 = time_now();
@@ -289,7 +290,8 @@ int grpo_run(const GrpoOpts *o, Err *err) {
                     interactive ? "\r\033[K" : "", step + 1, o->steps, st.reward / n,
                     st.accuracy / n, st.format / n, st.len / n, st.kept, o->prompts, t2 - t0,
                     interactive ? "" : "\n");
-        const int stopping = o->stop && *o->stop;
+        const int stopping = (o->stop && *o->stop) ||
+                             (o->time_limit > 0 && time_now() - t_begin >= o->time_limit);
         if (stopping || step + 1 == o->steps || (o->save_every > 0 && (step + 1) % o->save_every == 0))
             if (save(&g, step + 1, err) != 0) goto done;
         if (stopping) break;

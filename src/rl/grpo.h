@@ -38,6 +38,7 @@ typedef struct GrpoOpts {
     float bias_gamma;     /* MoE balancing bias step during RL */
     uint64_t seed;
     int save_every;
+    double time_limit;    /* seconds: stop, with a checkpoint, after the step that reaches it; 0: none */
     int quiet;
     volatile sig_atomic_t *stop;
 } GrpoOpts;
