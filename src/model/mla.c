@@ -12,6 +12,7 @@
 
 #include "base/threads.h"
 #include "kernels/attention.h"
+#include "kernels/dot.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/blocks.h"
@@ -146,11 +147,11 @@ static int mla_attend_prefill(float *att, const float *q, const float *rows, int
 
 /* The absorbed path for every row t with seq[t] >= 0: query t (H, qk) at
  * position pos[t] against rows[seq[t]], the cached rows 0..pos[t] of its
- * sequence; att (T, H, v). With W_UK absorbed, head h is one-query
- * attention whose keys are the cached rows [c_kv, k_rope] themselves,
- * queried by [W_UK[h]^T q_nope, q_rope], and whose values are the latents
- * c_kv; W_UV[h] then maps the result to the head's output. Threads split
- * the (row, head) pairs; s_max bounds the positions + 1. */
+ * sequence; att (T, H, v). With W_UK absorbed, head h attends to the
+ * cached rows [c_kv, k_rope] themselves as keys, with the query
+ * [W_UK[h]^T q_nope, q_rope], and takes the latents c_kv as values; W_UV[h]
+ * then maps the result to the head's output, one product per head over all
+ * rows. Threads split the (row, head) pairs; s_max bounds the positions + 1. */
 static int mla_attend_absorbed(float *att, const float *q, const float *const *rows,
                                const int *seq, const int *pos, int T, int s_max,
                                const LayerWeights *L, const ModelConfig *c, const Rope *rope,
@@ -158,24 +159,41 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
     const int H = c->num_attention_heads, R = c->kv_lora_rank;
     const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
     const int qk = nope + rd, W = R + rd;
-    const size_t per = (size_t)W + R + s_max;
+    const float scale = rope->softmax_scale;
+    const DotFn dot = dot_best()->dot[QTYPE_F32];
+    const size_t per = (size_t)W + s_max;
     float *ws = arena_floats(a, per * threads_max());
-    if (!ws) return -1;
+    float *oc = arena_floats(a, (size_t)H * T * R); /* (H, T, R) each head's latent output */
+    float *oh = arena_floats(a, (size_t)T * vd);    /* (T, v) one head's output */
+    if (!ws || !oc || !oh) return -1;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < H; h++) {
+            float *o = oc + ((size_t)h * T + t) * R;
+            memset(o, 0, (size_t)R * sizeof(float));
             if (seq[t] < 0) continue;
-            float *qa = ws + per * thread_id(), *oc = qa + W, *sc = oc + R;
+            float *qa = ws + per * thread_id(), *p = qa + W;
             const float *qh = q + ((size_t)t * H + h) * qk, *kv = rows[seq[t]];
-            const int base = h * (nope + vd);
+            const int S = pos[t] + 1;
             /* qa (W) = [W_UK[h]^T q_nope, q_rope] */
-            if (nope > 0) matmul_t(qa, qh, &L->kv_b_proj, base, nope, 1);
+            if (nope > 0) matmul_t(qa, qh, &L->kv_b_proj, h * (nope + vd), nope, 1);
             else memset(qa, 0, (size_t)R * sizeof(float));
             memcpy(qa + R, qh + nope, (size_t)rd * sizeof(float));
-            attention_head(oc, R, qa, W, kv, W, kv, W, 1, pos[t], W, R, rope->softmax_scale, sc);
-            /* o_h (v) = W_UV[h] o_c */
-            matmul_rows(att + ((size_t)t * H + h) * vd, oc, &L->kv_b_proj, base + nope, vd, 1);
+            for (int s = 0; s < S; s++) p[s] = scale * dot(kv + (size_t)s * W, qa, NULL, W);
+            softmax(p, S);
+            for (int s = 0; s < S; s++) {
+                const float ps = p[s], *r = kv + (size_t)s * W;
+#pragma omp simd
+                for (int i = 0; i < R; i++) o[i] += ps * r[i];
+            }
         }
+    }
+    /* o_h (T, v) = o_c W_UV[h]^T; rows of other paths are overwritten by their own */
+    for (int h = 0; h < H; h++) {
+        matmul_rows(oh, oc + (size_t)h * T * R, &L->kv_b_proj, h * (nope + vd) + nope, vd, T);
+        for (int t = 0; t < T; t++)
+            if (seq[t] >= 0)
+                memcpy(att + ((size_t)t * H + h) * vd, oh + (size_t)t * vd, (size_t)vd * sizeof(float));
     }
     return 0;
 }
