@@ -207,6 +207,49 @@ static int is_stop(const Generator *g, int id) {
     return 0;
 }
 
+/* Pass generated id on as text: the think tags by id (in case the
+ * tokenizer marks them special, which the TokStream skips), the rest
+ * through the TokStream. */
+static int push_id(Generator *g, ThinkSplit *split, TokStream *ts, int id, Err *err) {
+    char piece[512];
+    if (id == g->think_open || id == g->think_close) {
+        feed(g, split, piece, (size_t)tokstream_flush(ts, piece, sizeof piece));
+        const char *tag = id == g->think_open ? "<think>" : "</think>";
+        feed(g, split, tag, strlen(tag));
+        return 0;
+    }
+    int k = tokstream_push(ts, id, piece, sizeof piece, err);
+    if (k < 0) return -1;
+    feed(g, split, piece, (size_t)k);
+    return 0;
+}
+
+static void text_reset(Generator *g, GenEmit emit, void *user) {
+    g->text_len = g->answer_len = 0;
+    g->text[0] = g->answer[0] = 0;
+    g->oom = 0;
+    g->emit = emit;
+    g->user = user;
+}
+
+int gen_decode_text(Generator *g, const int *ids, int n, const char **text, size_t *len,
+                    Err *err) {
+    text_reset(g, NULL, NULL);
+    ThinkSplit split;
+    think_split_init(&split, 0, on_part, g);
+    TokStream ts;
+    tokstream_init(&ts, g->tok, 1);
+    for (int i = 0; i < n; i++)
+        if (push_id(g, &split, &ts, ids[i], err) != 0) return -1;
+    char piece[512];
+    feed(g, &split, piece, (size_t)tokstream_flush(&ts, piece, sizeof piece));
+    think_split_flush(&split);
+    if (g->oom) return err_set(err, "out of memory for the generated text");
+    *text = g->text;
+    *len = g->text_len;
+    return 0;
+}
+
 /* Prefill ids[from..n) in chunks, the logits of the last position into
  * g->logits. Returns 1 when interrupted, 0 when done, -1 on error. */
 static int prefill(Generator *g, const int *ids, int from, int n, volatile sig_atomic_t *interrupt,
@@ -226,11 +269,7 @@ static int prefill(Generator *g, const int *ids, int from, int n, volatile sig_a
 int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_tokens,
             volatile sig_atomic_t *interrupt, GenEmit emit, void *user, GenResult *res, Err *err) {
     memset(res, 0, sizeof *res);
-    g->text_len = g->answer_len = 0;
-    g->text[0] = g->answer[0] = 0;
-    g->oom = 0;
-    g->emit = emit;
-    g->user = user;
+    text_reset(g, emit, user);
     int *ids = NULL, n = 0;
     if (tokenizer_encode(g->tok, prompt, len, add_bos, &ids, &n, err) != 0) return -1;
     if (n == 0) {
@@ -284,16 +323,7 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
                 break;
             }
             res->n_gen++;
-            if (id == g->think_open || id == g->think_close) {
-                /* by id, in case the tokenizer marks them special (skipped) */
-                feed(g, &split, piece, (size_t)tokstream_flush(&ts, piece, sizeof piece));
-                const char *tag = id == g->think_open ? "<think>" : "</think>";
-                feed(g, &split, tag, strlen(tag));
-            } else {
-                int k = tokstream_push(&ts, id, piece, sizeof piece, err);
-                if (k < 0) return -1;
-                feed(g, &split, piece, (size_t)k);
-            }
+            if (push_id(g, &split, &ts, id, err) != 0) return -1;
             sampler_accept(&g->smp, id);
             if (max_tokens > 0 && res->n_gen >= max_tokens) {
                 res->stop = GEN_STOP_LENGTH;

@@ -102,6 +102,14 @@ void gen_reset(Generator *g);
 int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_tokens,
             volatile sig_atomic_t *interrupt, GenEmit emit, void *user, GenResult *res, Err *err);
 
+/* The raw text gen_run gives for generated ids (n, stop id excluded):
+ * thinking tags included, invalid UTF-8 shown as U+FFFD. For callers that
+ * decode many sequences themselves (batched rollouts). *text (len bytes,
+ * NUL-terminated) is g's text buffer: valid until the next gen_run or
+ * gen_decode_text. 0, or -1 with err (a bad id, out of memory). */
+int gen_decode_text(Generator *g, const int *ids, int n, const char **text, size_t *len,
+                    Err *err);
+
 /* "eos", "length", "context", "interrupt". */
 const char *gen_stop_name(GenStop s);
 

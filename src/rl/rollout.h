@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Rollouts: completions of a task's prompt sampled from the current model,
  * with their token ids and rewards. The G samples of one prompt share its
- * prefill (the generator keeps the prompt's cache and only decodes). Sample
- * j of a prompt is drawn with the seed rollout_seed(seed, j), so any one can
- * be replayed. Used by GRPO, eval and distillation. */
+ * prefill. Sample j of a prompt is drawn with the seed rollout_seed(seed,
+ * j), so any one can be replayed. rollout_run decodes one sequence at a
+ * time through the generator; rollout_run_batch decodes the samples of
+ * many prompts together, one batched forward per token (GRPO and eval use
+ * it). Used by GRPO, eval and distillation. */
 #ifndef WHALE_ROLLOUT_H
 #define WHALE_ROLLOUT_H
 
@@ -36,5 +38,34 @@ uint64_t rollout_seed(uint64_t seed, uint64_t j);
 int rollout_run(Generator *g, const Task *t, RlTemplate tpl, const TaskProblem *p, int G,
                 float temperature, uint64_t seed, int max_tokens, const RewardOpts *ro,
                 Rollout *out, Err *err);
+
+/* One prompt's share of a batch: G completions of problem p. */
+typedef struct RolloutJob {
+    const TaskProblem *p;
+    int G;
+    float temperature; /* <= 0: greedy */
+    uint64_t seed;     /* completion j draws with rollout_seed(seed, j) */
+} RolloutJob;
+
+/* Sequences decoding at once in rollout_run_batch; more wait and join as
+ * others finish. */
+#define ROLLOUT_MAX_BATCH 64
+
+/* The completions of n_jobs jobs (template tpl, at most max_tokens each,
+ * scored with ro; NULL: the defaults) into out, job after job (sum of G
+ * entries, each freed by the caller with rollout_free). All sequences
+ * decode together: each job's prompt is prefilled once and its cache rows
+ * copied to its G sequences; then every step runs one model_forward_batch
+ * over the sequences still going, each with its own cache and its own
+ * sampler (g's sampling options, reseeded as rollout_run does). A
+ * sequence leaves at a stop id, max_tokens or g's context size, and the
+ * next waiting one joins (at most ROLLOUT_MAX_BATCH at once). Each
+ * completion is the one rollout_run draws, up to float summation order in
+ * the logits (products over 4 or more rows take the packed GEMM): the
+ * same seed gives the same tokens unless two candidates' logits are
+ * within ~1e-6 of each other. The generator's own cache is not used. 0, or
+ * -1 with err (a prompt does not fit the context, out of memory). */
+int rollout_run_batch(Generator *g, const Task *t, RlTemplate tpl, const RolloutJob *jobs,
+                      int n_jobs, int max_tokens, const RewardOpts *ro, Rollout *out, Err *err);
 
 #endif
