@@ -104,8 +104,10 @@ static int rollouts(Grpo *g, int64_t step, Stats *st, Err *err) {
     const GrpoOpts *o = g->o;
     const int P = o->prompts, G = o->group;
     float *rw = malloc(sizeof(float) * G), *adv = malloc(sizeof(float) * G);
-    if (!rw || !adv) {
-        free(rw), free(adv);
+    TaskProblem *probs = malloc(sizeof *probs * P);
+    RolloutJob *jobs = malloc(sizeof *jobs * P);
+    if (!rw || !adv || !probs || !jobs) {
+        free(rw), free(adv), free(probs), free(jobs);
         return err_set(err, "out of memory");
     }
     int rc = -1;
@@ -114,16 +116,19 @@ static int rollouts(Grpo *g, int64_t step, Stats *st, Err *err) {
     gen_reset(&g->pol.gen); /* the cache holds keys of the weights before the update */
     long tot_gen = 0;
     for (int p = 0; p < P; p++) {
-        TaskProblem prob;
         const uint64_t idx = (uint64_t)step * P + p;
-        if (task_generate(g->task, o->seed, TASK_TRAIN, idx, o->difficulty, &prob) != 0) {
+        if (task_generate(g->task, o->seed, TASK_TRAIN, idx, o->difficulty, &probs[p]) != 0) {
             err_set(err, "%s: difficulty %d is out of range", g->task->name, o->difficulty);
             goto done;
         }
+        jobs[p] = (RolloutJob){&probs[p], G, o->temperature, rollout_seed(o->seed, idx)};
+    }
+    /* all P x G completions decode together */
+    if (rollout_run_batch(&g->pol.gen, g->task, o->tpl, jobs, P, o->max_tokens, &o->reward,
+                          g->rolls, err) != 0)
+        goto done;
+    for (int p = 0; p < P; p++) {
         Rollout *r = g->rolls + (size_t)p * G;
-        if (rollout_run(&g->pol.gen, g->task, o->tpl, &prob, G, o->temperature,
-                        rollout_seed(o->seed, idx), o->max_tokens, &o->reward, r, err) != 0)
-            goto done;
         for (int j = 0; j < G; j++) {
             rw[j] = r[j].reward.total;
             st->reward += r[j].reward.total;
@@ -155,7 +160,7 @@ static int rollouts(Grpo *g, int64_t step, Stats *st, Err *err) {
     qsort(g->seqs, (size_t)g->n_seqs, sizeof *g->seqs, by_length);
     rc = 0;
 done:
-    free(rw), free(adv);
+    free(rw), free(adv), free(probs), free(jobs);
     return rc;
 }
 
