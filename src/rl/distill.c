@@ -18,6 +18,10 @@
 #include "io/config.h"
 #include "rl/rollout.h"
 
+/* Samples decoding together (rollout_run_batch runs ROLLOUT_MAX_BATCH at
+ * once and queues the rest). */
+#define DISTILL_CHUNK 256
+
 /* One {"prompt", "completion"} line onto f; 0, or 1 when the completion is
  * not valid UTF-8 (nothing written). */
 static int put_pair(FILE *f, const char *prompt, const char *completion) {
@@ -78,41 +82,52 @@ int distill_sample(const DistillOpts *o, const char *path, DistillStats *st, Err
         chat_close(&te);
         return -1;
     }
-    Rollout *r = calloc((size_t)o->k, sizeof *r);
+    /* problems in chunks whose samples decode together */
+    const int per = o->k >= DISTILL_CHUNK ? 1 : DISTILL_CHUNK / o->k;
+    TaskProblem *probs = calloc((size_t)per, sizeof *probs);
+    RolloutJob *jobs = calloc((size_t)per, sizeof *jobs);
+    Rollout *r = calloc((size_t)per * o->k, sizeof *r);
     char *kept = calloc((size_t)o->k, 1);
     AtomicFile af = {0};
     int rc = -1, open = 0;
-    if (!r || !kept) {
+    if (!probs || !jobs || !r || !kept) {
         err_set(err, "out of memory");
         goto done;
     }
     if (afile_open(&af, path, err) != 0) goto done;
     open = 1;
     const int quiet = o->quiet || log_quiet(), interactive = !quiet && isatty(2);
-    for (int i = 0; i < o->problems; i++) {
-        TaskProblem p;
-        char prompt[4096];
-        task_generate(t, o->seed, TASK_TRAIN, (uint64_t)i, o->difficulty, &p);
-        if (template_prompt(o->tpl, p.question, prompt, sizeof prompt) < 0) {
-            err_set(err, "the prompt of '%s' is too long", p.question);
-            goto done;
+    char prompt[4096];
+    for (int i0 = 0; i0 < o->problems; i0 += per) {
+        const int n = o->problems - i0 < per ? o->problems - i0 : per;
+        for (int c = 0; c < n; c++) {
+            task_generate(t, o->seed, TASK_TRAIN, (uint64_t)(i0 + c), o->difficulty, &probs[c]);
+            if (template_prompt(o->tpl, probs[c].question, prompt, sizeof prompt) < 0) {
+                err_set(err, "the prompt of '%s' is too long", probs[c].question);
+                goto done;
+            }
+            jobs[c] = (RolloutJob){&probs[c], o->k, o->temperature,
+                                   rollout_seed(o->seed, (uint64_t)(i0 + c))};
         }
-        if (rollout_run(&te.gen, t, o->tpl, &p, o->k, o->temperature, rollout_seed(o->seed, (uint64_t)i),
-                        o->max_tokens, &o->reward, r, err) != 0)
+        if (rollout_run_batch(&te.gen, t, o->tpl, jobs, n, o->max_tokens, &o->reward, r, err) != 0)
             goto done;
-        int any = 0;
-        for (int j = 0; j < o->k; j++) {
-            st->right += r[j].reward.accuracy == 1.0f && r[j].reward.format == 1.0f;
-            kept[j] = (char)(keep(r, j, kept) && put_pair(af.fp, prompt, r[j].text) == 0);
-            st->kept += kept[j];
-            any |= kept[j];
+        for (int c = 0; c < n; c++) {
+            const Rollout *rp = r + (size_t)c * o->k;
+            template_prompt(o->tpl, probs[c].question, prompt, sizeof prompt); /* fits: above */
+            int any = 0;
+            for (int j = 0; j < o->k; j++) {
+                st->right += rp[j].reward.accuracy == 1.0f && rp[j].reward.format == 1.0f;
+                kept[j] = (char)(keep(rp, j, kept) && put_pair(af.fp, prompt, rp[j].text) == 0);
+                st->kept += kept[j];
+                any |= kept[j];
+            }
+            st->problems++;
+            st->samples += o->k;
+            st->problems_kept += any;
         }
-        for (int j = 0; j < o->k; j++) rollout_free(&r[j]);
-        st->problems++;
-        st->samples += o->k;
-        st->problems_kept += any;
+        for (int j = 0; j < n * o->k; j++) rollout_free(&r[j]);
         if (interactive)
-            fprintf(stderr, "\r\033[Kwhale distill: problem %d/%d | kept %" PRId64, i + 1,
+            fprintf(stderr, "\r\033[Kwhale distill: problem %d/%d | kept %" PRId64, i0 + n,
                     o->problems, st->kept);
     }
     if (interactive) fprintf(stderr, "\r\033[K");
@@ -123,6 +138,8 @@ done:
     if (open) afile_abort(&af);
     free(kept);
     free(r);
+    free(jobs);
+    free(probs);
     chat_close(&te);
     return rc;
 }
