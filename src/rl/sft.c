@@ -169,26 +169,19 @@ typedef struct Weigh {
     double nll;                  /* eval: the targets' summed NLL */
 } Weigh;
 
-/* Training bucket: weight scale on the rows that predict a target. */
-static void train_bucket(void *user, int i0, int n, int L, const float *logp, const float *ent,
-                         float *w) {
+/* A bucket of examples: in training (w), weight scale on the rows that
+ * predict a target; in eval (logp), add up the targets' NLL. */
+static void bucket(void *user, int i0, int n, int L, const float *logp, const float *ent,
+                   float *w) {
     Weigh *k = user;
-    (void)logp, (void)ent;
+    (void)ent;
     for (int b = 0; b < n; b++) {
         const uint8_t *tg = k->ex[i0 + b]->target;
-        for (int t = 0; t < L - 1; t++) w[(size_t)b * (L - 1) + t] = tg[t + 1] ? k->scale : 0.0f;
-    }
-}
-
-/* Eval bucket: add up the targets' NLL. */
-static void eval_bucket(void *user, int i0, int n, int L, const float *logp, const float *ent,
-                        float *w) {
-    Weigh *k = user;
-    (void)ent, (void)w;
-    for (int b = 0; b < n; b++) {
-        const uint8_t *tg = k->ex[i0 + b]->target;
-        for (int t = 0; t < L - 1; t++)
-            if (tg[t + 1]) k->nll -= logp[(size_t)b * (L - 1) + t];
+        for (int t = 0; t < L - 1; t++) {
+            const size_t row = (size_t)b * (L - 1) + t;
+            if (w) w[row] = tg[t + 1] ? k->scale : 0.0f;
+            if (logp && tg[t + 1]) k->nll -= logp[row];
+        }
     }
 }
 
@@ -200,7 +193,7 @@ static int evaluate(Sft *s, double *loss, Err *err) {
         n_target += s->val_sorted[i]->n_target;
     }
     Weigh k = {s->val_sorted, 0, 0};
-    SeqPass p = {.logprobs = 1, .fn = eval_bucket, .user = &k};
+    SeqPass p = {.logprobs = 1, .fn = bucket, .user = &k};
     if (seqtrain_pass(&s->tr, s->items, s->n_val, &p, NULL, err) != 0) return -1;
     *loss = n_target ? k.nll / (double)n_target : NAN;
     return 0;
@@ -220,7 +213,7 @@ static int step(Sft *s, double *loss, double *gnorm, int64_t *n_tok, int *skippe
     int64_t n_target;
     const int n = fill_batch(s, n_tok, &n_target);
     Weigh k = {s->batch, n_target > 0 ? 1.0f / (float)n_target : 0.0f, 0};
-    SeqPass p = {.backward = 1, .fn = train_bucket, .user = &k};
+    SeqPass p = {.backward = 1, .fn = bucket, .user = &k};
     seqtrain_zero(&s->tr);
     if (seqtrain_pass(&s->tr, s->items, n, &p, loss, err) != 0) return -1;
     *gnorm = NAN;
