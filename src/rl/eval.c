@@ -11,7 +11,7 @@
 
 /* Problems per batched call: enough waiting sequences to keep the batch
  * full, few enough that the chunk's rollouts stay small. */
-#define EVAL_CHUNK 64
+#define EVAL_CHUNK 256
 
 int eval_run(Generator *g, const EvalOpts *o, EvalEach each, void *user, EvalResult *res,
              Err *err) {

@@ -125,7 +125,12 @@ static int batch_init(Batch *b, Generator *g, RlTemplate tpl, const RolloutJob *
     long cap = max_tokens > 0 ? (long)max_np + max_tokens - 1 : b->n_ctx;
     cap = cap < b->n_ctx ? cap : b->n_ctx;
     const DType kt = g->o.kv_type;
-    b->n_slots = n_seqs < ROLLOUT_MAX_BATCH ? n_seqs : ROLLOUT_MAX_BATCH;
+    /* a slot: its cache, its sampler's five vocabulary-sized arrays, its logits */
+    const size_t slot_bytes = (size_t)cap * (size_t)kvcache_bytes_per_token(c, kt) +
+                              (size_t)tokenizer_n_vocab(g->tok) * 20 + (size_t)c->vocab_size * 4;
+    size_t fit = ROLLOUT_BATCH_BYTES / slot_bytes;
+    fit = fit < 1 ? 1 : fit < ROLLOUT_MAX_BATCH ? fit : ROLLOUT_MAX_BATCH;
+    b->n_slots = (size_t)n_seqs < fit ? n_seqs : (int)fit;
     b->slot = calloc((size_t)b->n_slots, sizeof *b->slot);
     b->kvs = malloc(sizeof *b->kvs * (size_t)b->n_slots);
     b->tok = malloc(sizeof *b->tok * (size_t)b->n_slots);

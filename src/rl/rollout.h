@@ -47,9 +47,12 @@ typedef struct RolloutJob {
     uint64_t seed;     /* completion j draws with rollout_seed(seed, j) */
 } RolloutJob;
 
-/* Sequences decoding at once in rollout_run_batch; more wait and join as
- * others finish. */
-#define ROLLOUT_MAX_BATCH 64
+/* Sequences decoding at once in rollout_run_batch, at most, and the memory
+ * their caches, samplers and logits may take (fewer sequences when they
+ * need more); the others wait and join as sequences finish. Throughput
+ * still grows from 64 to 128 sequences on small models, little beyond. */
+#define ROLLOUT_MAX_BATCH 256
+#define ROLLOUT_BATCH_BYTES ((size_t)1 << 30)
 
 /* The completions of n_jobs jobs (template tpl, at most max_tokens each,
  * scored with ro; NULL: the defaults) into out, job after job (sum of G
@@ -59,7 +62,8 @@ typedef struct RolloutJob {
  * over the sequences still going, each with its own cache and its own
  * sampler (g's sampling options, reseeded as rollout_run does). A
  * sequence leaves at a stop id, max_tokens or g's context size, and the
- * next waiting one joins (at most ROLLOUT_MAX_BATCH at once). Each
+ * next waiting one joins (at most ROLLOUT_MAX_BATCH at once, and as many
+ * as fit ROLLOUT_BATCH_BYTES). Each
  * completion is the one rollout_run draws, up to float summation order in
  * the logits (products over 4 or more rows take the packed GEMM): the
  * same seed gives the same tokens unless two candidates' logits are
