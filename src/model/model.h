@@ -65,7 +65,7 @@ int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const Forward
  * all rows); only attention runs per row, against that row's cache (MLA:
  * the absorbed path). logits (B, V), may be NULL. Returns 0, or -1 with
  * err naming the sequence (token out of range, its context full, out of
- * memory); on an error no cache has changed. */
+ * memory); on an error no cache length has changed. */
 int model_forward_batch(Model *m, KVCache *const *kvs, const int *tokens, int B, float *logits,
                         Err *err);
 
