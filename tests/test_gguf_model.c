@@ -969,8 +969,8 @@ Test(gguf_model, convert_carries_the_tokenizer) {
         cr_assert(el.num.i >= 1 && el.num.i <= 5);
         count[el.num.i]++;
     }
-    /* init: BOS, EOS, PAD, User, Assistant special; <think> </think> not */
-    cr_assert(count[GGUF_TOKEN_CONTROL] == 5 && count[GGUF_TOKEN_USER_DEFINED] == 2,
+    /* init: BOS, EOS, PAD, User, Assistant special; <think> </think> <answer> </answer> not */
+    cr_assert(count[GGUF_TOKEN_CONTROL] == 5 && count[GGUF_TOKEN_USER_DEFINED] == 4,
               "control %d, user-defined %d", count[3], count[4]);
     cr_assert_eq(gguf_get_u32(&g, "tokenizer.ggml.bos_token_id", &u, &e), 0);
     cr_assert_eq(u, (uint32_t)c.bos_token_id);
