@@ -88,45 +88,36 @@ static int64_t assemble(const int64_t *written, int n) {
 
 static int take(Rng *r, float rate) { return rate > 0 && rng_uniform(r) < rate; }
 
-/* a + b column by column; a carry into the next column is dropped with
- * probability rate (the trace still says "carry 1"). */
+/* a + b column by column, right to left, every column the same width (the
+ * two digits, 0 past an operand's end, the carry in, the sum as two
+ * digits), each followed by the result so far: the new digit, then the
+ * previous result copied; the last column puts its whole sum in front:
+ *   7+5+0=12 so 2, 8+5+1=14 so 42, 4+3+1=08 so 842, result 842
+ * Why this shape: every digit the model must read then sits at the same
+ * distance from where it is needed in every problem of a size, and the
+ * result is built by copying forward, never by reading the columns back
+ * in reverse. A small RoPE transformer learns such lookups in a few hundred
+ * steps; with the carry written only when there is one ("7+5=12 write 2
+ * carry 1, ...") the distances vary with the carries and 1000 pretraining
+ * steps did not learn them (held-out greedy pass@1 1%). A carry into the
+ * next column is dropped (+0 written) with probability rate. */
 static int64_t trace_add(TaskBuf *b, Rng *r, float rate, int64_t x, int64_t y, int *errors) {
     int dx[20], dy[20], nx = digits_of(x, dx), ny = digits_of(y, dy);
     int n = nx > ny ? nx : ny, carry = 0;
     int64_t written[21];
+    char so_far[48] = "";
     for (int i = 0; i < n; i++) {
-        int s = 0, terms = 0;
-        if (i > 0) tbuf_printf(b, ", ");
-        if (i < nx) {
-            tbuf_printf(b, "%d", dx[i]);
-            s += dx[i];
-            terms++;
-        }
-        if (i < ny) {
-            tbuf_printf(b, terms ? "+%d" : "%d", dy[i]);
-            s += dy[i];
-            terms++;
-        }
-        if (carry) {
-            tbuf_printf(b, "+1");
-            s += 1;
-            terms++;
-        }
-        if (terms > 1) tbuf_printf(b, "=%d", s);
-        if (i == n - 1) {
-            tbuf_printf(b, " write %d", s);
-            written[i] = s;
-            break;
-        }
-        tbuf_printf(b, " write %d", s % 10);
-        written[i] = s % 10;
+        int u = i < nx ? dx[i] : 0, v = i < ny ? dy[i] : 0, s = u + v + carry;
+        written[i] = i == n - 1 ? s : s % 10;
+        char num[24]; /* the new digits in front of the result so far (<= 21 digits in all) */
+        int k = snprintf(num, sizeof num, "%lld", (long long)written[i]);
+        memmove(so_far + k, so_far, strlen(so_far) + 1);
+        memcpy(so_far, num, (size_t)k);
+        tbuf_printf(b, "%s%d+%d+%d=%02d so %s", i ? ", " : "", u, v, carry, s, so_far);
         carry = s >= 10;
-        if (carry) {
-            tbuf_printf(b, " carry 1");
-            if (take(r, rate)) {
-                carry = 0;
-                (*errors)++;
-            }
+        if (carry && i < n - 1 && take(r, rate)) {
+            carry = 0;
+            (*errors)++;
         }
     }
     return assemble(written, n);
