@@ -20,7 +20,7 @@ static void on_signal(int sig) {
 int cmd_grpo(int argc, char **argv) {
     GrpoOpts o = {.steps = 50, .prompts = 32, .group = 8, .mu = 2, .max_tokens = 256,
                   .temperature = 1.0f, .loss = {0.2f, 0.0f, 1}, .norm = GRPO_NORM_SEQ,
-                  .optim = optim_defaults(), .bias_gamma = 1e-2f};
+                  .optim = optim_defaults(), .bias_gamma = 0.0f};
     reward_opts_default(&o.reward);
     o.optim.lr = 2e-4f;
     o.optim.weight_decay = 0.0f;
@@ -49,7 +49,7 @@ int cmd_grpo(int argc, char **argv) {
         {"w-format", 0, ARG_FLOAT, &o.reward.w_format, "X: weight of the format reward"},
         {"w-language", 0, ARG_FLOAT, &o.reward.w_language, "X: weight of language consistency (default 0)"},
         {"require-format", 0, ARG_FLAG, &require_format, "count a right answer only in a well-formed completion"},
-        {"bias-gamma", 0, ARG_FLOAT, &o.bias_gamma, "X: MoE balancing bias step (default 1e-2)"},
+        {"bias-gamma", 0, ARG_FLOAT, &o.bias_gamma, "X: MoE balancing bias step (default 0: routing kept as pretrained)"},
         {"save-every", 0, ARG_INT, &o.save_every, "N: checkpoint every N steps (default: the end)"},
         {"time-limit", 0, ARG_FLOAT, &time_limit, "SEC: stop with a checkpoint after the step that reaches SEC seconds"},
         {"quiet", 'q', ARG_FLAG, &o.quiet, "no progress output"},
