@@ -4,6 +4,7 @@
  * (rl/distill.h). Ctrl-C during the fine-tuning finishes the step, writes a
  * checkpoint and exits 130. */
 #include "cli/commands.h"
+#include "cli/task_flags.h"
 #include "cli/sft_flags.h"
 #include "rl/distill.h"
 
@@ -36,14 +37,7 @@ int cmd_distill(int argc, char **argv) {
         return cli_fail("distill", "-m TEACHER, --student DIR, --task NAME and --out DIR are "
                                    "required (--student may be left out with --data-only)"),
                2;
-    const Task *t = task_find(o.task);
-    if (!t) return cli_fail("distill", "unknown task '%s' (tasks: %s)", o.task, task_names()), 2;
-    if (task_difficulty(t, o.difficulty) < 0)
-        return cli_fail("distill", "--difficulty %d is out of range for %s (%d..%d)", o.difficulty,
-                        t->name, t->difficulty_min, t->difficulty_max),
-               2;
-    if (template_parse(tpl, &o.tpl) != 0)
-        return cli_fail("distill", "--template must be r1zero or short, not '%s'", tpl), 2;
+    if (!cli_task_flags("distill", o.task, o.difficulty, tpl, &o.tpl)) return 2;
     if (o.problems < 1 || o.k < 1 || o.max_tokens < 1 || o.problems > (1 << 24) || o.k > 4096)
         return cli_fail("distill", "--problems, --k and --max-tokens must be >= 1"), 2;
     if (!(o.temperature >= 0)) return cli_fail("distill", "--temp must be >= 0"), 2;

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/task_flags.h"
 #include "infer/chat.h"
 #include "rl/eval.h"
 
@@ -50,19 +51,13 @@ int cmd_eval(int argc, char **argv) {
                        (int)(sizeof specs / sizeof specs[0]), argc, argv);
     if (r) return r > 0 ? 0 : 2;
     if (!model || !task_name) return cli_fail("eval", "-m PATH and --task NAME are required"), 2;
-    const Task *task = task_find(task_name);
-    if (!task) return cli_fail("eval", "unknown task '%s' (tasks: %s)", task_name, task_names()), 2;
     RlTemplate tpl;
-    if (template_parse(tpl_name, &tpl) != 0)
-        return cli_fail("eval", "--template must be r1zero or short, not '%s'", tpl_name), 2;
+    const Task *task = cli_task_flags("eval", task_name, difficulty, tpl_name, &tpl);
+    if (!task) return 2;
     if (n < 1 || n > 1000000 || k < 0 || k > 1024 || seed < 0 || max_tokens < 1 || examples < 0 ||
         !(temp > 0))
         return cli_fail("eval", "--n must be >= 1, --k 0..1024, --seed >= 0, --max-tokens >= 1, "
                                 "--temp > 0"),
-               2;
-    if (task_difficulty(task, difficulty) < 0)
-        return cli_fail("eval", "--difficulty %d is out of range for %s (%d..%d)", difficulty,
-                        task->name, task->difficulty_min, task->difficulty_max),
                2;
     if (cli_threads("eval", threads) != 0) return 2;
     Err err = {0};

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/task_flags.h"
 #include "rl/grpo.h"
 #include "rl/task.h"
 
@@ -61,14 +62,7 @@ int cmd_grpo(int argc, char **argv) {
     if (r) return r > 0 ? 0 : 2;
     if (!o.model || !o.task || !o.out)
         return cli_fail("grpo", "-m DIR, --task NAME and --out DIR are required"), 2;
-    const Task *t = task_find(o.task);
-    if (!t) return cli_fail("grpo", "unknown task '%s' (tasks: %s)", o.task, task_names()), 2;
-    if (task_difficulty(t, o.difficulty) < 0)
-        return cli_fail("grpo", "--difficulty %d is out of range for %s (%d..%d)", o.difficulty,
-                        t->name, t->difficulty_min, t->difficulty_max),
-               2;
-    if (template_parse(tpl, &o.tpl) != 0)
-        return cli_fail("grpo", "--template must be r1zero or short, not '%s'", tpl), 2;
+    if (!cli_task_flags("grpo", o.task, o.difficulty, tpl, &o.tpl)) return 2;
     if (!strcmp(norm, "seq")) o.norm = GRPO_NORM_SEQ;
     else if (!strcmp(norm, "token")) o.norm = GRPO_NORM_TOKEN;
     else if (!strcmp(norm, "const")) o.norm = GRPO_NORM_CONST;

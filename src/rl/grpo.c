@@ -71,12 +71,9 @@ static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
     g->items = calloc(n, sizeof *g->items);
     if (!g->items) return err_set(err, "out of memory");
     if (seqtrain_init(&g->tr, &g->pol.model, err) != 0) return -1;
-    if (dir_create(o->out, err) != 0) return -1;
-    if (path_join(g->metrics_path, sizeof g->metrics_path, o->out, "metrics.jsonl") != 0 ||
-        path_join(g->plot_path, sizeof g->plot_path, o->out, "metrics.svg") != 0)
-        return err_set(err, "%s: path too long", o->out);
-    g->metrics = fopen(g->metrics_path, "w");
-    if (!g->metrics) return err_set(err, "%s: cannot open for writing", g->metrics_path);
+    g->metrics = plot_metrics_open(o->out, "w", g->metrics_path, sizeof g->metrics_path,
+                                   g->plot_path, sizeof g->plot_path, err);
+    if (!g->metrics) return -1;
     return 0;
 }
 

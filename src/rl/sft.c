@@ -122,12 +122,9 @@ static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
     if (seqtrain_init(&s->tr, &s->cs.model, err) != 0) return -1;
     s->st = (TrainState){0, 0, o->seed, o->batch, o->max_len, 1, 0};
     path_dir_of(opts->model, s->tok_dir, sizeof s->tok_dir);
-    if (dir_create(o->out, err) != 0) return -1;
-    if (path_join(s->metrics_path, sizeof s->metrics_path, o->out, "metrics.jsonl") != 0 ||
-        path_join(s->plot_path, sizeof s->plot_path, o->out, "metrics.svg") != 0)
-        return err_set(err, "%s: path too long", o->out);
-    s->metrics = fopen(s->metrics_path, "w");
-    if (!s->metrics) return err_set(err, "%s: cannot open for writing", s->metrics_path);
+    s->metrics = plot_metrics_open(o->out, "w", s->metrics_path, sizeof s->metrics_path,
+                                   s->plot_path, sizeof s->plot_path, err);
+    if (!s->metrics) return -1;
     return 0;
 }
 

@@ -340,3 +340,14 @@ int plot_metrics_svg(const char *metrics_path, const char *svg_path, const char 
     for (int i = 0; i < N_SERIES; i++) free(s[i].p);
     return rc < 0 ? -1 : skipped;
 }
+
+FILE *plot_metrics_open(const char *out, const char *mode, char *metrics_path, size_t n_metrics,
+                        char *plot_path, size_t n_plot, Err *err) {
+    if (dir_create(out, err) != 0) return NULL;
+    if (path_join(metrics_path, n_metrics, out, "metrics.jsonl") != 0 ||
+        path_join(plot_path, n_plot, out, "metrics.svg") != 0)
+        return err_set(err, "%s: path too long", out), NULL;
+    FILE *f = fopen(metrics_path, mode);
+    if (!f) err_set(err, "%s: cannot open for writing", metrics_path);
+    return f;
+}

@@ -4,6 +4,9 @@
 #ifndef WHALE_PLOT_H
 #define WHALE_PLOT_H
 
+#include <stddef.h>
+#include <stdio.h>
+
 #include "base/err.h"
 
 /* Most vertices one series gets in the SVG; longer series are reduced to the
@@ -32,5 +35,12 @@
  * (missing, unreadable, over PLOT_MAX_BYTES, out of memory, write failed);
  * on error svg_path is untouched. */
 int plot_metrics_svg(const char *metrics_path, const char *svg_path, const char *title, Err *err);
+
+/* A run directory's metrics file: create dir out (and its parents), set
+ * metrics_path to OUT/metrics.jsonl and plot_path to OUT/metrics.svg (the
+ * plot drawn beside it), and open the metrics file with fopen mode ("w"
+ * for a new run). The file, or NULL with err naming the path. */
+FILE *plot_metrics_open(const char *out, const char *mode, char *metrics_path, size_t n_metrics,
+                        char *plot_path, size_t n_plot, Err *err);
 
 #endif
