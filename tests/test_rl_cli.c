@@ -2,7 +2,8 @@
 /* whale eval and whale grpo as a user runs them. eval: the same model and
  * seed give the same figures on every run, the JSON line has DESIGN.md's
  * fields, bad flags are named; grpo (with a KL reference): metrics.jsonl
- * lines with DESIGN.md's fields and a model eval loads. */
+ * lines with DESIGN.md's fields and a model eval loads; the R1-Zero recipe
+ * (recipes/r1-zero/run.sh) end to end at toy sizes. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
@@ -92,4 +93,46 @@ Test(rl_cli, grpo_writes_metrics_and_a_model, .timeout = 300) {
           h_path(g_dir, "g2"), "--group", "1");
     EXPECT_FAIL(&r, "--group");
     h_run_free(&r);
+}
+
+/* The R1-Zero recipe end to end at toy sizes: every stage runs, the models
+ * land where DESIGN.md says, and report.json carries its fields. */
+Test(rl_cli, recipe_runs_end_to_end, .timeout = 600) {
+    const char *out = h_path(g_dir, "recipe");
+    char *argv[] = {"/bin/bash", "recipes/r1-zero/run.sh", "--task", "arith", "--out", (char *)out,
+                    "--threads", "1", "--set", "CORPUS_N=300", "--set", "PRE_STEPS=8",
+                    "--set", "STU_STEPS=4", "--set", "PRE_BATCH=2", "--set", "EVAL_N=3",
+                    "--set", "EVAL_K=2", "--set", "MAX_TOKENS=16", "--set", "GRPO_STEPS=2",
+                    "--set", "GRPO_P=2", "--set", "GRPO_G=2", "--set", "DIST_PROBLEMS=3",
+                    "--set", "DIST_K=2", "--set", "DIST_STEPS=2", NULL};
+    HRun r;
+    cr_assert_eq(h_run(&r, argv, 580), 0);
+    expect_ok(&r);
+    cr_assert(strstr(r.out, "report: "), "no report line in:\n%s", r.out);
+    h_run_free(&r);
+    const char *models[] = {"base", "grpo"};
+    for (int i = 0; i < 2; i++) {
+        const char *f = h_path(h_path(out, models[i]), "model.safetensors");
+        cr_assert_eq(access(f, R_OK), 0, "%s is missing", f);
+    }
+    json_error_t je;
+    json_t *j = json_load_file(h_path(out, "report.json"), 0, &je);
+    cr_assert_not_null(j, "report.json: %s", je.text);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "task")), "arith-add");
+    const char *fields[] = {"pass1_base", "pass1_sampled_base", "passk_base", "pass1_grpo",
+                            "pass1_sampled_grpo", "passk_grpo", "pass1_student", "minutes"};
+    for (int i = 0; i < 8; i++) {
+        json_t *v = json_object_get(j, fields[i]);
+        if (i == 6 && json_is_null(v)) continue; /* a toy teacher may get nothing right to distil */
+        cr_assert(json_is_number(v), "report.json: %s is not a number", fields[i]);
+        double x = json_number_value(v);
+        cr_assert(x >= 0 && (i == 7 || x <= 1), "report.json: %s = %g", fields[i], x);
+    }
+    cr_assert_eq(json_integer_value(json_object_get(j, "k")), 2);
+    json_decref(j);
+    size_t n;
+    char *md = h_read_file(h_path(out, "report.md"), &n);
+    cr_assert(md && strstr(md, "![pass rates before and after GRPO](passrates.svg)"));
+    free(md);
+    cr_assert_eq(access(h_path(out, "passrates.svg"), R_OK), 0);
 }

@@ -3,6 +3,7 @@
 # The R1-Zero recipe: from nothing to a tiny model that thinks, on a CPU.
 #
 #   recipes/r1-zero/run.sh --task arith|countdown|linear [--full] --out DIR [--threads N]
+#                          [--set NAME=VALUE ...]
 #
 # Synthesises a pretraining corpus of the task (worked solutions of mixed
 # quality on purpose, train-split problems only), trains a tokenizer on it,
@@ -13,23 +14,29 @@
 # same time of GRPO alone, and writes DIR/report.md (with plots) and
 # DIR/report.json. Outputs: DIR/base, DIR/grpo, DIR/student (models), the
 # intermediate files beside them. Settings per task are in tasks/NAME.sh;
-# --full runs the longer schedule of the same task.
+# --full runs the longer schedule of the same task; --set overrides one
+# setting after them (e.g. --set PRE_STEPS=20 for a quick check).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-W="$root/build/whale"
+W="${WHALE_BIN:-$root/build/whale}" # the tests point it at their build
 
 usage() {
-    sed -n '4,5p' "$0" | sed 's/^# *//' >&2
+    sed -n '4,6p' "$0" | sed 's/^# *//' >&2
     exit 2
 }
-task="" full=0 out="" threads=$(nproc 2>/dev/null || echo 2)
+task="" full=0 out="" threads=$(nproc 2>/dev/null || echo 2) sets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --task) task=${2:-}; shift 2 || usage ;;
         --out) out=${2:-}; shift 2 || usage ;;
         --full) full=1; shift ;;
         --threads|-t) threads=${2:-}; shift 2 || usage ;;
+        --set)
+            case "${2:-}" in
+                [A-Z]*=*) sets+=("$2"); shift 2 ;;
+                *) echo "run.sh: --set wants NAME=VALUE, not '${2:-}'" >&2; exit 2 ;;
+            esac ;;
         -h|--help) usage ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage ;;
     esac
@@ -45,6 +52,11 @@ case "$threads" in ''|*[!0-9]*|0) echo "run.sh: --threads wants a positive numbe
 # The task's settings: TASK DIFF CORPUS_N CORPUS_DIFF SKIP ERR and the step counts.
 # shellcheck source=/dev/null
 . "$here/tasks/$task.sh"
+for kv in "${sets[@]}"; do
+    name=${kv%%=*}
+    case "$name" in *[!A-Z_]*) echo "run.sh: --set: bad name '$name'" >&2; exit 2 ;; esac
+    printf -v "$name" '%s' "${kv#*=}"
+done
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -104,20 +116,24 @@ ev "$out/grpo" grpo
 stage 7 "distillation: the GRPO model answers train problems, the verifier keeps right ones, the student learns them"
 rm -rf "$out/student"
 t0=$(date +%s)
+# A teacher with no right answer leaves nothing to distil: the recipe goes
+# on and the report says the student is missing, rather than stopping.
+distilled=1
 "$W" distill -m "$out/grpo" --student "$out/student_base" --task "$TASK" --difficulty "$DIFF" $tpl \
     --out "$out/student" --problems "$DIST_PROBLEMS" --k "$DIST_K" --max-tokens "$MAX_TOKENS" \
-    --steps "$DIST_STEPS" --lr "$DIST_LR" -t "$threads"
+    --steps "$DIST_STEPS" --lr "$DIST_LR" -t "$threads" || distilled=0
+[ "$distilled" = 1 ] || echo "run.sh: no distilled student (see the line above); going on" >&2
 distill_s=$(($(date +%s) - t0))
 
 stage 8 "the same student with GRPO alone for the same time (${distill_s}s), for comparison"
 rm -rf "$out/student_grpo"
 "$W" grpo -m "$out/student_base" --task "$TASK" --difficulty "$DIFF" $tpl --out "$out/student_grpo" \
-    --steps 1000000 --time-limit "$distill_s" --prompts "$GRPO_P" --group "$GRPO_G" --lr "$GRPO_LR" \
+    --steps 1000000 --time-limit "$(( distill_s > 0 ? distill_s : 1 ))" --prompts "$GRPO_P" --group "$GRPO_G" --lr "$GRPO_LR" \
     --max-tokens "$MAX_TOKENS" -t "$threads"
 
 stage 9 "evaluating the students, writing the report"
 ev "$out/student_base" student_base 0
-ev "$out/student" student 0
+[ "$distilled" = 1 ] && ev "$out/student" student 0
 ev "$out/student_grpo" student_grpo 0
 minutes=$(awk -v s="$(($(date +%s) - t_start))" 'BEGIN { printf "%.2f", s / 60 }')
 /usr/bin/env python3 "$here/report.py" --out "$out" --task "$TASK" --difficulty "$DIFF" \

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: MIT
 # The arith recipe (sourced by run.sh): 3-digit addition, the first
-# target; --full trains longer.
+# target: about 7 minutes on 2 cores (docs/rl.md, "The recipe"); --full trains longer.
 TASK=arith-add DIFF=3 EXAMPLE="Compute 385 + 448"
 CORPUS_N=40000 CORPUS_DIFF=3 SKIP=0.3 ERR=0.6 VOCAB=265
-PRE_STEPS=600 PRE_BATCH=16 PRE_SEQ=128 PRE_LR=5e-3 STU_STEPS=600 INIT_STD=0.05
+PRE_STEPS=800 PRE_BATCH=16 PRE_SEQ=128 PRE_LR=5e-3 STU_STEPS=800 INIT_STD=0.05
 EVAL_N=100 EVAL_K=8 MAX_TOKENS=100
-GRPO_STEPS=20 GRPO_P=16 GRPO_G=8 GRPO_LR=2e-4
+GRPO_STEPS=30 GRPO_P=16 GRPO_G=8 GRPO_LR=2e-4
 DIST_PROBLEMS=512 DIST_K=4 DIST_STEPS=150 DIST_LR=1e-3
 if [ "$full" = 1 ]; then
     PRE_STEPS=1500 STU_STEPS=1500 GRPO_STEPS=80 DIST_PROBLEMS=2048 DIST_STEPS=400
