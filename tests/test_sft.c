@@ -38,7 +38,7 @@ static const char *init_model(const char *name, int seed) {
     HRun r;
     char s[16];
     snprintf(s, sizeof s, "%d", seed);
-    WHALE(&r, "init", "-p", "tiny", "-o", h_path(g_dir, name), "--seed", s);
+    WHALE(&r, "init", "-p", "tiny", "-o", h_path(g_dir, name), "--seed", s, "--std", "0.05");
     expect_ok(&r);
     h_run_free(&r);
     return h_path(g_dir, name);
@@ -278,7 +278,8 @@ Test(sft, memorises_then_teaches, .timeout = 300) {
         gen_reset(&cs.gen);
         cr_assert_eq(gen_run(&cs.gen, prompts[i], strlen(prompts[i]), 1, 200, NULL, NULL, NULL,
                              &res, &err), 0, "%s", err.msg);
-        cr_expect_str_eq(res.text, completions[i], "for %s", prompts[i]);
+        cr_expect_str_eq(res.text, completions[i], "for %s: got \"%s\", want \"%s\"", prompts[i],
+                         res.text, completions[i]);
         cr_expect_eq(res.stop, GEN_STOP_EOS, "no EOS after %s", prompts[i]);
     }
     chat_close(&cs);
