@@ -60,6 +60,7 @@ done
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+rm -f "$out"/eval_*.json "$out"/examples_*.txt "$out"/report.md "$out"/report.json # no stale figures
 t_start=$(date +%s)
 n_stage=9
 stage() { # stage N TITLE
@@ -128,8 +129,8 @@ distill_s=$(($(date +%s) - t0))
 stage 8 "the same student with GRPO alone for the same time (${distill_s}s), for comparison"
 rm -rf "$out/student_grpo"
 "$W" grpo -m "$out/student_base" --task "$TASK" --difficulty "$DIFF" $tpl --out "$out/student_grpo" \
-    --steps 1000000 --time-limit "$(( distill_s > 0 ? distill_s : 1 ))" --prompts "$GRPO_P" --group "$GRPO_G" --lr "$GRPO_LR" \
-    --max-tokens "$MAX_TOKENS" -t "$threads"
+    --steps 1000000 --time-limit "$((distill_s > 0 ? distill_s : 1))" --prompts "$GRPO_P" \
+    --group "$GRPO_G" --lr "$GRPO_LR" --max-tokens "$MAX_TOKENS" -t "$threads"
 
 stage 9 "evaluating the students, writing the report"
 ev "$out/student_base" student_base 0
