@@ -186,7 +186,9 @@ static inline char *h_slurp_fp(FILE *f, size_t *len) {
 /* Run argv[0] (a path; no PATH search) with argv, stdin from /dev/null,
  * stdout and stderr captured into r (r->out, r->err; free with h_run_free).
  * The child gets SIGALRM after timeout_s seconds (0: none), which shows as
- * signaled with SIGALRM. Returns 0 if the program ran (whatever its status),
+ * signaled with SIGALRM; it runs in its own process group, which is killed
+ * when it ends, so nothing it started outlives it (a timed-out script's
+ * children included). Returns 0 if the program ran (whatever its status),
  * -1 if it could not be started (then r->code is 127 when exec failed). */
 static inline int h_run(HRun *r, char *const argv[], unsigned timeout_s) {
     memset(r, 0, sizeof *r);
@@ -207,6 +209,7 @@ static inline int h_run(HRun *r, char *const argv[], unsigned timeout_s) {
         return -1;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* its own group, so a timeout takes down what it started too */
         int in = open("/dev/null", O_RDONLY);
         if (in >= 0) dup2(in, 0);
         dup2(fileno(fo), 1);
@@ -219,6 +222,7 @@ static inline int h_run(HRun *r, char *const argv[], unsigned timeout_s) {
     int st;
     while (waitpid(pid, &st, 0) < 0) {
     }
+    kill(-pid, SIGKILL); /* children a timed-out script left running (none, normally) */
     r->exited = WIFEXITED(st);
     r->code = r->exited ? WEXITSTATUS(st) : -1;
     r->signaled = WIFSIGNALED(st);
