@@ -3,10 +3,11 @@
  * result is never negative) and multiplication, mixed ("arith") or one
  * operation each ("arith-add", "arith-sub", "arith-mul"). The worked
  * reasoning is a right-to-left per-digit trace with the carry or borrow
- * written out ("7+5=12 write 2 carry 1, 8+5+1=14 ..."); a multiplication is
+ * written out ("7+5+0=12 so 2, 8+5+1=14 so 42, ..."); a multiplication is
  * its partial products and their running sum. Noise drops carries and
  * borrows, the error the R1-Zero prototype of issue 5 learned to fix. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rl/task_impl.h"
@@ -78,14 +79,6 @@ static int digits_of(int64_t v, int dig[20]) {
     return n;
 }
 
-/* The written digits (least significant first, the last entry may be a
- * whole column sum >= 10) as a number. */
-static int64_t assemble(const int64_t *written, int n) {
-    int64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = v * (i == n - 1 ? 1 : 10) + written[i];
-    return v;
-}
-
 static int take(Rng *r, float rate) { return rate > 0 && rng_uniform(r) < rate; }
 
 /* a + b column by column, right to left, every column the same width (the
@@ -104,13 +97,11 @@ static int take(Rng *r, float rate) { return rate > 0 && rng_uniform(r) < rate; 
 static int64_t trace_add(TaskBuf *b, Rng *r, float rate, int64_t x, int64_t y, int *errors) {
     int dx[20], dy[20], nx = digits_of(x, dx), ny = digits_of(y, dy);
     int n = nx > ny ? nx : ny, carry = 0;
-    int64_t written[21];
-    char so_far[48] = "";
+    char so_far[48] = ""; /* the result so far, in decimal (<= 21 digits) */
     for (int i = 0; i < n; i++) {
         int u = i < nx ? dx[i] : 0, v = i < ny ? dy[i] : 0, s = u + v + carry;
-        written[i] = i == n - 1 ? s : s % 10;
-        char num[24]; /* the new digits in front of the result so far (<= 21 digits in all) */
-        int k = snprintf(num, sizeof num, "%lld", (long long)written[i]);
+        char num[4]; /* the new digit, or the last column's whole sum, in front */
+        int k = snprintf(num, sizeof num, "%d", i == n - 1 ? s : s % 10);
         memmove(so_far + k, so_far, strlen(so_far) + 1);
         memcpy(so_far, num, (size_t)k);
         tbuf_printf(b, "%s%d+%d+%d=%02d so %s", i ? ", " : "", u, v, carry, s, so_far);
@@ -120,7 +111,7 @@ static int64_t trace_add(TaskBuf *b, Rng *r, float rate, int64_t x, int64_t y, i
             (*errors)++;
         }
     }
-    return assemble(written, n);
+    return strtoll(so_far, NULL, 10);
 }
 
 /* x - y (x >= y) column by column; a borrow from the next column is
