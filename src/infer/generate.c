@@ -201,7 +201,7 @@ static void feed(Generator *g, ThinkSplit *ts, const char *s, size_t n) {
     }
 }
 
-static int is_stop(const Generator *g, int id) {
+int gen_is_stop(const Generator *g, int id) {
     for (int i = 0; i < g->n_stop; i++)
         if (g->stop[i] == id) return 1;
     return 0;
@@ -317,7 +317,7 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
                 break;
             }
             int id = sampler_sample(&g->smp, g->logits);
-            if (is_stop(g, id)) {
+            if (gen_is_stop(g, id)) {
                 res->stop = GEN_STOP_EOS;
                 res->last_id = id;
                 break;

@@ -83,6 +83,8 @@ void gen_free(Generator *g);
 void gen_add_stop_id(Generator *g, int id);
 /* Add the id of a token string, if the vocabulary has it. */
 void gen_add_stop_token(Generator *g, const char *content);
+/* Whether id is one of g's stop ids. */
+int gen_is_stop(const Generator *g, int id);
 /* Add the eos_token_id of model_path's generation_config.json (an integer
  * or a list of them; model_path is the model directory or a file in it).
  * A missing file is not an error; a malformed one is (err names it). */

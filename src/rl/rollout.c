@@ -154,12 +154,6 @@ static int batch_init(Batch *b, Generator *g, RlTemplate tpl, const RolloutJob *
     return 0;
 }
 
-static int is_stop(const Generator *g, int id) {
-    for (int i = 0; i < g->n_stop; i++)
-        if (g->stop[i] == id) return 1;
-    return 0;
-}
-
 /* The slot's sequence is done: its rollout out of its ids, scored. */
 static int finish(Batch *b, Slot *sl, int stopped, Err *err) {
     Rollout *r = &b->out[sl->out];
@@ -184,7 +178,7 @@ static int finish(Batch *b, Slot *sl, int stopped, Err *err) {
  * or a full context, or goes on with id to run next step. */
 static int take(Batch *b, Slot *sl, int id, Err *err) {
     sl->ids[sl->n_ids++] = id;
-    if (is_stop(b->g, id)) return finish(b, sl, 1, err);
+    if (gen_is_stop(b->g, id)) return finish(b, sl, 1, err);
     sl->n_gen++;
     sampler_accept(&sl->smp, id);
     if ((b->max_tokens > 0 && sl->n_gen >= b->max_tokens) || sl->kv.len >= b->n_ctx)
