@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Checkpoints (see checkpoint.h). The order of writes is the crash-safety
  * argument: files into a fresh temporary directory, each fsynced; the
- * directory renamed to its final name and the parent fsynced; then
- * OUT/latest replaced atomically. Until that last rename, OUT/latest names
- * the previous, complete checkpoint. */
+ * directory renamed to its final name and the parent fsynced; its model
+ * published at OUT/ itself (each file linked into place); then OUT/latest
+ * replaced atomically. Until that last rename, OUT/latest names the
+ * previous, complete checkpoint. */
 #include "train/checkpoint.h"
 
 #include <dirent.h>
@@ -136,16 +137,17 @@ int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainStat
         goto fail;
     }
     if (fsync_dir(out, err) != 0) return -1;
-    char line[80];
-    int n = snprintf(line, sizeof line, "%s\n", name);
-    if (file_write_atomic(IN(out, "latest"), line, (size_t)n, err) != 0) return -1;
-    /* the newest model at OUT/ itself */
+    /* the newest model at OUT/ itself, before `latest` names its checkpoint:
+     * once `latest` exists, so does a loadable model at OUT/ */
     const char *files[] = {"config.json", "model.safetensors", "tokenizer.json",
                            "tokenizer_config.json", "generation_config.json"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         if (path_join(q, sizeof q, fin, files[i]) != 0 || !file_exists(q)) continue;
         if (publish(q, IN(out, files[i]), err) != 0) return -1;
     }
+    char line[80];
+    int n = snprintf(line, sizeof line, "%s\n", name);
+    if (file_write_atomic(IN(out, "latest"), line, (size_t)n, err) != 0) return -1;
 #undef IN
     char(*names)[64];
     int nc = list_checkpoints(out, &names);
