@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "infer/text_stream.h"
 
 #define DEFAULT_CTX 4096
 #define DEFAULT_CHUNK 256
@@ -66,8 +67,6 @@ int gen_init(Generator *g, Model *m, const Tokenizer *tok, const GenOpts *o, Err
     }
     g->text[0] = g->answer[0] = 0;
     gen_add_stop_id(g, tokenizer_eos_id(tok));
-    g->think_open = tokenizer_token_id(tok, "<think>");
-    g->think_close = tokenizer_token_id(tok, "</think>");
     return 0;
 fail:
     gen_free(g);
@@ -159,68 +158,22 @@ static void on_part(void *user, GenPart part, const char *s, size_t n) {
     if (g->emit) g->emit(g->user, part, s, n);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (1-4), or -k when its
- * first k bytes are an invalid or truncated sequence (a maximal subpart, as
- * Python's errors="replace" counts it, which Hugging Face's decode uses). */
-static int utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    int len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (!len) return -1;
-    for (int i = 1; i < len; i++) {
-        unsigned lo = 0x80, hi = 0xbf; /* no overlongs, surrogates or > U+10FFFF */
-        if (i == 1 && c == 0xe0) lo = 0xa0;
-        if (i == 1 && c == 0xed) hi = 0x9f;
-        if (i == 1 && c == 0xf0) lo = 0x90;
-        if (i == 1 && c == 0xf4) hi = 0x8f;
-        if ((size_t)i >= n || s[i] < lo || s[i] > hi) return -i;
-    }
-    return len;
-}
+/* The TextStream's output: the whole raw text, and through the splitter
+ * the parts. */
+typedef struct RunText {
+    Generator *g;
+    ThinkSplit *split;
+} RunText;
 
-/* Pass text on as valid UTF-8: random or broken byte tokens can produce
- * invalid sequences, shown as U+FFFD like Hugging Face's decode does. The
- * TokStream already holds back sequences cut between tokens. */
-static void feed(Generator *g, ThinkSplit *ts, const char *s, size_t n) {
-    while (n) {
-        size_t ok = 0;
-        int k;
-        while (ok < n && (k = utf8_seq((const unsigned char *)s + ok, n - ok)) > 0) ok += (size_t)k;
-        if (ok) {
-            append(g, &g->text, &g->text_len, &g->text_cap, s, ok);
-            think_split_feed(ts, s, ok);
-            s += ok, n -= ok;
-        }
-        if (n) {
-            static const char repl[] = "\xef\xbf\xbd";
-            k = -utf8_seq((const unsigned char *)s, n);
-            append(g, &g->text, &g->text_len, &g->text_cap, repl, 3);
-            think_split_feed(ts, repl, 3);
-            s += k, n -= (size_t)k;
-        }
-    }
+static void on_text(void *user, const char *s, size_t n) {
+    RunText *rt = user;
+    append(rt->g, &rt->g->text, &rt->g->text_len, &rt->g->text_cap, s, n);
+    think_split_feed(rt->split, s, n);
 }
 
 int gen_is_stop(const Generator *g, int id) {
     for (int i = 0; i < g->n_stop; i++)
         if (g->stop[i] == id) return 1;
-    return 0;
-}
-
-/* Pass generated id on as text: the think tags by id (in case the
- * tokenizer marks them special, which the TokStream skips), the rest
- * through the TokStream. */
-static int push_id(Generator *g, ThinkSplit *split, TokStream *ts, int id, Err *err) {
-    char piece[512];
-    if (id == g->think_open || id == g->think_close) {
-        feed(g, split, piece, (size_t)tokstream_flush(ts, piece, sizeof piece));
-        const char *tag = id == g->think_open ? "<think>" : "</think>";
-        feed(g, split, tag, strlen(tag));
-        return 0;
-    }
-    int k = tokstream_push(ts, id, piece, sizeof piece, err);
-    if (k < 0) return -1;
-    feed(g, split, piece, (size_t)k);
     return 0;
 }
 
@@ -237,12 +190,12 @@ int gen_decode_text(Generator *g, const int *ids, int n, const char **text, size
     text_reset(g, NULL, NULL);
     ThinkSplit split;
     think_split_init(&split, 0, on_part, g);
-    TokStream ts;
-    tokstream_init(&ts, g->tok, 1);
+    RunText rt = {g, &split};
+    TextStream ts;
+    text_stream_init(&ts, g->tok, on_text, &rt);
     for (int i = 0; i < n; i++)
-        if (push_id(g, &split, &ts, ids[i], err) != 0) return -1;
-    char piece[512];
-    feed(g, &split, piece, (size_t)tokstream_flush(&ts, piece, sizeof piece));
+        if (text_stream_push(&ts, ids[i], err) != 0) return -1;
+    text_stream_flush(&ts);
     think_split_flush(&split);
     if (g->oom) return err_set(err, "out of memory for the generated text");
     *text = g->text;
@@ -305,9 +258,9 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
 
     ThinkSplit split;
     think_split_init(&split, think_split_open_at_end(prompt, len), on_part, g);
-    TokStream ts;
-    tokstream_init(&ts, g->tok, 1);
-    char piece[512];
+    RunText rt = {g, &split};
+    TextStream ts;
+    text_stream_init(&ts, g->tok, on_text, &rt);
     res->stop = GEN_STOP_INTERRUPT;
     res->last_id = -1;
     if (pr == 0) {
@@ -323,7 +276,7 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
                 break;
             }
             res->n_gen++;
-            if (push_id(g, &split, &ts, id, err) != 0) return -1;
+            if (text_stream_push(&ts, id, err) != 0) return -1;
             sampler_accept(&g->smp, id);
             if (max_tokens > 0 && res->n_gen >= max_tokens) {
                 res->stop = GEN_STOP_LENGTH;
@@ -343,7 +296,7 @@ int gen_run(Generator *g, const char *prompt, size_t len, int add_bos, int max_t
             g->ids[g->n_ids++] = id;
         }
     }
-    feed(g, &split, piece, (size_t)tokstream_flush(&ts, piece, sizeof piece));
+    text_stream_flush(&ts);
     think_split_flush(&split);
     res->gen_s = time_now() - t1;
     if (g->oom) return err_set(err, "out of memory for the generated text");

@@ -46,7 +46,6 @@ typedef struct Generator {
     int n_ids;
     int stop[GEN_MAX_STOP];   /* ids that end the answer */
     int n_stop;
-    int think_open, think_close; /* ids of <think> and </think>, or -1 */
     char *text, *answer;      /* this run's raw text and answer part (owned, grown by doubling) */
     size_t text_len, text_cap, answer_len, answer_cap;
     int oom;

@@ -206,6 +206,22 @@ int model_forward_batch(Model *m, KVCache *const *kvs, const int *tokens, int B,
     return forward_rows(m, kvs, B, NULL, tokens, logits, 1, NULL, MLA_AUTO, err);
 }
 
+int model_forward_seqs(Model *m, KVCache *const *kvs, int N, const int *start, const int *tokens,
+                       float *logits, Err *err) {
+    if (N < 1) return err_set(err, "forward: no sequences");
+    for (int i = 0; i < N; i++) {
+        const int n = start[i + 1] - start[i];
+        if (n < 1) return err_set(err, "forward: sequence %d has no tokens", i);
+        if (kvs[i]->len + n > kvs[i]->n_ctx)
+            return err_set(err, "sequence %d: context full: %d tokens cached + %d new > context "
+                                "size %d",
+                           i, kvs[i]->len, n, kvs[i]->n_ctx);
+        for (int t = start[i]; t < start[i + 1]; t++)
+            if (check_token(&m->cfg, tokens[t], "row", t, err) != 0) return -1;
+    }
+    return forward_rows(m, kvs, N, start, tokens, logits, 0, NULL, MLA_AUTO, err);
+}
+
 /* MTP module k (V3 §2.2, eq. 21-23):
  *   h'_i = M_k [RMSNorm_e(Emb(t_{i+k+1})); RMSNorm_h(h^{k}_i)]
  *   h^{k+1} = Block_k(h'), logits = Head_k(RMSNorm(h^{k+1}))

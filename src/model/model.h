@@ -69,6 +69,17 @@ int model_forward(Model *m, KVCache *kv, const int *tokens, int T, const Forward
 int model_forward_batch(Model *m, KVCache *const *kvs, const int *tokens, int B, float *logits,
                         Err *err);
 
+/* The general step: N sequences with any number of new tokens each, in
+ * one pass. Sequence i's tokens are tokens[start[i] .. start[i+1]) (start
+ * has N + 1 entries, start[0] = 0, each sequence at least one token), at
+ * positions kvs[i]->len on, appended to its own cache. Sequences of one
+ * token take the absorbed MLA path, longer ones the prefill path, so a
+ * server mixes a prompt chunk with the decoding rows of the other requests.
+ * logits (N, V): each sequence's last row; may be NULL. The caller keeps
+ * start[N] within m->max_chunk rows. Errors as model_forward_batch. */
+int model_forward_seqs(Model *m, KVCache *const *kvs, int N, const int *start, const int *tokens,
+                       float *logits, Err *err);
+
 /* MTP module k (0-based) for T positions starting at kv->len of the MTP
  * cache layer: input hidden states h_prev (T, D) of depth k (the main
  * model's output after model.norm for k = 0) and the tokens one step ahead (T). Writes
