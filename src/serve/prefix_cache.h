@@ -31,10 +31,11 @@ int prefix_cache_lookup(PrefixCache *pc, const int *ids, int n, int max_len, KVC
 
 /* Store the rows of positions 0..n-1 of kv (kv->len >= n) under ids (n),
  * sharing what is already stored, then evict least recently used leaves
- * (never the path just stored) until under budget. A sequence whose own
- * rows exceed the budget is stored only as far as fits. Returns the tokens
- * newly stored (0 when all were there), or -1 out of memory (the cache is
- * left valid). */
+ * (never the path just stored) until under budget: the oldest leaf loses
+ * only as many tokens from its end as needed, or goes whole. A sequence
+ * whose own rows exceed the budget is stored only as far as fits. Returns
+ * the tokens newly stored and kept (0 when all were there), or -1 out of
+ * memory (the cache is left valid and under budget). */
 int prefix_cache_insert(PrefixCache *pc, const int *ids, int n, const KVCache *kv);
 
 typedef struct PrefixCacheStats {
