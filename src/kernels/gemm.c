@@ -129,6 +129,12 @@ static float *pack_get(size_t need) {
     return pack_buf;
 }
 
+void gemm_thread_free(void) {
+    free(pack_buf);
+    pack_buf = NULL;
+    pack_cap = 0;
+}
+
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     const int K = W->cols, n_strips = (T + MR - 1) / MR, n_panels = (n_rows + NR - 1) / NR;
     const int nt = threads_max();

@@ -9,6 +9,10 @@
 
 #include "kernels/matmul.h"
 
+/* Free the calling thread's packing buffer (a thread that used gemm_nt
+ * and is about to exit: the serving engine's worker). */
+void gemm_thread_free(void);
+
 /* 1 if this CPU can run gemm_nt (AVX-512F). */
 int gemm_available(void);
 

@@ -28,6 +28,13 @@ static void *scratch_get(size_t n) {
     return scratch;
 }
 
+void matmul_thread_free(void) {
+    free(scratch);
+    scratch = NULL;
+    scratch_cap = 0;
+    gemm_thread_free();
+}
+
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     if (T >= GEMM_MIN_T && matmul_use_gemm && gemm_available() &&

@@ -30,6 +30,11 @@ static inline const void *mat_row(const Mat *W, int r) {
  * Tests compare the two. */
 extern int matmul_use_gemm;
 
+/* Free the calling thread's matmul and GEMM scratch: for a thread that ran
+ * the model and is about to exit (the serving engine's worker), whose
+ * thread-local buffers would otherwise leak. */
+void matmul_thread_free(void);
+
 /* y (T, N) = x (T, K) W^T, K = W->cols, N = W->rows. y must not alias x. */
 void matmul(float *y, const float *x, const Mat *W, int T);
 

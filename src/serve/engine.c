@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 #include "base/threads.h"
+#include "kernels/matmul.h"
 #include "infer/chat.h"
 #include "infer/text_stream.h"
 #include "infer/think_split.h"
@@ -645,6 +646,7 @@ static void *engine_main(void *arg) {
         job_finish_unslotted(j, "cancelled");
         j = next;
     }
+    matmul_thread_free();
     return NULL;
 }
 
