@@ -44,6 +44,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
+# page.c embeds the web page with .incbin, which the compiler's -MMD does not see.
+$(BUILD)/obj/src/serve/page.o: src/serve/page.html
+
 $(BUILD)/libwhale.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
