@@ -10,7 +10,7 @@ ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 ALLCFLAGS = $(WARN) $(OPT) -g -fopenmp -D_GNU_SOURCE -Isrc $(SANITIZE) $(CFLAGS) -MMD -MP
-LDLIBS  := -fopenmp -ljansson -lpcre2-8 -lutf8proc -lm
+LDLIBS  := -fopenmp -ljansson -lpcre2-8 -lutf8proc -lm -lmicrohttpd -lpthread
 
 LIB_SRC := $(sort $(wildcard src/base/*.c src/kernels/*.c src/io/*.c src/tokenizer/*.c \
              src/model/*.c src/infer/*.c src/train/*.c src/rl/*.c src/serve/*.c))

@@ -23,5 +23,6 @@ int cmd_grpo(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_task_data(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -30,6 +30,7 @@ static const struct {
     {"eval", cmd_eval, "greedy and sampled pass@1, pass@k of a model on a task's held-out problems"},
     {"plot", cmd_plot, "draw a run's metrics.jsonl as an SVG beside it"},
     {"task-data", cmd_task_data, "R1-Zero pretraining corpus (JSONL) of worked task problems"},
+    {"serve", cmd_serve, "OpenAI/DeepSeek-compatible HTTP API and web chat page"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
