@@ -205,10 +205,11 @@ Test(kernels, quantised_model_close_to_reference) {
     }
 }
 
-/* The packed GEMM (used from 4 tokens on where AVX-512 exists) against the
- * per-row dot path, on ragged shapes: tokens not a multiple of the 12-row
- * tile, outputs not a multiple of the 32-column panel, depths past one
- * 256-deep slice, every storage type. */
+/* The packed GEMM (many tokens) and the unpacked few-token kernel (float
+ * weights, 2 tokens and more) where AVX-512 exists, against the per-row
+ * dot path, on ragged shapes: tokens not a multiple of the 12-row tile or
+ * of 4, outputs not a multiple of the 32-column panel or of 4, depths past
+ * one 256-deep slice and not a multiple of 16, every storage type. */
 Test(kernels, gemm_matches_dot_path) {
     if (!gemm_available()) {
         fprintf(stderr, "gemm: no AVX-512 here, dot path only\n");
@@ -216,8 +217,8 @@ Test(kernels, gemm_matches_dot_path) {
     }
     Rng r;
     rng_seed(&r, 5);
-    const int Ts[] = {4, 5, 13, 25}, Ns[] = {1, 31, 33, 70}, Ks[] = {32, 96, 288, 544};
-    for (int ti = 0; ti < 4; ti++)
+    const int Ts[] = {2, 3, 5, 13, 25, 40}, Ns[] = {1, 31, 33, 70}, Ks[] = {32, 96, 288, 552};
+    for (int ti = 0; ti < 6; ti++)
         for (int ni = 0; ni < 4; ni++)
             for (int ki = 0; ki < 4; ki++)
                 for (int t = 0; t < QTYPE_COUNT; t++) {
@@ -234,18 +235,24 @@ Test(kernels, gemm_matches_dot_path) {
                      * the dot path by Q8_0 activations: compare quantised
                      * types against a float reference on dequantised rows */
                     Mat m = {wq, (QType)t, N, K};
-                    matmul_use_gemm = 1;
-                    matmul(y1, x, &m, T);
+                    float *y2 = malloc(sizeof(float) * T * N);
+                    cr_assert_eq(gemm_nt(y1, x, &m, 0, N, T), 0);
+                    const int small = gemm_nt_small(y2, x, &m, 0, N, T) == 0;
+                    cr_assert_eq(small, qtype_block((QType)t) == 1, "%s", qtype_name((QType)t));
                     float *wd = malloc(sizeof(float) * N * K);
                     for (int n = 0; n < N; n++) dequantize_row((QType)t, wq + n * rb, wd + n * K, K);
                     Mat md = mat_f32(wd, N, K);
                     matmul_use_gemm = 0;
                     matmul(y0, x, &md, T);
                     matmul_use_gemm = 1;
-                    for (int i = 0; i < T * N; i++)
+                    for (int i = 0; i < T * N; i++) {
                         cr_assert(fabsf(y0[i] - y1[i]) <= 1e-4f * (1 + fabsf(y0[i])),
                                   "%s T=%d N=%d K=%d at %d: dot %g, gemm %g",
                                   qtype_name((QType)t), T, N, K, i, y0[i], y1[i]);
-                    free(w), free(x), free(y0), free(y1), free(wq), free(wd);
+                        cr_assert(!small || fabsf(y0[i] - y2[i]) <= 1e-4f * (1 + fabsf(y0[i])),
+                                  "%s T=%d N=%d K=%d at %d: dot %g, few-token kernel %g",
+                                  qtype_name((QType)t), T, N, K, i, y0[i], y2[i]);
+                    }
+                    free(w), free(x), free(y0), free(y1), free(y2), free(wq), free(wd);
                 }
 }

@@ -165,6 +165,76 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
     return 0;
 }
 
+/* ---- few tokens: no packing ------------------------------------------------------ */
+
+/* acc[i][j] = w_i . x_j for 4 weight rows and 4 token rows of K floats
+ * (rows past the valid ones point at valid rows; their sums are dropped).
+ * Per 16 columns: 8 loads, 16 FMAs into 16 zmm accumulators. */
+AVX512 static void small_4x4(const float *const w[4], const float *const x[4], int K,
+                             float acc_out[4][4]) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv[4], xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) wv[i] = _mm512_loadu_ps(w[i] + k), xv[i] = _mm512_loadu_ps(x[i] + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);
+    }
+    if (k < K) {
+        const __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+        __m512 wv[4], xv[4];
+        for (int i = 0; i < 4; i++)
+            wv[i] = _mm512_maskz_loadu_ps(m, w[i] + k), xv[i] = _mm512_maskz_loadu_ps(m, x[i] + k);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc_out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+int gemm_nt_small(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
+    if (qtype_block(W->type) > 1) return -1; /* quantised: the Q8_0 dot path */
+    const int K = W->cols, n_blocks = (n_rows + 3) / 4;
+    float *buf = NULL;
+    if (W->type != QTYPE_F32) {
+        buf = pack_get((size_t)threads_max() * 4 * (size_t)K);
+        if (!buf) return -1;
+    }
+    /* a parallel region costs microseconds: small products stay on one thread */
+#pragma omp parallel for schedule(static) if ((long)n_rows * K * T >= 1L << 17)
+    for (int b = 0; b < n_blocks; b++) {
+        const int n0 = b * 4, nr = n_rows - n0 < 4 ? n_rows - n0 : 4;
+        const float *w[4];
+        for (int i = 0; i < 4; i++) {
+            const int r = row0 + n0 + (i < nr ? i : 0);
+            if (!buf) {
+                w[i] = (const float *)W->data + (size_t)r * K;
+            } else {
+                float *row = buf + ((size_t)thread_id() * 4 + (size_t)i) * K;
+                if (i < nr) dequantize_row(W->type, mat_row(W, r), row, K);
+                w[i] = i < nr ? row : w[0];
+            }
+        }
+        for (int t0 = 0; t0 < T; t0 += 4) {
+            const int tr = T - t0 < 4 ? T - t0 : 4;
+            const float *xs[4];
+            for (int j = 0; j < 4; j++) xs[j] = x + (size_t)(t0 + (j < tr ? j : 0)) * K;
+            float acc[4][4];
+            small_4x4(w, xs, K, acc);
+            for (int j = 0; j < tr; j++)
+                for (int i = 0; i < nr; i++) y[(size_t)(t0 + j) * n_rows + n0 + i] = acc[i][j];
+        }
+    }
+    return 0;
+}
+
 /* C (M, N) = beta C + op(A) op(B), scalar: the reference for sgemm. */
 static void sgemm_ref(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc) {

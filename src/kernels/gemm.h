@@ -21,6 +21,13 @@ int gemm_available(void);
  * (y is then untouched and the caller falls back). */
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
 
+/* The same for a few tokens (decoding a batch: 2 to a few dozen), without
+ * packing: 4 weight rows meet 4 tokens at a time in registers, so each
+ * weight is read once per 4 tokens. Float weights only (F32, and BF16/F16
+ * converted one 4-row block at a time); -1 for quantised types (their
+ * Q8_0 dot products keep llama.cpp's numerics) or without scratch. */
+int gemm_nt_small(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
+
 /* General float32 GEMM for training: C (M, N) = beta C + op(A) op(B) with
  * op(A)(m, k) = ta ? A[k lda + m] : A[m lda + k] and op(B)(k, n) = tb ?
  * B[n ldb + k] : B[k ldb + n]; beta is 0 (overwrite) or 1 (accumulate, for

@@ -11,8 +11,13 @@
 #include "kernels/gemm.h"
 
 /* From this many tokens on, the packed GEMM beats one dot product per
- * output (measured on the small preset: 4 tokens already gain). */
+ * output (measured on the small preset: 4 tokens already gain); below
+ * SMALL_MAX_T tokens, float weights go to the unpacked few-token kernel,
+ * which beats both there (one thread, the small preset's shapes, T = 4 to
+ * 16: 50-100 GFLOP/s against 30-45 for the dots and 15-55 for the packed
+ * GEMM; they meet at 32 tokens). */
 #define GEMM_MIN_T 4
+#define SMALL_MAX_T 32
 
 /* Grow-only scratch, one per calling thread (the model's worker). */
 static _Thread_local void *scratch;
@@ -37,9 +42,10 @@ void matmul_thread_free(void) {
 
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
-    if (T >= GEMM_MIN_T && matmul_use_gemm && gemm_available() &&
-        gemm_nt(y, x, W, row0, n_rows, T) == 0)
-        return;
+    if (T >= 2 && matmul_use_gemm && gemm_available()) {
+        if (T < SMALL_MAX_T && gemm_nt_small(y, x, W, row0, n_rows, T) == 0) return;
+        if (T >= GEMM_MIN_T && gemm_nt(y, x, W, row0, n_rows, T) == 0) return;
+    }
     const int K = W->cols;
     const size_t rb = qtype_row_bytes(W->type, K);
     const char *w = (const char *)W->data + (size_t)row0 * rb;
