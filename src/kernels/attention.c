@@ -17,9 +17,37 @@ static inline float dot(const float *a, const float *b, int n) {
     return r;
 }
 
+/* Queries t0..t0+n-1 as a block: P (n, S) = Q K^T over the S keys the
+ * block's last query sees, each row scaled, masked past its own position
+ * and normalised; out = P V. The masked entries cost FLOPs but the packed
+ * GEMM runs ~10x the row loop's speed. */
+static void attention_block(float *out, int out_stride, const float *q, int q_stride,
+                            const float *k, int k_stride, const float *v, int v_stride, int n,
+                            int pos, int Dk, int Dv, float scale, float *P) {
+    const int S = pos + n;
+    sgemm(0, 1, n, S, Dk, q, q_stride, k, k_stride, 0.0f, P, S);
+    for (int t = 0; t < n; t++) {
+        float *p = P + (size_t)t * S;
+        const int seen = pos + t + 1;
+        for (int s = 0; s < seen; s++) p[s] *= scale;
+        softmax(p, seen);
+        for (int s = seen; s < S; s++) p[s] = 0.0f;
+    }
+    sgemm(0, 0, n, Dv, S, P, S, v, v_stride, 0.0f, out, out_stride);
+}
+
 void attention_head(float *out, int out_stride, const float *q, int q_stride, const float *k,
                     int k_stride, const float *v, int v_stride, int T, int pos0, int Dk, int Dv,
                     float scale, float *scores) {
+    if (T >= ATTENTION_BLOCK) {
+        for (int t0 = 0; t0 < T; t0 += ATTENTION_BLOCK) {
+            const int n = T - t0 < ATTENTION_BLOCK ? T - t0 : ATTENTION_BLOCK;
+            attention_block(out + (size_t)t0 * out_stride, out_stride, q + (size_t)t0 * q_stride,
+                            q_stride, k, k_stride, v, v_stride, n, pos0 + t0, Dk, Dv, scale,
+                            scores);
+        }
+        return;
+    }
     for (int t = 0; t < T; t++) {
         const float *qt = q + (size_t)t * q_stride;
         int S = pos0 + t + 1;

@@ -9,7 +9,14 @@
  * positions 0..pos0+T-1 (query t sees keys 0..pos0+t):
  *   out[t] (Dv) = sum_s softmax_s(scale * q[t].k[s]) v[s]
  * Rows are addressed with strides (in floats) so that q, k, v and out can be
- * one head's slice of a (T, H, D) buffer. scores: scratch of pos0+T floats. */
+ * one head's slice of a (T, H, D) buffer. scores: scratch of
+ * attention_scratch(T, pos0 + T) floats. From ATTENTION_BLOCK queries on
+ * (a prefill), blocks of that many queries run as two GEMMs (scores = Q K^T
+ * over the keys the block sees, masked; out = P V); fewer run row by row. */
+#define ATTENTION_BLOCK 32
+static inline long attention_scratch(int T, int S) {
+    return (long)(T >= ATTENTION_BLOCK ? ATTENTION_BLOCK : 1) * S;
+}
 void attention_head(float *out, int out_stride, const float *q, int q_stride, const float *k,
                     int k_stride, const float *v, int v_stride, int T, int pos0, int Dk, int Dv,
                     float scale, float *scores);

@@ -37,6 +37,9 @@ void matmul_thread_free(void) {
     free(scratch);
     scratch = NULL;
     scratch_cap = 0;
+    /* the thread's OpenMP team ran GEMMs too (attention per head) and goes
+     * away with it: each member frees its own buffer */
+#pragma omp parallel
     gemm_thread_free();
 }
 

@@ -30,7 +30,8 @@ static inline const void *mat_row(const Mat *W, int r) {
  * Tests compare the two. */
 extern int matmul_use_gemm;
 
-/* Free the calling thread's matmul and GEMM scratch: for a thread that ran
+/* Free the calling thread's matmul and GEMM scratch, and its OpenMP
+ * team's: for a thread that ran
  * the model and is about to exit (the serving engine's worker), whose
  * thread-local buffers would otherwise leak. */
 void matmul_thread_free(void);

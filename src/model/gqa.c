@@ -50,7 +50,11 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
         rows[i] = kvcache_rows(kv, layer, 0, S, conv);
         s_max = S > s_max ? S : s_max;
     }
-    float *ws = arena_floats(a, (size_t)s_max * threads_max());
+    int t_max = 0;
+    for (int i = 0; i < N; i++)
+        t_max = sr->start[i + 1] - sr->start[i] > t_max ? sr->start[i + 1] - sr->start[i] : t_max;
+    const size_t per = (size_t)attention_scratch(t_max, s_max);
+    float *ws = arena_floats(a, per * threads_max());
     if (!ws) return -1;
     /* one task per (sequence, head): a prefill splits its heads, a batch its rows too */
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
@@ -60,7 +64,7 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
             const size_t qo = (size_t)r0 * H * Dh + (size_t)h * Dh;
             attention_head(att + qo, H * Dh, q + qo, H * Dh, rows[i] + (size_t)g * Dh, W,
                            rows[i] + (size_t)(KV + g) * Dh, W, sr->start[i + 1] - r0, sr->pos[r0],
-                           Dh, Dh, rope->softmax_scale, ws + (size_t)s_max * thread_id());
+                           Dh, Dh, rope->softmax_scale, ws + per * thread_id());
         }
     }
     matmul(out, att, &L->o_proj, T);

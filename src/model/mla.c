@@ -127,7 +127,7 @@ static int mla_attend_prefill(float *att, const float *q, const float *rows, int
     const int qk = nope + rd, W = R + rd, nt = threads_max();
     /* latents and rope keys as separate contiguous matrices */
     float *cl = arena_floats(a, (size_t)S * R), *kp = arena_floats(a, (size_t)S * rd);
-    size_t per = (size_t)S * (nope + qk + vd + 1);
+    size_t per = (size_t)S * (nope + qk + vd) + (size_t)attention_scratch(T, S);
     float *ws = arena_floats(a, per * nt);
     if (!cl || !kp || !ws) return -1;
     for (int s = 0; s < S; s++) {
