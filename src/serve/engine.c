@@ -514,7 +514,7 @@ static void slot_start(Engine *e, Slot *sl, Job *j) {
 static void slot_take_token(Engine *e, Slot *sl, int id) {
     const Job *j = sl->job;
     Err err;
-    if (gen_is_stop(&e->cs.gen, id)) {
+    if (!j->p.ignore_eos && gen_is_stop(&e->cs.gen, id)) {
         slot_finish(e, sl, "stop", NULL);
         return;
     }

@@ -79,6 +79,9 @@ typedef struct JobParams {
     int max_tokens;             /* <= 0: until a stop or a full context */
     const char *stop[ENGINE_MAX_STOP]; /* stop strings (copied at submit); NULL ends the list */
     double time_limit_s;        /* <= 0: none; when passed the job ends with "length" */
+    int ignore_eos;             /* generate through stop ids (benchmarks; llama-server's
+                                   ignore_eos): only max_tokens, a stop string or the
+                                   context end the job */
 } JobParams;
 
 /* Why submit refused a job. */
