@@ -235,6 +235,43 @@ static inline int h_run(HRun *r, char *const argv[], unsigned timeout_s) {
     return (r->exited && r->code == 127 && strstr(r->err, "exec ") == r->err) ? -1 : 0;
 }
 
+/* Start argv[0] (a path) with argv in the background, in its own process
+ * group, stdin from /dev/null, stdout and stderr appended to out_path and
+ * err_path (a server whose log a test reads while it runs). Returns the pid,
+ * or -1. The caller ends it (h_wait, or kill(-pid, SIGKILL) on the way out). */
+static inline pid_t h_spawn(char *const argv[], const char *out_path, const char *err_path) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0) return pid < 0 ? -1 : pid;
+    setpgid(0, 0);
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int err = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (in < 0 || out < 0 || err < 0) _exit(127);
+    dup2(in, 0), dup2(out, 1), dup2(err, 2);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+/* Wait up to timeout_s (polling every 10 ms) for h_spawn's pid to end, then
+ * fill r's status fields (exited, code, signaled, sig; no output). Returns 0
+ * when it ended, -1 when it still runs. */
+static inline int h_wait(pid_t pid, unsigned timeout_s, HRun *r) {
+    memset(r, 0, sizeof *r);
+    for (unsigned i = 0; i <= timeout_s * 100; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            r->exited = WIFEXITED(st);
+            r->code = r->exited ? WEXITSTATUS(st) : -1;
+            r->signaled = WIFSIGNALED(st);
+            r->sig = r->signaled ? WTERMSIG(st) : 0;
+            return 0;
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
 /* "exit 1", "signal 11 (timeout)" ... for messages, in a static buffer. */
 static inline const char *h_run_status(const HRun *r) {
     static char buf[64];
