@@ -9,7 +9,7 @@
 // are exactly what the API gives non-streamed for the same messages
 // (temperature 0); the second turn's request carries the first turn's
 // answer but not its thinking; Stop ends a stream; New chat clears the page
-// and the history. The page's fetch is wrapped to hand it every response
+// and the history, also in the middle of a stream. The page's fetch is wrapped to hand it every response
 // body in 61-byte pieces, so its event parser meets events split anywhere,
 // and for the Stop check slowly (a tiny model's whole answer otherwise
 // arrives before a click can land). Exit 0 when every check holds, else 1
@@ -211,6 +211,22 @@ async function main() {
     eq(t5.request.body.messages, [
       ...(t4.answer ? [{ role: 'user', content: 'Name a whale.' }, { role: 'assistant', content: t4.answer }] : []),
       { role: 'user', content: 'What is 2+2?' }], 'messages after a stopped turn');
+
+    /* New chat in the middle of a (slowed) stream: the page empties at once
+     * and the next message starts a conversation of its own */
+    await page.evaluate(() => { window.__pieceDelayMs = 100; });
+    await page.fill('#input', 'Name a whale.');
+    await page.click('#send');
+    await page.locator(`${lastAssistant} .thinking-text`).waitFor({ state: 'attached', timeout: TIMEOUT_MS });
+    await page.click('#new');
+    await page.evaluate(() => { window.__pieceDelayMs = 0; });
+    eq(await page.locator('#messages > *').count(), 0, 'messages after New chat during a stream');
+    check(await page.locator('#send').isEnabled(), 'Send is not enabled after New chat during a stream');
+    const t6 = await turn(page, sent, 'Hi');
+    eq(t6.state, 'done', 'state of the turn after New chat during a stream');
+    eq(t6.request.body.messages, [{ role: 'user', content: 'Hi' }], 'messages after New chat during a stream');
+    eq(t6.answer, want1.content, 'answer after New chat during a stream');
+    eq(await page.locator('#messages .msg').count(), 2, 'messages on the page after that turn');
 
     check(errors.length === 0, 'errors in the page: ' + errors.join('; '));
   } finally {
