@@ -57,7 +57,7 @@ static int serve_options(const ServeFlags *f, EngineOpts *eo, HttpOpts *ho) {
                      .api_key = f->api_key,
                      .max_body = (size_t)f->max_body,
                      .time_limit_s = f->timeout > 0 ? f->timeout : -1,
-                     .max_connections = 2 * (f->parallel + f->queue) + 32,
+                     .max_connections = 2 * (f->parallel + f->queue) + 64,
                      .idle_s = (unsigned)f->idle};
     return 0;
 }

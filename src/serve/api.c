@@ -420,7 +420,7 @@ int api_parse(ApiRoute route, const char *body, size_t len, ApiRequest *req, Api
     if (!api_utf8_valid(body, len, &bad))
         return api_error(e, 400, NULL, "request body is not valid UTF-8 (byte %zu)", bad);
     json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root)
         return api_error(e, 400, NULL, "invalid JSON at line %d column %d: %s", je.line, je.column,
                          je.text);

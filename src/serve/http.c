@@ -42,10 +42,9 @@ struct HttpServer {
     char *api_key; /* owned copy */
     int port;
     long long started;
-    pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t idle;
+    pthread_mutex_t mu;  /* guards everything below */
+    pthread_cond_t idle; /* signalled when flights becomes empty */
     int stopping;
-    int n_active; /* requests between their first call and completion */
     Flight *flights;
     atomic_uint_fast64_t counter; /* ids and default seeds */
     uint64_t salt;
@@ -185,18 +184,20 @@ static void flight_end(HttpServer *s, Flight *f) {
     f->job = NULL;
 }
 
-/* Wait for the job's next output, checking the client every slice.
- * 1 with *d, 0 when the client is gone (the job is cancelled), -1 out of
- * memory. */
+/* Wait for the job's next output, checking the client before each wait
+ * (a job that produces text all the time never times out, so the check
+ * cannot wait for a quiet slice). 1 with *d, 0 when the client is gone
+ * (the job is cancelled), -1 out of memory. */
 static int wait_delta(HttpServer *s, struct MHD_Connection *c, Job *j, JobDelta *d) {
     set_idle_timeout(c, 0);
     int rc;
-    while ((rc = job_take(j, WAIT_SLICE_MS, d)) == 0) {
+    do {
         if (client_gone(c)) {
             job_cancel(j);
+            rc = 0;
             break;
         }
-    }
+    } while ((rc = job_take(j, WAIT_SLICE_MS, d)) == 0);
     set_idle_timeout(c, s->o.idle_s);
     return rc;
 }
@@ -499,9 +500,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         *con_cls = r;
-        pthread_mutex_lock(&s->mu);
-        s->n_active++;
-        pthread_mutex_unlock(&s->mu);
         return first_call(s, c, url, method, r);
     }
     if (r->answered) {
@@ -532,17 +530,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
+    (void)cls;
     (void)c;
     (void)why;
-    HttpServer *s = cls;
     Req *r = *con_cls;
     if (!r) return;
     free(r->body);
     free(r);
     *con_cls = NULL;
-    pthread_mutex_lock(&s->mu);
-    if (--s->n_active == 0) pthread_cond_broadcast(&s->idle);
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* MHD's own messages (a client's malformed request, a failed send) are
@@ -644,13 +639,13 @@ void http_stop(HttpServer *s, double grace_s) {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     for (Flight *f = s->flights; f; f = f->next) job_cancel(f->job);
-    /* let the cancelled requests write their last chunk or their 503 */
+    /* let the cancelled jobs' readers write their last chunk or their 503 */
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     long long ns = (long long)until.tv_nsec + (long long)(grace_s * 1e9);
     until.tv_sec += (time_t)(ns / 1000000000);
     until.tv_nsec = (long)(ns % 1000000000);
-    while (s->n_active > 0 && pthread_cond_timedwait(&s->idle, &s->mu, &until) == 0) {
+    while (s->flights && pthread_cond_timedwait(&s->idle, &s->mu, &until) == 0) {
     }
     pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d); /* shuts every connection's socket, joins its thread */

@@ -36,9 +36,10 @@ int http_port(const HttpServer *s);
 
 /* Shut down: stop accepting connections, answer new requests on open ones
  * with 503, cancel the jobs in flight (a stream gets its last chunk with
- * finish_reason "cancelled" and [DONE]), wait up to grace_s seconds for
- * their requests to end, then close every connection and join its thread.
- * The engine is left open (close it after this). NULL allowed. */
+ * finish_reason "cancelled" and [DONE], a waiting client 503), wait up to
+ * grace_s seconds for their readers to finish, then close every connection
+ * and join its thread. The engine is left open (close it after this).
+ * NULL allowed. */
 void http_stop(HttpServer *s, double grace_s);
 
 #endif
