@@ -121,6 +121,7 @@ static const BadBody bad_bodies[] = {
      "stream_options.include_usage", "include_usage"},
     {C, "{" MSG ",\"model\":5}", "model", "model"},
     {C, "{" MSG ",\"user\":5}", "user", "user"},
+    {C, "{" MSG ",\"ignore_eos\":\"yes\"}", "ignore_eos", "ignore_eos"},
     {P, "{}", "prompt", "prompt"},
     {P, "{\"prompt\":5}", "prompt", "prompt"},
     {P, "{\"prompt\":[\"a\"]}", "prompt", "prompt"},

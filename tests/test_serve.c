@@ -46,7 +46,7 @@ Test(serve, api_reads_back_an_openai_request) {
         "\"stop\":[\"x\",\"yz\"],\"seed\":1099511627776,\"presence_penalty\":-1.5,"
         "\"frequency_penalty\":2,\"n\":1,\"user\":\"u\",\"logprobs\":false,"
         "\"response_format\":{\"type\":\"text\"},\"stream\":true,"
-        "\"stream_options\":{\"include_usage\":true}}";
+        "\"stream_options\":{\"include_usage\":true},\"ignore_eos\":true}";
     ApiRequest q;
     ApiError e;
     cr_assert_eq(api_parse(API_CHAT, body, strlen(body), &q, &e), 0, "refused: %s", e.message);
@@ -68,7 +68,7 @@ Test(serve, api_reads_back_an_openai_request) {
     cr_expect_str_eq(q.params.stop[1], "yz");
     cr_expect_null(q.params.stop[2]);
     cr_expect(q.has_seed && q.params.sampling.seed == 1099511627776ull);
-    cr_expect(q.stream && q.include_usage);
+    cr_expect(q.stream && q.include_usage && q.params.ignore_eos);
     api_request_free(&q);
 
     /* nothing said: OpenAI's defaults; null is "not given" */
@@ -78,7 +78,8 @@ Test(serve, api_reads_back_an_openai_request) {
     cr_assert_eq(api_parse(API_CHAT, plain, strlen(plain), &q, &e), 0, "refused: %s", e.message);
     cr_expect_float_eq(q.params.sampling.temperature, API_DEFAULT_TEMPERATURE, 1e-6);
     cr_expect_float_eq(q.params.sampling.top_p, API_DEFAULT_TOP_P, 1e-6);
-    cr_expect(!q.has_seed && !q.stream && !q.include_usage && q.params.max_tokens == 0);
+    cr_expect(!q.has_seed && !q.stream && !q.include_usage && q.params.max_tokens == 0 &&
+              !q.params.ignore_eos);
     cr_expect(!q.model);
     cr_expect_str_eq(q.params.stop[0], "END");
     cr_expect_null(q.params.stop[1]);

@@ -113,28 +113,13 @@ static json_t *str_json(const char *s, size_t n) {
 /* ---- request fields ---------------------------------------------------------- */
 
 static const char *const chat_fields[] = {
-    "messages",    "model", "stream",           "stream_options",
-    "temperature", "top_p", "max_tokens",       "max_completion_tokens",
-    "stop",        "seed",  "presence_penalty", "frequency_penalty",
-    "n",           "user",  "logprobs",         "response_format",
-    NULL};
-static const char *const completion_fields[] = {"prompt",
-                                                "suffix",
-                                                "model",
-                                                "stream",
-                                                "stream_options",
-                                                "temperature",
-                                                "top_p",
-                                                "max_tokens",
-                                                "stop",
-                                                "seed",
-                                                "presence_penalty",
-                                                "frequency_penalty",
-                                                "n",
-                                                "user",
-                                                "logprobs",
-                                                "echo",
-                                                NULL};
+    "messages", "model", "stream", "stream_options", "temperature", "top_p", "max_tokens",
+    "max_completion_tokens", "stop", "seed", "presence_penalty", "frequency_penalty", "n",
+    "user", "logprobs", "response_format", "ignore_eos", NULL};
+static const char *const completion_fields[] = {
+    "prompt", "suffix", "model", "stream", "stream_options", "temperature", "top_p",
+    "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty", "n", "user",
+    "logprobs", "echo", "ignore_eos", NULL};
 static const char *const message_fields[] = {"role", "content", "reasoning_content", "name", NULL};
 static const char *const part_fields[] = {"type", "text", NULL};
 
@@ -274,6 +259,9 @@ static int parse_common(json_t *root, ApiRequest *req, ApiError *e) {
         return -1;
     int n = 1;
     Err err;
+    /* llama-server's extension: generate through end-of-text (benchmarks) */
+    if (json_get_bool(root, "ignore_eos", &req->params.ignore_eos, "request", &err) != 0)
+        return bad_field(e, "ignore_eos", &err);
     if (json_get_int(root, "n", &n, "request", &err) != 0) return bad_field(e, "n", &err);
     if (n != 1)
         return api_error(e, 400, "n",
