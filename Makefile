@@ -84,6 +84,8 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_LIB_SRC := $(filter src/base/% src/io/% src/tokenizer/%,$(LIB_SRC))
 # the parts of rl that read model output (they need only base)
 FUZZ_LIB_SRC += $(filter src/rl/reward.c src/rl/task%.c src/rl/countdown_expr.c src/rl/template.c,$(LIB_SRC))
+# whale serve's request schema (it needs only base)
+FUZZ_LIB_SRC += src/serve/api.c
 FUZZ_SECONDS ?= 30
 fuzz:
 	@mkdir -p build-fuzz

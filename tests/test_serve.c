@@ -34,6 +34,24 @@ Test(serve, api_refuses_each_bad_field_by_name) {
     }
 }
 
+Test(serve, api_errors_stay_valid_utf8_when_cut) {
+    /* an unknown field of 40 two-byte characters: the 64-byte param is cut
+     * at a character boundary, and the error body is JSON */
+    char body[256] = "{\"";
+    for (int i = 0; i < 40; i++) strcat(body, "\xc3\xa9");
+    strcat(body, "\":1}");
+    ApiRequest q;
+    ApiError e;
+    cr_assert_eq(api_parse(API_CHAT, body, strlen(body), &q, &e), -1);
+    cr_expect_eq(strlen(e.param), 62, "param of %zu bytes", strlen(e.param));
+    cr_expect(api_utf8_valid(e.param, strlen(e.param), NULL), "param cut inside a character");
+    char *text = api_error_body(&e, NULL);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    cr_expect(j, "the error body is not JSON: %s", text ? text : "(null)");
+    json_decref(j);
+    free(text);
+}
+
 Test(serve, api_reads_back_an_openai_request) {
     const char *body =
         "{\"model\":\"m\",\"messages\":["

@@ -25,6 +25,8 @@ static const char *status_type(int status) {
     }
 }
 
+static void utf8_trim(char *s);
+
 int api_error(ApiError *e, int status, const char *param, const char *fmt, ...) {
     e->status = status;
     e->type = status_type(status);
@@ -34,6 +36,9 @@ int api_error(ApiError *e, int status, const char *param, const char *fmt, ...) 
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* a long field name cut to fit may end inside a character */
+    utf8_trim(e->param);
+    utf8_trim(e->message);
     return -1;
 }
 
@@ -82,6 +87,15 @@ int api_utf8_valid(const char *s, size_t n, size_t *bad) {
         i += k;
     }
     return 1;
+}
+
+/* Drop an incomplete UTF-8 sequence at the end of s (one that snprintf
+ * cut), so a truncated message stays valid text. */
+static void utf8_trim(char *s) {
+    size_t n = strlen(s), i = n;
+    while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
+    const unsigned char *u = (const unsigned char *)s;
+    if (i > 0 && u[i - 1] >= 0xC0 && utf8_seq(u, i - 1, n) == 0) s[i - 1] = 0;
 }
 
 /* A JSON string of s (n bytes), with U+FFFD for each invalid byte (model
@@ -559,7 +573,7 @@ static json_t *error_json(const ApiError *e) {
     return json_pack("{s:{s:o, s:s, s:o, s:o}}", "error", "message",
                      str_json(e->message, strlen(e->message)), "type",
                      e->type ? e->type : "server_error", "param",
-                     e->param[0] ? json_string(e->param) : json_null(), "code",
+                     e->param[0] ? str_json(e->param, strlen(e->param)) : json_null(), "code",
                      e->code ? json_string(e->code) : json_null());
 }
 
