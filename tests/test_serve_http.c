@@ -655,8 +655,8 @@ static void read_until_text(int c) {
     }
 }
 
-/* Send a greedy chat request with no token limit (a random model runs to
- * the full context) and return its socket. Each has a prompt of its own:
+/* Send a chat request with no token limit that ignores end-of-text (it
+ * runs to the full context) and return its socket. Each has a prompt of its own:
  * greedy decoding of one prompt twice would store no new rows in the
  * prefix cache, which abandon() counts. */
 static int long_request(int port, int stream) {
@@ -664,7 +664,7 @@ static int long_request(int port, int stream) {
     char body[256], req[512];
     snprintf(body, sizeof body,
              "{\"messages\":[{\"role\":\"user\",\"content\":\"go %d\"}],\"temperature\":0,"
-             "\"stream\":%s}",
+             "\"ignore_eos\":true,\"stream\":%s}",
              k++, stream ? "true" : "false");
     int n = snprintf(req, sizeof req,
                      "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " KEY
@@ -791,4 +791,69 @@ Test(serve, survives_hostile_clients, .init = setup, .fini = teardown) {
     cr_expect(strstr(r.raw, "data: [DONE]"), "no [DONE] after SIGTERM");
     resp_free(&r);
     serve_stop(&g_srv);
+}
+
+/* `whale init --preset tiny` into g_dir/tiny; returns the path. */
+static const char *tiny_model(void) {
+    const char *model = h_path(g_dir, "tiny");
+    HRun run;
+    WHALE(&run, "init", "--preset", "tiny", "--out", model, "--seed", "1");
+    expect_ok(&run);
+    h_run_free(&run);
+    return model;
+}
+
+Test(serve, time_limit_ends_a_long_answer, .init = setup, .fini = teardown) {
+    const char *model = tiny_model();
+    serve_start(&g_srv, g_dir, model,
+                (const char *const[]){"--timeout", "0.3", "--parallel", "1", "-t", "1", NULL});
+    /* with no limit and ignore_eos the random model runs to the full
+     * context (4095 tokens, about 1.4 s here) unless the time limit cuts it */
+    Resp r;
+    double t0 = now_s();
+    http_req(g_srv.port, "POST", "/v1/completions", NULL,
+             "{\"prompt\":\"a\",\"temperature\":0,\"ignore_eos\":true}", &r);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_expect_str_eq(jstr(r.json, "choices.0.finish_reason"), "length");
+    long long n = jint(r.json, "usage", "completion_tokens");
+    cr_expect(n > 0 && n < 4000, "%lld tokens in %.2f s: the time limit did not cut it", n,
+              now_s() - t0);
+    resp_free(&r);
+    serve_stop(&g_srv);
+}
+
+Test(serve, bad_flags_are_named, .init = setup, .fini = teardown) {
+    HRun r;
+    WHALE(&r, "serve", "--port", "0");
+    EXPECT_FAIL(&r, "-m");
+    h_run_free(&r);
+    WHALE(&r, "serve", "-m", h_path(g_dir, "nosuch"), "--port", "0");
+    EXPECT_FAIL(&r, "nosuch");
+    h_run_free(&r);
+    static const char *const bad[][3] = {
+        {"--port", "70000", "--port"},      {"--parallel", "0", "--parallel"},
+        {"--queue", "0", "--queue"},        {"--kv-type", "f16", "--kv-type"},
+        {"--max-body", "10", "--max-body"}, {"--idle-timeout", "0", "--idle-timeout"},
+        {"--timeout", "-1", "--timeout"},   {"--cache-mb", "-5", "--cache-mb"},
+        {"--port", "x", "--port"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        WHALE(&r, "serve", "-m", "m", bad[i][0], bad[i][1]);
+        EXPECT_FAIL(&r, bad[i][2]);
+        h_run_free(&r);
+    }
+    /* a port already taken: named with the reason */
+    const char *model = tiny_model();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    WHALE(&r, "serve", "-m", model, "--port", port, "-t", "1");
+    EXPECT_FAIL(&r, port, "in use");
+    h_run_free(&r);
+    close(fd);
 }
