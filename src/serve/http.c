@@ -179,6 +179,7 @@ static void flight_end(HttpServer *s, Flight *f) {
     else
         s->flights = f->next;
     if (f->next) f->next->prev = f->prev;
+    if (!s->flights) pthread_cond_broadcast(&s->idle); /* http_stop may be waiting */
     pthread_mutex_unlock(&s->mu);
     job_release(f->job);
     f->job = NULL;
