@@ -65,7 +65,7 @@ static const struct {
 /* One request's state (MHD's con_cls), from the first call to completion. */
 typedef struct Req {
     int route;
-    int answered; /* a response was queued at the first call */
+    int answered; /* a response is queued: later body bytes are ignored */
     char *body;
     size_t len, cap;
 } Req;
@@ -476,14 +476,11 @@ static enum MHD_Result first_call(HttpServer *s, struct MHD_Connection *c, const
         e.code = "invalid_api_key";
         return queue_error(c, &e);
     }
-    if (get) { /* answered on the next call: an answer queued on the first call closes the
-                  connection */
-        r->answered = 0;
-        return MHD_YES;
-    }
+    /* a GET is answered on the next call: an answer queued on the first
+     * call makes MHD close the connection (no keep-alive) */
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
+    if (!get && cl && strtoull(cl, NULL, 10) > s->o.max_body) {
         api_error(&e, 413, NULL, "request body of %.20s bytes is over the limit of %zu", cl,
                   s->o.max_body);
         return queue_error(c, &e);
