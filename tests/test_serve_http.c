@@ -846,8 +846,8 @@ Test(serve, bad_flags_are_named, .init = setup, .fini = teardown) {
         EXPECT_FAIL(&r, bad[i][2]);
         h_run_free(&r);
     }
-    /* a port already taken: named with the reason */
-    const char *model = tiny_model();
+    /* a port already taken: named with the reason, before the model loads
+     * (this one does not exist) */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -856,7 +856,7 @@ Test(serve, bad_flags_are_named, .init = setup, .fini = teardown) {
               getsockname(fd, (struct sockaddr *)&a, &al) == 0);
     char port[16];
     snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
-    WHALE(&r, "serve", "-m", model, "--port", port, "-t", "1");
+    WHALE(&r, "serve", "-m", h_path(g_dir, "nosuch"), "--port", port, "-t", "1");
     EXPECT_FAIL(&r, port, "in use");
     h_run_free(&r);
     close(fd);

@@ -112,10 +112,15 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     Err err = {0};
-    Engine *e = NULL;
-    if (engine_open(&e, f.model, &eo, &err) != 0) return cli_fail("serve", "%s", err.msg);
     HttpServer *s = NULL;
-    if (http_start(&s, e, &ho, &err) != 0) {
+    if (http_listen(&s, &ho, &err) != 0) return cli_fail("serve", "%s", err.msg);
+    Engine *e = NULL;
+    if (engine_open(&e, f.model, &eo, &err) != 0) {
+        http_stop(s, 0);
+        return cli_fail("serve", "%s", err.msg);
+    }
+    if (http_run(s, e, &err) != 0) {
+        http_stop(s, 0);
         engine_close(e);
         return cli_fail("serve", "%s", err.msg);
     }

@@ -40,6 +40,7 @@ struct HttpServer {
     Engine *e;
     HttpOpts o;
     char *api_key; /* owned copy */
+    int fd;        /* the listening socket (MHD's once it runs) */
     int port;
     long long started;
     pthread_mutex_t mu;  /* guards everything below */
@@ -582,57 +583,57 @@ static int listen_on(const char *host, int port, int *bound_port, Err *err) {
     return fd;
 }
 
-int http_start(HttpServer **out, Engine *e, const HttpOpts *o, Err *err) {
+int http_listen(HttpServer **out, const HttpOpts *o, Err *err) {
     *out = NULL;
     HttpServer *s = calloc(1, sizeof *s);
     if (!s) return err_set(err, "out of memory");
-    s->e = e;
     s->o = *o;
     if (!s->o.host) s->o.host = "127.0.0.1";
     if (!s->o.max_body) s->o.max_body = 1 << 20;
     if (s->o.time_limit_s == 0) s->o.time_limit_s = 600;
     if (!s->o.max_connections) s->o.max_connections = 256;
     if (!s->o.idle_s) s->o.idle_s = 30;
-    s->started = (long long)time(NULL);
+    if (o->api_key && !(s->api_key = strdup(o->api_key))) {
+        free(s);
+        return err_set(err, "out of memory");
+    }
+    if ((s->fd = listen_on(s->o.host, o->port, &s->port, err)) < 0) {
+        free(s->api_key);
+        free(s);
+        return -1;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->idle, NULL);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->salt = splitmix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
     atomic_init(&s->counter, 0);
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->idle, NULL);
-    if (o->api_key && !(s->api_key = strdup(o->api_key))) goto oom;
-    int fd = listen_on(s->o.host, o->port, &s->port, err);
-    if (fd < 0) goto fail;
+    *out = s;
+    return 0;
+}
+
+int http_run(HttpServer *s, Engine *e, Err *err) {
+    s->e = e;
+    s->started = (long long)time(NULL);
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                                 MHD_USE_ITC | MHD_USE_ERROR_LOG,
                             0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-                            NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+                            NULL, MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_NOTIFY_COMPLETED,
                             on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
                             s->o.idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
                             MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
-    if (!s->d) {
-        close(fd);
-        err_set(err, "cannot start the HTTP server on %s port %d", s->o.host, s->port);
-        goto fail;
-    }
-    *out = s;
+    if (!s->d)
+        return err_set(err, "cannot start the HTTP server on %s port %d", s->o.host, s->port);
     return 0;
-oom:
-    err_set(err, "out of memory");
-fail:
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->idle);
-    free(s->api_key);
-    free(s);
-    return -1;
 }
 
 int http_port(const HttpServer *s) { return s->port; }
 
 void http_stop(HttpServer *s, double grace_s) {
     if (!s) return;
-    MHD_socket lfd = MHD_quiesce_daemon(s->d); /* no new connections */
+    /* no new connections (MHD hands the listening socket back) */
+    MHD_socket lfd = s->d ? MHD_quiesce_daemon(s->d) : s->fd;
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
@@ -646,7 +647,7 @@ void http_stop(HttpServer *s, double grace_s) {
     while (s->flights && pthread_cond_timedwait(&s->idle, &s->mu, &until) == 0) {
     }
     pthread_mutex_unlock(&s->mu);
-    MHD_stop_daemon(s->d); /* shuts every connection's socket, joins its thread */
+    if (s->d) MHD_stop_daemon(s->d); /* shuts every connection's socket, joins its thread */
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
     free(s->api_key);

@@ -27,14 +27,20 @@ typedef struct HttpOpts {
 
 typedef struct HttpServer HttpServer;
 
-/* Start serving e (borrowed: it must outlive the server) on o's address.
- * 0 with *out, or -1 with err (the address cannot be resolved or bound). */
-int http_start(HttpServer **out, Engine *e, const HttpOpts *o, Err *err);
+/* Bind o's address and listen, before the model loads, so that a port in
+ * use or a bad --host fails at once; connections wait in the backlog until
+ * http_run. 0 with *out, or -1 with err (the address cannot be resolved or
+ * bound). */
+int http_listen(HttpServer **out, const HttpOpts *o, Err *err);
+
+/* Start answering with e (borrowed: it must outlive the server). 0, or -1
+ * with err (then http_stop still frees s). */
+int http_run(HttpServer *s, Engine *e, Err *err);
 
 /* The port the server listens on (the chosen one when o->port was 0). */
 int http_port(const HttpServer *s);
 
-/* Shut down: stop accepting connections, answer new requests on open ones
+/* Shut down (after http_listen or http_run): stop accepting connections, answer new requests on open ones
  * with 503, cancel the jobs in flight (a stream gets its last chunk with
  * finish_reason "cancelled" and [DONE], a waiting client 503), wait up to
  * grace_s seconds for their readers to finish, then close every connection
