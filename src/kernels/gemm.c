@@ -20,10 +20,11 @@
 
 int gemm_available(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
 }
 
-#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 /* acc (MR x NR) = sum_k a[k][0..MR) * b[k][0..NR); then y tile = (first ?
  * acc : y + acc) for the valid mr x nr part. */
@@ -167,67 +168,76 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
 
 /* ---- few tokens: no packing ------------------------------------------------------ */
 
+/* 16 weights at column k of a row as floats: F32 as they are, F16 through
+ * vcvtph2ps, BF16 by shifting its 16 bits into the top of a float (exact);
+ * the _m forms mask the columns past the end. */
+#define LOAD_F32(w, k) _mm512_loadu_ps((const float *)(w) + (k))
+#define LOAD_F32_M(w, k, m) _mm512_maskz_loadu_ps(m, (const float *)(w) + (k))
+#define LOAD_F16(w, k) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const short *)(w) + (k))))
+#define LOAD_F16_M(w, k, m) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const short *)(w) + (k)))
+#define BF16_TO_F32(h) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+#define LOAD_BF16(w, k) BF16_TO_F32(_mm256_loadu_si256((const __m256i *)((const short *)(w) + (k))))
+#define LOAD_BF16_M(w, k, m) BF16_TO_F32(_mm256_maskz_loadu_epi16(m, (const short *)(w) + (k)))
+
 /* acc[i][j] = w_i . x_j for 4 weight rows and 4 token rows of K floats
  * (rows past the valid ones point at valid rows; their sums are dropped).
- * Per 16 columns: 8 loads, 16 FMAs into 16 zmm accumulators. */
-AVX512 static void small_4x4(const float *const w[4], const float *const x[4], int K,
-                             float acc_out[4][4]) {
-    __m512 acc[4][4];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 16 <= K; k += 16) {
-        __m512 wv[4], xv[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) wv[i] = _mm512_loadu_ps(w[i] + k), xv[i] = _mm512_loadu_ps(x[i] + k);
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);
+ * Per 16 columns: 8 loads, 16 FMAs into 16 zmm accumulators. One copy per
+ * weight type, so the loads carry no branch. */
+#define DEFINE_SMALL_4X4(NAME, LOAD, LOAD_M)                                                       \
+    AVX512 static void NAME(const void *const w[4], const float *const x[4], int K,               \
+                            float out[4][4]) {                                                     \
+        __m512 acc[4][4];                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                        \
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();   \
+        int k = 0;                                                                                 \
+        for (; k + 16 <= K; k += 16) {                                                             \
+            __m512 wv[4], xv[4];                                                                   \
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {                                  \
+                wv[i] = LOAD(w[i], k);                                                             \
+                xv[i] = _mm512_loadu_ps(x[i] + k);                                                 \
+            }                                                                                      \
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)                                    \
+                _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)                                \
+                    acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);                          \
+        }                                                                                          \
+        if (k < K) {                                                                               \
+            const __mmask16 m = (__mmask16)((1u << (K - k)) - 1);                                  \
+            __m512 wv[4], xv[4];                                                                   \
+            for (int i = 0; i < 4; i++) {                                                          \
+                wv[i] = LOAD_M(w[i], k, m);                                                        \
+                xv[i] = _mm512_maskz_loadu_ps(m, x[i] + k);                                        \
+            }                                                                                      \
+            for (int i = 0; i < 4; i++)                                                            \
+                for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);  \
+        }                                                                                          \
+        for (int i = 0; i < 4; i++)                                                                \
+            for (int j = 0; j < 4; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);               \
     }
-    if (k < K) {
-        const __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
-        __m512 wv[4], xv[4];
-        for (int i = 0; i < 4; i++)
-            wv[i] = _mm512_maskz_loadu_ps(m, w[i] + k), xv[i] = _mm512_maskz_loadu_ps(m, x[i] + k);
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);
-    }
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) acc_out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
-}
+DEFINE_SMALL_4X4(small_4x4_f32, LOAD_F32, LOAD_F32_M)
+DEFINE_SMALL_4X4(small_4x4_f16, LOAD_F16, LOAD_F16_M)
+DEFINE_SMALL_4X4(small_4x4_bf16, LOAD_BF16, LOAD_BF16_M)
+
+typedef void (*Small4x4)(const void *const w[4], const float *const x[4], int K, float out[4][4]);
 
 int gemm_nt_small(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
-    if (qtype_block(W->type) > 1) return -1; /* quantised: the Q8_0 dot path */
+    const Small4x4 kern = W->type == QTYPE_F32    ? small_4x4_f32
+                          : W->type == QTYPE_F16  ? small_4x4_f16
+                          : W->type == QTYPE_BF16 ? small_4x4_bf16
+                                                  : NULL;
+    if (!kern) return -1; /* quantised: the Q8_0 dot products */
     const int K = W->cols, n_blocks = (n_rows + 3) / 4;
-    float *buf = NULL;
-    if (W->type != QTYPE_F32) {
-        buf = pack_get((size_t)threads_max() * 4 * (size_t)K);
-        if (!buf) return -1;
-    }
     /* a parallel region costs microseconds: small products stay on one thread */
 #pragma omp parallel for schedule(static) if ((long)n_rows * K * T >= 1L << 17)
     for (int b = 0; b < n_blocks; b++) {
         const int n0 = b * 4, nr = n_rows - n0 < 4 ? n_rows - n0 : 4;
-        const float *w[4];
-        for (int i = 0; i < 4; i++) {
-            const int r = row0 + n0 + (i < nr ? i : 0);
-            if (!buf) {
-                w[i] = (const float *)W->data + (size_t)r * K;
-            } else {
-                float *row = buf + ((size_t)thread_id() * 4 + (size_t)i) * K;
-                if (i < nr) dequantize_row(W->type, mat_row(W, r), row, K);
-                w[i] = i < nr ? row : w[0];
-            }
-        }
+        const void *w[4];
+        for (int i = 0; i < 4; i++) w[i] = mat_row(W, row0 + n0 + (i < nr ? i : 0));
         for (int t0 = 0; t0 < T; t0 += 4) {
             const int tr = T - t0 < 4 ? T - t0 : 4;
             const float *xs[4];
             for (int j = 0; j < 4; j++) xs[j] = x + (size_t)(t0 + (j < tr ? j : 0)) * K;
             float acc[4][4];
-            small_4x4(w, xs, K, acc);
+            kern(w, xs, K, acc);
             for (int j = 0; j < tr; j++)
                 for (int i = 0; i < nr; i++) y[(size_t)(t0 + j) * n_rows + n0 + i] = acc[i][j];
         }

@@ -13,7 +13,7 @@
  * and is about to exit: the serving engine's worker). */
 void gemm_thread_free(void);
 
-/* 1 if this CPU can run gemm_nt (AVX-512F). */
+/* 1 if this CPU can run gemm_nt and gemm_nt_small (AVX-512 F, BW, VL). */
 int gemm_available(void);
 
 /* y (T, n_rows) = x (T, K) W[row0 : row0+n_rows]^T. Threads split the
@@ -23,9 +23,9 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
 
 /* The same for a few tokens (decoding a batch: 2 to a few dozen), without
  * packing: 4 weight rows meet 4 tokens at a time in registers, so each
- * weight is read once per 4 tokens. Float weights only (F32, and BF16/F16
- * converted one 4-row block at a time); -1 for quantised types (their
- * Q8_0 dot products keep llama.cpp's numerics) or without scratch. */
+ * weight is read once per 4 tokens. Float weights only (F32, and F16/BF16
+ * converted in registers as they are loaded); -1 for quantised types
+ * (their Q8_0 dot products keep llama.cpp's numerics). */
 int gemm_nt_small(float *y, const float *x, const Mat *W, int row0, int n_rows, int T);
 
 /* General float32 GEMM for training: C (M, N) = beta C + op(A) op(B) with

@@ -11,13 +11,15 @@
 #include "kernels/gemm.h"
 
 /* From this many tokens on, the packed GEMM beats one dot product per
- * output (measured on the small preset: 4 tokens already gain); below
- * SMALL_MAX_T tokens, float weights go to the unpacked few-token kernel,
- * which beats both there (one thread, the small preset's shapes, T = 4 to
- * 16: 50-100 GFLOP/s against 30-45 for the dots and 15-55 for the packed
- * GEMM; they meet at 32 tokens). */
+ * output (measured on the small preset: 4 tokens already gain). Float
+ * weights below small_max_t tokens go to the unpacked few-token kernel,
+ * which beats both there. Measured on one thread (bench: y = x W^T for W
+ * 4096x256 and 1536x7168, GFLOP/s): F32 at 16 tokens 87 (dots 31, packed
+ * 55), the two meet between 32 and 64; F16 and BF16, whose packing
+ * converts one row at a time, at 16 tokens 75-120 (packed 11-33), meet
+ * near 128. */
 #define GEMM_MIN_T 4
-#define SMALL_MAX_T 32
+static int small_max_t(QType t) { return t == QTYPE_F32 ? 48 : 128; }
 
 /* Grow-only scratch, one per calling thread (the model's worker). */
 static _Thread_local void *scratch;
@@ -34,19 +36,21 @@ static void *scratch_get(size_t n) {
 }
 
 void matmul_thread_free(void) {
-    free(scratch);
-    scratch = NULL;
-    scratch_cap = 0;
-    /* the thread's OpenMP team ran GEMMs too (attention per head) and goes
-     * away with it: each member frees its own buffer */
+    /* the thread's OpenMP team ran products too (attention per head) and
+     * goes away with it: each member, this thread included, frees its own */
 #pragma omp parallel
-    gemm_thread_free();
+    {
+        free(scratch);
+        scratch = NULL;
+        scratch_cap = 0;
+        gemm_thread_free();
+    }
 }
 
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     if (T >= 2 && matmul_use_gemm && gemm_available()) {
-        if (T < SMALL_MAX_T && gemm_nt_small(y, x, W, row0, n_rows, T) == 0) return;
+        if (T < small_max_t(W->type) && gemm_nt_small(y, x, W, row0, n_rows, T) == 0) return;
         if (T >= GEMM_MIN_T && gemm_nt(y, x, W, row0, n_rows, T) == 0) return;
     }
     const int K = W->cols;

@@ -165,7 +165,24 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
     float *ws = arena_floats(a, per * threads_max());
     float *oc = arena_floats(a, (size_t)H * T * R); /* (H, T, R) each head's latent output */
     float *oh = arena_floats(a, (size_t)T * vd);    /* (T, v) one head's output */
-    if (!ws || !oc || !oh) return -1;
+    float *qn = arena_floats(a, (size_t)H * T * (nope > 0 ? nope : 1)); /* (H, T, nope) */
+    float *qu = arena_floats(a, (size_t)H * T * R); /* (H, T, R) W_UK[h]^T q_nope */
+    if (!ws || !oc || !oh || !qn || !qu) return -1;
+    /* The absorbed queries of all rows, one product per head: each row of
+     * W_UK is converted (F16, BF16, quantised) once per step, not once per
+     * row and head. */
+    if (nope > 0) {
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++)
+                memcpy(qn + ((size_t)h * T + t) * nope, q + ((size_t)t * H + h) * qk,
+                       (size_t)nope * sizeof(float));
+#pragma omp parallel for schedule(static) if (H > 1 && (long)T * nope * R * H >= 1L << 16)
+        for (int h = 0; h < H; h++)
+            matmul_t(qu + (size_t)h * T * R, qn + (size_t)h * T * nope, &L->kv_b_proj,
+                     h * (nope + vd), nope, T);
+    } else {
+        memset(qu, 0, (size_t)H * T * R * sizeof(float));
+    }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < H; h++) {
@@ -176,8 +193,7 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
             const float *qh = q + ((size_t)t * H + h) * qk, *kv = rows[seq[t]];
             const int S = pos[t] + 1;
             /* qa (W) = [W_UK[h]^T q_nope, q_rope] */
-            if (nope > 0) matmul_t(qa, qh, &L->kv_b_proj, h * (nope + vd), nope, 1);
-            else memset(qa, 0, (size_t)R * sizeof(float));
+            memcpy(qa, qu + ((size_t)h * T + t) * R, (size_t)R * sizeof(float));
             memcpy(qa + R, qh + nope, (size_t)rd * sizeof(float));
             for (int s = 0; s < S; s++) p[s] = scale * dot(kv + (size_t)s * W, qa, NULL, W);
             softmax(p, S);
