@@ -19,7 +19,7 @@
  * converts one row at a time, at 16 tokens 75-120 (packed 11-33), meet
  * near 128. */
 #define GEMM_MIN_T 4
-static int small_max_t(QType t) { return t == QTYPE_F32 ? 48 : 128; }
+static int small_max_t(QType t) { return t == QTYPE_F32 ? 32 : 128; }
 
 /* Grow-only scratch, one per calling thread (the model's worker). */
 static _Thread_local void *scratch;

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/threads.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/blocks.h"
@@ -155,29 +156,61 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     memcpy(fill, count, (size_t)E * sizeof(int));
     for (int i = 0; i < T * K; i++) order[fill[idx[i]]++] = i;
 
-    int max_n = 0;
-    for (int e = 0; e < E; e++)
-        if (count[e + 1] - count[e] > max_n) max_n = count[e + 1] - count[e];
-    float *xe = arena_floats(a, (size_t)max_n * D);
-    float *ybuf = sv ? NULL : arena_floats(a, (size_t)max_n * D);
-    if (!xe || (!sv && !ybuf)) return -1;
+    int max_n = 0, n_active = 0;
+    for (int e = 0; e < E; e++) {
+        const int n = count[e + 1] - count[e];
+        max_n = n > max_n ? n : max_n;
+        n_active += n > 0;
+    }
     memset(out, 0, (size_t)T * D * sizeof(float));
+    /* Inference with enough experts busy for every thread twice over (a
+     * decoding batch, a prompt chunk): the experts run side by side, one
+     * thread each, instead of each expert's three small products being
+     * split over the threads (one parallel region and barrier apiece, which
+     * cost more than the products at a few tokens). */
+    const int by_expert = !sv && n_active >= 2 * threads_max() && threads_max() > 1;
+    float *xe = arena_floats(a, (size_t)(by_expert ? T * K : max_n) * D);
+    float *ybuf = sv ? NULL : arena_floats(a, (size_t)(by_expert ? T * K : max_n) * D);
+    float *gua = by_expert ? arena_floats(a, (size_t)T * K * 3 * Im) : NULL; /* g, u, act */
+    if (!xe || (!sv && !ybuf) || (by_expert && !gua)) return -1;
+    if (by_expert) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int e = 0; e < E; e++) {
+            const int n = count[e + 1] - count[e], c0 = count[e];
+            if (n == 0) continue;
+            float *xs = xe + (size_t)c0 * D;
+            for (int i = 0; i < n; i++)
+                memcpy(xs + (size_t)i * D, x + (size_t)(order[c0 + i] / K) * D,
+                       (size_t)D * sizeof(float));
+            /* the slots' own gate/up rows: no shared arena inside the loop */
+            float *g = gua + (size_t)c0 * 3 * Im;
+            FfnSaved part = {g, g + (size_t)n * Im, g + (size_t)2 * n * Im};
+            ffn_forward(ybuf + (size_t)c0 * D, xs, &L->exp_gate[e], &L->exp_up[e],
+                        &L->exp_down[e], n, &part, NULL);
+        }
+    }
     /* experts in ascending order, as the reference accumulates them */
     for (int e = 0; e < E; e++) {
         const int n = count[e + 1] - count[e];
         if (n == 0) continue;
         const int *slots = order + count[e];
-        for (int i = 0; i < n; i++)
-            memcpy(xe + (size_t)i * D, x + (size_t)(slots[i] / K) * D, (size_t)D * sizeof(float));
         float *ye = sv ? sv->ye + (size_t)count[e] * D : ybuf;
-        FfnSaved part, *ps = NULL;
-        if (sv) {
-            const size_t off = (size_t)count[e] * Im;
-            part = (FfnSaved){sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
-            ps = &part;
+        if (by_expert) {
+            ye = ybuf + (size_t)count[e] * D;
+        } else {
+            for (int i = 0; i < n; i++)
+                memcpy(xe + (size_t)i * D, x + (size_t)(slots[i] / K) * D,
+                       (size_t)D * sizeof(float));
+            FfnSaved part, *ps = NULL;
+            if (sv) {
+                const size_t off = (size_t)count[e] * Im;
+                part = (FfnSaved){sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
+                ps = &part;
+            }
+            if (ffn_forward(ye, xe, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e], n, ps, a) !=
+                0)
+                return -1;
         }
-        if (ffn_forward(ye, xe, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e], n, ps, a) != 0)
-            return -1;
         for (int i = 0; i < n; i++) {
             float *o = out + (size_t)(slots[i] / K) * D;
             const float g = wts[slots[i]], *y = ye + (size_t)i * D;
