@@ -101,6 +101,7 @@ fuzz:
 bench: $(WHALE)
 	bash bench/run.sh
 	bash bench/train.sh
+	bash bench/serve.sh
 
 deps:
 	bash scripts/deps.sh
