@@ -56,6 +56,28 @@ for name in $MODELS; do
     done
 done
 
+# Side by side with llama.cpp (LLAMA_BENCH=/path/to/llama-bench, built by
+# hand beside the project; nothing here builds it): both on the same GGUF
+# file (whale convert of the model to each type), same threads.
+side=""
+if [ -n "${LLAMA_BENCH:-}" ]; then
+    for name in $MODELS; do
+        dir=$(model_dir $name)
+        for q in q8_0 q4_0; do
+            gg=build/bench/$name-$q.gguf
+            [ -f $gg ] || $W convert -m "$dir" --out $gg --type $q >/dev/null
+            out=$($W bench -m $gg -t "$THREADS" -p 128 -n 64 -r 3 --json)
+            pp=$(json "$out" pp_tok_s); tg=$(json "$out" tg_tok_s)
+            ll=$("$LLAMA_BENCH" -m $gg -t "$THREADS" -p 128 -n 64 -r 3 -o json)
+            lpp=$(/usr/bin/python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(round([x for x in r if x['n_prompt']>0][0]['avg_ts'],1))" "$ll")
+            ltg=$(/usr/bin/python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(round([x for x in r if x['n_gen']>0][0]['avg_ts'],1))" "$ll")
+            echo "$name $q GGUF: whale pp128 $pp tg64 $tg | llama.cpp pp128 $lpp tg64 $ltg"
+            ratio() { /usr/bin/python3 -c "print(f'{$1 / $2:.2f}x')"; }
+            side+="| $day | $cpu, $THREADS threads | $name | $q | $pp | $lpp | $(ratio $pp $lpp) | $tg | $ltg | $(ratio $tg $ltg) |"$'\n'
+        done
+    done
+fi
+
 if ! grep -q "^## Inference" bench/RESULTS.md 2>/dev/null; then
     cat >> bench/RESULTS.md <<'HDR'
 
@@ -75,4 +97,19 @@ fi
     echo "| $day | limits: read $bw GB/s, FMA peak $peak GFLOP/s, whale GEMM 256x2048x2048 $g GFLOP/s ($THREADS threads) | | | | | | |"
     printf "%s" "$rows"
 } >> bench/RESULTS.md
+if [ -n "$side" ]; then
+    if ! grep -q "^## Inference side by side" bench/RESULTS.md; then
+        cat >> bench/RESULTS.md <<'HDR'
+
+## Inference side by side with llama.cpp (`LLAMA_BENCH=... make bench`)
+
+Both programs on the same GGUF file (`whale convert` of the random-weight model to the type),
+same threads, one after the other in one run; llama-bench's mean of 3, whale's median of 3.
+
+| date | machine | model | quant | whale pp128 | llama.cpp pp128 | ratio | whale tg64 | llama.cpp tg64 | ratio |
+|---|---|---|---|---:|---:|---:|---:|---:|---:|
+HDR
+    fi
+    printf "%s" "$side" >> bench/RESULTS.md
+fi
 if [ -x bench/tokenizer.sh ] || [ -f bench/tokenizer.sh ]; then bash bench/tokenizer.sh || true; fi
