@@ -8,6 +8,8 @@
 #ifndef WHALE_DOT_H
 #define WHALE_DOT_H
 
+#include <stddef.h>
+
 #include "kernels/quant.h"
 
 /* w: one row of n elements in the table's type; xf: the activation in
@@ -17,9 +19,17 @@ typedef float (*DotFn)(const void *w, const float *xf, const BlockQ8_0 *xq, int 
 
 typedef enum DotLevel { DOT_SCALAR, DOT_AVX2, DOT_AVX512, DOT_AVX512_VNNI, DOT_LEVELS } DotLevel;
 
+/* Four weight rows at w (rb bytes apart; the first nr <= 4 are real, the
+ * others are not read past row 0) against T activation rows in Q8_0 (xq,
+ * xs blocks apart), n elements each: y[t * ldy + r] = w_r . x_t. Exact
+ * integer block sums as the dot kernels compute them. */
+typedef void (*DotTileFn)(const void *w, size_t rb, int nr, const BlockQ8_0 *xq, size_t xs,
+                          int T, int n, float *y, int ldy);
+
 typedef struct DotKernels {
     const char *name;
     DotFn dot[QTYPE_COUNT];
+    DotTileFn tile[QTYPE_COUNT]; /* NULL where the level has none (VNNI: Q8_0, Q4_0) */
 } DotKernels;
 
 /* The kernels of a level, or NULL when this CPU lacks it. */
