@@ -265,6 +265,37 @@ static void sgemm_ref(int ta, int tb, int M, int N, int K, const float *A, int l
 
 int sgemm_use_ref;
 
+/* One sgemm call's operands and packing buffers. */
+typedef struct SgemmSlice {
+    int ta, tb, M, N;
+    const float *A;
+    int lda;
+    const float *B;
+    int ldb;
+    float *C;
+    int ldc;
+    float *ap, *bp;      /* packed strips of A; per-thread panels of B */
+    size_t per_thread;
+} SgemmSlice;
+
+static void sgemm_pack_strip(const SgemmSlice *g, int s, int k0, int kc) {
+    const int m0 = s * MR, mr = g->M - m0 < MR ? g->M - m0 : MR;
+    pack_a(g->ap + (size_t)s * MR * KC, g->A, g->lda, g->ta, m0, mr, k0, kc);
+}
+
+/* Panel p (NR columns of B and C) against every strip, on thread slot tid's buffer. */
+static void sgemm_panel(const SgemmSlice *g, int p, int k0, int kc, int first, int tid) {
+    float *b = g->bp + (size_t)tid * g->per_thread;
+    const int n0 = p * NR, nr = g->N - n0 < NR ? g->N - n0 : NR;
+    const int n_strips = (g->M + MR - 1) / MR;
+    pack_b_f32(b, g->B, g->ldb, g->tb, n0, nr, k0, kc);
+    for (int s = 0; s < n_strips; s++) {
+        const int m0 = s * MR, mr = g->M - m0 < MR ? g->M - m0 : MR;
+        micro_12x32(g->ap + (size_t)s * MR * KC, b, kc, g->C + (size_t)m0 * g->ldc + n0, g->ldc,
+                    mr, nr, first);
+    }
+}
+
 void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
            float beta, float *C, int ldc) {
     assert(beta == 0.0f || beta == 1.0f);
@@ -283,28 +314,26 @@ void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const f
         sgemm_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    float *bp = ap + a_floats;
-    /* a parallel region costs microseconds: small products stay on one thread */
-    const int big = n_panels > 1 && (double)M * N * K >= 1 << 18;
+    const SgemmSlice g = {ta, tb, M, N, A, lda, B, ldb, C, ldc, ap, ap + a_floats, per_thread};
+    /* a parallel region costs microseconds, and even a one-thread one a
+     * system call (threads.h): small products, and those called inside
+     * another region, stay out of OpenMP */
+    const int big = n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel();
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC;
-#pragma omp parallel for schedule(static) if (big && n_strips > 8)
-        for (int s = 0; s < n_strips; s++) {
-            int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
-            pack_a(ap + (size_t)s * MR * KC, A, lda, ta, m0, mr, k0, kc);
-        }
         /* the first slice overwrites C unless beta is 1 */
         const int first = k0 == 0 && beta == 0.0f;
-#pragma omp parallel for schedule(dynamic, 1) if (big)
-        for (int p = 0; p < n_panels; p++) {
-            float *b = bp + (size_t)thread_id() * per_thread;
-            const int n0 = p * NR, nr = N - n0 < NR ? N - n0 : NR;
-            pack_b_f32(b, B, ldb, tb, n0, nr, k0, kc);
-            for (int s = 0; s < n_strips; s++) {
-                int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
-                micro_12x32(ap + (size_t)s * MR * KC, b, kc, C + (size_t)m0 * ldc + n0, ldc, mr,
-                            nr, first);
-            }
+        if (big && n_strips > 8) {
+#pragma omp parallel for schedule(static)
+            for (int s = 0; s < n_strips; s++) sgemm_pack_strip(&g, s, k0, kc);
+        } else {
+            for (int s = 0; s < n_strips; s++) sgemm_pack_strip(&g, s, k0, kc);
+        }
+        if (big) {
+#pragma omp parallel for schedule(dynamic, 1)
+            for (int p = 0; p < n_panels; p++) sgemm_panel(&g, p, k0, kc, first, thread_id());
+        } else {
+            for (int p = 0; p < n_panels; p++) sgemm_panel(&g, p, k0, kc, first, 0);
         }
     }
 }

@@ -7,25 +7,43 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "base/threads.h"
+
 /* Rows are independent: threads split them above this many elements (a
  * parallel region costs microseconds). */
 #define OPS_PAR_MIN (1L << 16)
 
+static void rmsnorm_row(float *yt, const float *xt, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)xt[i] * xt[i];
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) yt[i] = xt[i] * r * w[i];
+}
+
+/* Threads only above OPS_PAR_MIN and outside another region; the branch,
+ * not an `if` clause, keeps small calls out of libgomp (threads.h). */
+static int ops_par(long work) { return work >= OPS_PAR_MIN && !threads_in_parallel(); }
+
 void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) {
-#pragma omp parallel for schedule(static) if ((long)T * n >= OPS_PAR_MIN)
-    for (int t = 0; t < T; t++) {
-        const float *xt = x + (size_t)t * n;
-        float *yt = y + (size_t)t * n;
-        double ss = 0;
-        for (int i = 0; i < n; i++) ss += (double)xt[i] * xt[i];
-        float r = (float)(1.0 / sqrt(ss / n + eps));
-        for (int i = 0; i < n; i++) yt[i] = xt[i] * r * w[i];
+    if (ops_par((long)T * n)) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++) rmsnorm_row(y + (size_t)t * n, x + (size_t)t * n, w, n, eps);
+    } else {
+        for (int t = 0; t < T; t++) rmsnorm_row(y + (size_t)t * n, x + (size_t)t * n, w, n, eps);
     }
 }
 
+static void swiglu_range(float *g, const float *u, size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 void swiglu(float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static) if ((long)n >= OPS_PAR_MIN)
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    if (!ops_par((long)n)) {
+        swiglu_range(g, u, 0, n);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += 4096) swiglu_range(g, u, i, i + 4096 < n ? i + 4096 : n);
 }
 
 void softmax(float *x, int n) {
@@ -49,10 +67,42 @@ void vec_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* Row t of the norm's backward: dx += its gradient; the row's 1/rms into
+ * rs[t], or without rs the gain's gradient added row by row. */
+static void rmsnorm_backward_row(float *dx, float *dw, const float *dy, const float *x,
+                                 const float *w, int t, int n, float eps, float *rs) {
+    const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
+    float *dxt = dx + (size_t)t * n;
+    double ss = 0, dot = 0;
+    for (int i = 0; i < n; i++) {
+        ss += (double)xt[i] * xt[i];
+        dot += (double)dyt[i] * w[i] * xt[i];
+    }
+    const double r = 1.0 / sqrt(ss / n + eps);
+    /* d/dx_i of x_i r w_i: r (dy w)_i - x_i r^3 / n sum_j (dy w x)_j */
+    const float rf = (float)r, c = (float)(r * r * r * dot / n);
+    if (rs) rs[t] = rf;
+    else if (dw) /* no scratch: the gain's gradient row by row, on this thread */
+        for (int i = 0; i < n; i++) dw[i] += dyt[i] * xt[i] * rf;
+    for (int i = 0; i < n; i++) dxt[i] += rf * dyt[i] * w[i] - c * xt[i];
+}
+
 /* Grow-only per-thread scratch for the rows' 1/rms (the calling thread's:
  * the trainer's), so the steady state allocates nothing. */
 static _Thread_local float *rms_buf;
 static _Thread_local size_t rms_cap;
+
+/* dw[i0 .. i0+16) += sum over rows of dy x / rms. */
+static void rms_gain_block(float *dw, const float *dy, const float *x, const float *rs, int T,
+                           int n, int i0) {
+    const int i1 = i0 + 16 < n ? i0 + 16 : n;
+    float acc[16] = {0};
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
+        for (int i = i0; i < i1; i++) acc[i - i0] += dyt[i] * xt[i] * rs[t];
+    }
+    for (int i = i0; i < i1; i++) dw[i] += acc[i - i0];
+}
 
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T,
                       int n, float eps) {
@@ -61,45 +111,40 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
         if (p) rms_buf = p, rms_cap = (size_t)T;
     }
     float *rs = (size_t)T <= rms_cap ? rms_buf : NULL;
-    const int par = (long)T * n >= OPS_PAR_MIN && rs;
-#pragma omp parallel for schedule(static) if (par)
-    for (int t = 0; t < T; t++) {
-        const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
-        float *dxt = dx + (size_t)t * n;
-        double ss = 0, dot = 0;
-        for (int i = 0; i < n; i++) {
-            ss += (double)xt[i] * xt[i];
-            dot += (double)dyt[i] * w[i] * xt[i];
-        }
-        const double r = 1.0 / sqrt(ss / n + eps);
-        /* d/dx_i of x_i r w_i: r (dy w)_i - x_i r^3 / n sum_j (dy w x)_j */
-        const float rf = (float)r, c = (float)(r * r * r * dot / n);
-        if (rs) rs[t] = rf;
-        else if (dw) /* no scratch: the gain's gradient row by row, on this thread */
-            for (int i = 0; i < n; i++) dw[i] += dyt[i] * xt[i] * rf;
-        for (int i = 0; i < n; i++) dxt[i] += rf * dyt[i] * w[i] - c * xt[i];
+    const int par = ops_par((long)T * n) && rs;
+    if (par) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++) rmsnorm_backward_row(dx, dw, dy, x, w, t, n, eps, rs);
+    } else {
+        for (int t = 0; t < T; t++) rmsnorm_backward_row(dx, dw, dy, x, w, t, n, eps, rs);
     }
     if (!dw || !rs) return;
     /* the gain's gradient by column blocks: each sum runs over the rows in
      * order on one thread, so the result does not depend on the threads */
-#pragma omp parallel for schedule(static) if (par)
-    for (int i0 = 0; i0 < n; i0 += 16) {
-        const int i1 = i0 + 16 < n ? i0 + 16 : n;
-        float acc[16] = {0};
-        for (int t = 0; t < T; t++) {
-            const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
-            for (int i = i0; i < i1; i++) acc[i - i0] += dyt[i] * xt[i] * rs[t];
-        }
-        for (int i = i0; i < i1; i++) dw[i] += acc[i - i0];
+    if (par) {
+#pragma omp parallel for schedule(static)
+        for (int i0 = 0; i0 < n; i0 += 16) rms_gain_block(dw, dy, x, rs, T, n, i0);
+    } else {
+        for (int i0 = 0; i0 < n; i0 += 16) rms_gain_block(dw, dy, x, rs, T, n, i0);
+    }
+}
+
+static void swiglu_backward_range(float *dg, float *du, const float *da, const float *g,
+                                  const float *u, size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) {
+        const float s = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * s;
+        du[i] = da[i] * silu;
+        dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
     }
 }
 
 void swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,
                      size_t n) {
-#pragma omp parallel for schedule(static) if ((long)n >= OPS_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        const float s = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * s;
-        du[i] = da[i] * silu;
-        dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    if (!ops_par((long)n)) {
+        swiglu_backward_range(dg, du, da, g, u, 0, n);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += 4096)
+        swiglu_backward_range(dg, du, da, g, u, i, i + 4096 < n ? i + 4096 : n);
 }
