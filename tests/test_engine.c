@@ -29,13 +29,15 @@ static void make_model(void) {
 
 static void drop_model(void) { h_rmtree(model_dir); }
 
-static Engine *open_engine(int parallel, int queue) {
+static Engine *open_engine_ctx(int parallel, int queue, int n_ctx) {
     Engine *e = NULL;
     Err err = {0};
-    EngineOpts o = {.parallel = parallel, .queue = queue, .n_ctx = N_CTX, .threads = 1};
+    EngineOpts o = {.parallel = parallel, .queue = queue, .n_ctx = n_ctx, .threads = 1};
     cr_assert_eq(engine_open(&e, model_dir, &o, &err), 0, "%s", err.msg);
     return e;
 }
+
+static Engine *open_engine(int parallel, int queue) { return open_engine_ctx(parallel, queue, N_CTX); }
 
 /* Everything a job produced, concatenated per part. */
 typedef struct Out {
@@ -181,8 +183,10 @@ Test(engine, stop_string_cuts_the_answer) {
 }
 
 Test(engine, cancelled_job_frees_its_slot_and_full_queue_refuses) {
-    Engine *e = open_engine(1, 1);
-    JobParams forever = {.max_tokens = 0}, p = {.max_tokens = 4};
+    /* a context long enough that the first job cannot end before it is
+     * cancelled (it would end with "length"), and no stop id ending it */
+    Engine *e = open_engine_ctx(1, 1, 4096);
+    JobParams forever = {.max_tokens = 0, .ignore_eos = 1}, p = {.max_tokens = 4};
     Job *a = submit_text(e, "never ends", &forever);
     JobDelta d;
     cr_assert_eq(job_take(a, 10000, &d), 1, "the first job produced nothing");

@@ -219,6 +219,23 @@ DEFINE_SMALL_4X4(small_4x4_bf16, LOAD_BF16, LOAD_BF16_M)
 
 typedef void (*Small4x4)(const void *const w[4], const float *const x[4], int K, float out[4][4]);
 
+/* Rows 4b .. 4b+3 of W (row0 on) against all T tokens. */
+static void small_block(Small4x4 kern, float *y, const float *x, const Mat *W, int row0,
+                        int n_rows, int T, int b) {
+    const int K = W->cols, n0 = b * 4, nr = n_rows - n0 < 4 ? n_rows - n0 : 4;
+    const void *w[4];
+    for (int i = 0; i < 4; i++) w[i] = mat_row(W, row0 + n0 + (i < nr ? i : 0));
+    for (int t0 = 0; t0 < T; t0 += 4) {
+        const int tr = T - t0 < 4 ? T - t0 : 4;
+        const float *xs[4];
+        for (int j = 0; j < 4; j++) xs[j] = x + (size_t)(t0 + (j < tr ? j : 0)) * K;
+        float acc[4][4];
+        kern(w, xs, K, acc);
+        for (int j = 0; j < tr; j++)
+            for (int i = 0; i < nr; i++) y[(size_t)(t0 + j) * n_rows + n0 + i] = acc[i][j];
+    }
+}
+
 int gemm_nt_small(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     const Small4x4 kern = W->type == QTYPE_F32    ? small_4x4_f32
                           : W->type == QTYPE_F16  ? small_4x4_f16
@@ -226,21 +243,13 @@ int gemm_nt_small(float *y, const float *x, const Mat *W, int row0, int n_rows, 
                                                   : NULL;
     if (!kern) return -1; /* quantised: the Q8_0 dot products */
     const int K = W->cols, n_blocks = (n_rows + 3) / 4;
-    /* a parallel region costs microseconds: small products stay on one thread */
-#pragma omp parallel for schedule(static) if ((long)n_rows * K * T >= 1L << 17)
-    for (int b = 0; b < n_blocks; b++) {
-        const int n0 = b * 4, nr = n_rows - n0 < 4 ? n_rows - n0 : 4;
-        const void *w[4];
-        for (int i = 0; i < 4; i++) w[i] = mat_row(W, row0 + n0 + (i < nr ? i : 0));
-        for (int t0 = 0; t0 < T; t0 += 4) {
-            const int tr = T - t0 < 4 ? T - t0 : 4;
-            const float *xs[4];
-            for (int j = 0; j < 4; j++) xs[j] = x + (size_t)(t0 + (j < tr ? j : 0)) * K;
-            float acc[4][4];
-            kern(w, xs, K, acc);
-            for (int j = 0; j < tr; j++)
-                for (int i = 0; i < nr; i++) y[(size_t)(t0 + j) * n_rows + n0 + i] = acc[i][j];
-        }
+    /* a parallel region costs microseconds, and even a one-thread one a
+     * system call (threads.h): small products stay out of OpenMP */
+    if ((long)n_rows * K * T >= 1L << 17 && !threads_in_parallel()) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < n_blocks; b++) small_block(kern, y, x, W, row0, n_rows, T, b);
+    } else {
+        for (int b = 0; b < n_blocks; b++) small_block(kern, y, x, W, row0, n_rows, T, b);
     }
     return 0;
 }

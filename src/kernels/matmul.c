@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <stdlib.h>
 
+#include "base/threads.h"
 #include "kernels/dot.h"
 #include "kernels/gemm.h"
 
@@ -49,6 +50,33 @@ void matmul_thread_free(void) {
     }
 }
 
+/* One product's operands for the row loop of matmul_rows. */
+typedef struct RowProduct {
+    float *y;
+    const float *x;
+    const char *w;         /* the first row */
+    size_t rb;             /* bytes per row */
+    const BlockQ8_0 *xq;   /* the activations as Q8_0 (quantised types), else NULL */
+    size_t qstride;        /* blocks per activation row */
+    int K, n_rows, T;
+    DotFn dot;
+    DotTileFn tile;        /* non-NULL: units are blocks of 4 rows */
+} RowProduct;
+
+/* Output row u (or rows 4u .. 4u+3 with a tile) for all T tokens. */
+static void row_product(const RowProduct *p, int u) {
+    if (p->tile) {
+        const int n0 = u * 4, nr = p->n_rows - n0 < 4 ? p->n_rows - n0 : 4;
+        p->tile(p->w + (size_t)n0 * p->rb, p->rb, nr, p->xq, p->qstride, p->T, p->K, p->y + n0,
+                p->n_rows);
+        return;
+    }
+    const void *wn = p->w + (size_t)u * p->rb;
+    for (int t = 0; t < p->T; t++)
+        p->y[(size_t)t * p->n_rows + u] =
+            p->dot(wn, p->x + (size_t)t * p->K, p->xq ? p->xq + (size_t)t * p->qstride : NULL, p->K);
+}
+
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const DotKernels *dk = dot_best();
@@ -78,24 +106,16 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
             quantize_row(QTYPE_Q8_0, x + (size_t)t * K, (char *)q + qb * t, K);
         xq = q;
     }
-    const size_t qstride = (size_t)K / QK;
-    if (tile) {
-        const int n_blocks = (n_rows + 3) / 4;
-#pragma omp parallel for schedule(static) if ((long)n_rows * K * T > (1L << 20))
-        for (int b = 0; b < n_blocks; b++) {
-            const int n0 = b * 4, nr = n_rows - n0 < 4 ? n_rows - n0 : 4;
-            tile(w + (size_t)n0 * rb, rb, nr, xq, qstride, T, K, y + n0, n_rows);
-        }
-        return;
-    }
-    /* Parallel over output rows of W: each weight row is read once and
-     * reused for all T tokens while it sits in cache. */
-#pragma omp parallel for schedule(static) if ((long)n_rows * K * T > (1L << 20))
-    for (int n = 0; n < n_rows; n++) {
-        const void *wn = w + (size_t)n * rb;
-        for (int t = 0; t < T; t++)
-            y[(size_t)t * n_rows + n] =
-                dot(wn, x + (size_t)t * K, xq ? xq + (size_t)t * qstride : NULL, K);
+    const RowProduct rp = {y, x, w, rb, xq, (size_t)K / QK, K, n_rows, T, dot, tile};
+    /* Parallel over output rows of W (blocks of 4 for the tiles): each
+     * weight row is read once and reused for all T tokens while it sits in
+     * cache. Small products branch around OpenMP (threads.h). */
+    const int n_units = tile ? (n_rows + 3) / 4 : n_rows;
+    if ((long)n_rows * K * T > (1L << 20) && !threads_in_parallel()) {
+#pragma omp parallel for schedule(static)
+        for (int u = 0; u < n_units; u++) row_product(&rp, u);
+    } else {
+        for (int u = 0; u < n_units; u++) row_product(&rp, u);
     }
 }
 
