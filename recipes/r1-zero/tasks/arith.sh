@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # The arith recipe (sourced by run.sh): 3-digit addition, the first
-# target: about 7 minutes on 2 cores (docs/rl.md, "The recipe"); --full trains longer.
+# target: about 4.5 minutes on 2 cores (docs/rl.md, "The recipe"); --full trains longer.
 TASK=arith-add DIFF=3 EXAMPLE="Compute 385 + 448"
 CORPUS_N=40000 CORPUS_DIFF=3 SKIP=0.3 ERR=0.6 VOCAB=265
 PRE_STEPS=800 PRE_BATCH=16 PRE_SEQ=128 PRE_LR=5e-3 STU_STEPS=800 INIT_STD=0.05
