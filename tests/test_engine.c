@@ -241,7 +241,7 @@ Test(engine, prompt_longer_than_the_context_is_refused) {
     text[sizeof text - 1] = 0;
     EnginePrompt ep;
     Err err = {0};
-    cr_assert_eq(engine_prompt_text(e, text, NULL, &ep, &err), -1);
+    cr_assert_eq(engine_prompt_text(e, text, NULL, &ep, &err), ENGINE_TOO_LONG);
     cr_assert(strstr(err.msg, "context holds 96"), "%s", err.msg);
     cr_assert_null(ep.ids);
     cr_assert_eq(engine_prompt_text(e, "abc", "def", &ep, &err), -1, "no FIM tokens");

@@ -411,6 +411,13 @@ static void hostile_bodies(Tally *t) {
     for (size_t i = 0; i < n - 64; i++) big[k++] = (char)('a' + (i * 7 + i / 26) % 26);
     strcpy(big + k, "\"}");
     expect_error(t, "POST", "/v1/completions", KEY, big, 400, "context");
+    Resp r;
+    http_req(t->port, "POST", "/v1/completions", KEY, big, &r);
+    t->requests++;
+    const char *code = jstr(r.json, "error.code");
+    cr_expect(code && !strcmp(code, "context_length_exceeded"), "error.code: %s",
+              code ? code : "(none)");
+    resp_free(&r);
     free(big);
 }
 

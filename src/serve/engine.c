@@ -252,11 +252,12 @@ void engine_prompt_free(EnginePrompt *p) {
 
 static int prompt_fits(const Engine *e, const EnginePrompt *p, Err *err) {
     if (p->n < 1) return err_set(err, "the prompt is empty");
-    if (p->n >= e->o.n_ctx)
-        return err_set(err,
-                       "the prompt has %d tokens but the context holds %d (at least one must "
-                       "be left to generate)",
-                       p->n, e->o.n_ctx);
+    if (p->n >= e->o.n_ctx) {
+        err_set(err, "the prompt has %d tokens but the context holds %d (at least one must be left "
+                     "to generate)",
+                p->n, e->o.n_ctx);
+        return ENGINE_TOO_LONG;
+    }
     return 0;
 }
 
@@ -265,11 +266,9 @@ static int prompt_encode(Engine *e, const char *text, size_t len, int add_bos, E
     memset(out, 0, sizeof *out);
     if (tokenizer_encode(e->cs.tok, text, len, add_bos, &out->ids, &out->n, err) != 0) return -1;
     out->opens_think = think_split_open_at_end(text, len);
-    if (prompt_fits(e, out, err) != 0) {
-        engine_prompt_free(out);
-        return -1;
-    }
-    return 0;
+    const int rc = prompt_fits(e, out, err);
+    if (rc != 0) engine_prompt_free(out);
+    return rc;
 }
 
 int engine_prompt_chat(Engine *e, const ChatMessage *msgs, int n, EnginePrompt *out, Err *err) {

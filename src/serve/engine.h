@@ -61,13 +61,15 @@ void engine_prompt_free(EnginePrompt *p);
 
 /* Render a conversation with the model's chat template (generation prompt
  * added) and tokenize it; callable from any thread. A message's
- * reasoning_content is dropped, as R1 does. 0, or -1 with err (a role the
- * template does not know; the prompt does not leave room for one token in
- * the context: err says how many tokens it has and the context size). */
+ * reasoning_content is dropped, as R1 does. 0; ENGINE_TOO_LONG with err
+ * when the prompt does not leave room for one token in the context (err
+ * says how many tokens it has and the context size); -1 with err for other
+ * errors (a role the template does not know, out of memory). */
+#define ENGINE_TOO_LONG (-2)
 int engine_prompt_chat(Engine *e, const ChatMessage *msgs, int n, EnginePrompt *out, Err *err);
 /* A plain completion prompt (BOS first when the tokenizer asks for it).
  * suffix non-NULL: fill-in-the-middle (prefix, hole, suffix in the model's
- * FIM format; an error when engine_has_fim is 0). Errors as above. */
+ * FIM format; an error when engine_has_fim is 0). Returns as above. */
 int engine_prompt_text(Engine *e, const char *prompt, const char *suffix, EnginePrompt *out,
                        Err *err);
 

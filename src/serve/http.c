@@ -405,6 +405,7 @@ static enum MHD_Result answer_post(HttpServer *s, struct MHD_Connection *c, Req 
     EnginePrompt p = {0};
     Err err = {0};
     Job *j = NULL;
+    int prc;
     if (q.model && strcmp(q.model, name)) {
         api_error(&e, 404, "model", "the model '%.200s' does not exist; this server has '%.200s'",
                   q.model, name);
@@ -413,9 +414,11 @@ static enum MHD_Result answer_post(HttpServer *s, struct MHD_Connection *c, Req 
         api_error(&e, 400, "suffix",
                   "request: 'suffix' (fill-in-the-middle) is not supported by this model's "
                   "vocabulary");
-    } else if ((route == API_CHAT ? engine_prompt_chat(s->e, q.msgs, q.n_msgs, &p, &err)
-                                  : engine_prompt_text(s->e, q.prompt, q.suffix, &p, &err)) != 0) {
+    } else if ((prc = route == API_CHAT ? engine_prompt_chat(s->e, q.msgs, q.n_msgs, &p, &err)
+                                        : engine_prompt_text(s->e, q.prompt, q.suffix, &p, &err)) !=
+               0) {
         api_error(&e, 400, route == API_CHAT ? "messages" : "prompt", "%s", err.msg);
+        if (prc == ENGINE_TOO_LONG) e.code = "context_length_exceeded"; /* OpenAI's code */
     } else {
         q.params.time_limit_s = s->o.time_limit_s;
         if (!q.has_seed) q.params.sampling.seed = next_nonce(s);
