@@ -12,6 +12,9 @@ typedef struct Rng {
 } Rng;
 
 void rng_seed(Rng *r, uint64_t seed);
+/* splitmix64's output function: a bijection that scatters neighbouring
+ * inputs (seeds derived from a counter, ids). */
+uint64_t rng_mix(uint64_t z);
 uint64_t rng_u64(Rng *r);
 /* Uniform in [0, 1) with 24 bits of precision. */
 float rng_uniform(Rng *r);

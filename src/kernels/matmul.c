@@ -18,7 +18,8 @@
  * 4096x256 and 1536x7168, GFLOP/s): F32 at 16 tokens 87 (dots 31, packed
  * 55), the two meet between 32 and 64; F16 and BF16, whose packing
  * converts one row at a time, at 16 tokens 75-120 (packed 11-33), meet
- * near 128. */
+ * near 128. F32 switches at 32, not later: at 32-47 tokens the other sum
+ * order moved train_v3's AdamW steps 2e-4 off PyTorch (ARCHITECTURE.md). */
 #define GEMM_MIN_T 4
 #define TILE_MIN_T 8
 #define TILE_MAX_T 64

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
+
 void rollout_free(Rollout *r) {
     free(r->ids);
     free(r->text);
@@ -13,10 +15,7 @@ void rollout_free(Rollout *r) {
 
 uint64_t rollout_seed(uint64_t seed, uint64_t j) {
     /* splitmix64 of the pair: neighbouring j give unrelated streams */
-    uint64_t z = seed * 0x9e3779b97f4a7c15ULL + j + 0x632be59bd9b4e019ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return rng_mix(seed * 0x9e3779b97f4a7c15ULL + j + 0x632be59bd9b4e019ULL);
 }
 
 int rollout_run(Generator *g, const Task *t, RlTemplate tpl, const TaskProblem *p, int G,

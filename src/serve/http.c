@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/rng.h"
 #include "serve/api.h"
 #include "serve/page.h"
 
@@ -73,16 +74,9 @@ typedef struct Req {
 
 /* ---- small helpers -------------------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 /* A fresh 64-bit value per call: ids and the seeds of requests without one. */
 static uint64_t next_nonce(HttpServer *s) {
-    return splitmix(s->salt + atomic_fetch_add(&s->counter, 1));
+    return rng_mix(s->salt + atomic_fetch_add(&s->counter, 1));
 }
 
 /* Queue a response of n bytes at body; own: body is malloc'd and MHD frees
@@ -609,7 +603,7 @@ int http_listen(HttpServer **out, const HttpOpts *o, Err *err) {
     pthread_cond_init(&s->idle, NULL);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    s->salt = splitmix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
+    s->salt = rng_mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid());
     atomic_init(&s->counter, 0);
     *out = s;
     return 0;
