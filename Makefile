@@ -12,6 +12,14 @@ endif
 ALLCFLAGS = $(WARN) $(OPT) -g -fopenmp -D_GNU_SOURCE -Isrc $(SANITIZE) $(CFLAGS) -MMD -MP
 LDLIBS  := -fopenmp -ljansson -lpcre2-8 -lutf8proc -lm -lmicrohttpd -lpthread
 
+# OpenMPI (multi-process training, train/comm_mpi.c) when pkg-config finds it;
+# without it the same commands run single-process. MPI=0 builds without.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DWHALE_MPI $(shell pkg-config --cflags ompi-c)
+LDLIBS  += $(shell pkg-config --libs ompi-c)
+endif
+
 LIB_SRC := $(sort $(wildcard src/base/*.c src/kernels/*.c src/io/*.c src/tokenizer/*.c \
              src/model/*.c src/infer/*.c src/train/*.c src/rl/*.c src/serve/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
@@ -46,6 +54,15 @@ $(BUILD)/obj/%.o: %.c
 
 # page.c embeds the web page with .incbin, which the compiler's -MMD does not see.
 $(BUILD)/obj/src/serve/page.o: src/serve/page.html
+
+# comm_mpi.o is rebuilt when MPI appears or goes (scripts/deps.sh installs it
+# after a first build): the flags it was built with are kept in a stamp.
+$(BUILD)/mpi-flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(MPI_CFLAGS)' | cmp -s - $@ || echo '$(MPI_CFLAGS)' > $@
+$(BUILD)/obj/src/train/comm_mpi.o: ALLCFLAGS += $(MPI_CFLAGS)
+$(BUILD)/obj/src/train/comm_mpi.o: $(BUILD)/mpi-flags
+.PHONY: FORCE
 
 $(BUILD)/libwhale.a: $(LIB_OBJ)
 	@rm -f $@

@@ -6,7 +6,8 @@ set -euo pipefail
 
 # chromium: tests/js_serve/page_chromium.mjs drives /usr/bin/chromium (about 45 s to install).
 pkgs=(build-essential pkg-config libopenblas-dev libpcre2-dev libutf8proc-dev libjansson-dev
-      libmicrohttpd-dev libcriterion-dev clang python3-torch python3-numpy chromium)
+      libmicrohttpd-dev libcriterion-dev clang python3-torch python3-numpy chromium
+      libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/rng.h"
+
 /* ---- temporary directories ------------------------------------------------ */
 
 /* Create a fresh directory /tmp/whale_<tag>_XXXXXX into buf (>= 64 bytes).
@@ -290,6 +292,27 @@ static inline int h_count_lines(const char *s) {
     size_t len = strlen(s);
     if (len && s[len - 1] != '\n') n++;
     return n;
+}
+
+/* A JSONL corpus (path) with structure a tiny model learns in a few dozen
+ * steps: n_docs documents of 12 sentences from a small grammar, drawn with
+ * seed. Returns 0, or -1 when path cannot be written. */
+static inline int h_write_grammar_corpus(const char *path, int n_docs, uint64_t seed) {
+    static const char *subj[] = {"the cat", "a dog", "my friend", "the old man", "a bird"};
+    static const char *verb[] = {"sees", "likes", "finds", "follows", "calls"};
+    static const char *obj[] = {"the ball", "a tree", "the river", "her hat", "the moon"};
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    Rng r;
+    rng_seed(&r, seed);
+    for (int d = 0; d < n_docs; d++) {
+        fprintf(f, "{\"text\": \"");
+        for (int s = 0; s < 12; s++)
+            fprintf(f, "%s %s %s. ", subj[rng_below(&r, 5)], verb[rng_below(&r, 5)],
+                    obj[rng_below(&r, 5)]);
+        fprintf(f, "\"}\n");
+    }
+    return fclose(f) == 0 ? 0 : -1;
 }
 
 #endif

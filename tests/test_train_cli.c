@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/rng.h"
 #include "helpers.h"
 #include "whale_cli.h"
 
@@ -31,33 +30,13 @@ static void teardown(void) { h_rmtree(g_dir); }
 
 TestSuite(train_cli, .init = setup, .fini = teardown);
 
-/* A corpus with structure a tiny model can learn in a few dozen steps:
- * JSONL documents of sentences from a small grammar. */
-static void write_corpus(const char *path, int n_docs) {
-    static const char *subj[] = {"the cat", "a dog", "my friend", "the old man", "a bird"};
-    static const char *verb[] = {"sees", "likes", "finds", "follows", "calls"};
-    static const char *obj[] = {"the ball", "a tree", "the river", "her hat", "the moon"};
-    FILE *f = fopen(h_path(g_dir, path), "w");
-    cr_assert(f);
-    Rng r;
-    rng_seed(&r, 11);
-    for (int d = 0; d < n_docs; d++) {
-        fprintf(f, "{\"text\": \"");
-        for (int s = 0; s < 12; s++)
-            fprintf(f, "%s %s %s. ", subj[rng_below(&r, 5)], verb[rng_below(&r, 5)],
-                    obj[rng_below(&r, 5)]);
-        fprintf(f, "\"}\n");
-    }
-    fclose(f);
-}
-
 /* g_dir/model (tiny, seed 1) and g_dir/data from the corpus. */
 static void make_model_and_data(void) {
     HRun r;
     WHALE(&r, "init", "-p", "tiny", "-o", h_path(g_dir, "model"), "--seed", "1");
     expect_ok(&r);
     h_run_free(&r);
-    write_corpus("corpus.jsonl", 300);
+    cr_assert_eq(h_write_grammar_corpus(h_path(g_dir, "corpus.jsonl"), 300, 11), 0);
     WHALE(&r, "data", "-m", h_path(g_dir, "model"), "-i", h_path(g_dir, "corpus.jsonl"), "-o",
           h_path(g_dir, "data"), "--val-fraction", "0.05");
     expect_ok(&r);

@@ -7,9 +7,19 @@
 #include <stdlib.h>
 #include <time.h>
 
+static int g_rank;
+static char g_prefix[32];
+
+void log_set_rank(int r) {
+    g_rank = r;
+    snprintf(g_prefix, sizeof g_prefix, "rank %d: ", r);
+}
+
+const char *log_prefix(void) { return g_prefix; }
+
 int log_quiet(void) {
     const char *q = getenv("WHALE_QUIET");
-    return q && *q && *q != '0';
+    return g_rank > 0 || (q && *q && *q != '0');
 }
 
 void log_info(const char *fmt, ...) {
@@ -24,7 +34,7 @@ void log_info(const char *fmt, ...) {
 void log_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("warning: ", stderr);
+    fprintf(stderr, "%swarning: ", g_prefix);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);

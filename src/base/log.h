@@ -4,8 +4,15 @@
 #ifndef WHALE_LOG_H
 #define WHALE_LOG_H
 
-/* 1 when WHALE_QUIET silences info (progress lines should follow it). */
+/* 1 when WHALE_QUIET silences info (progress lines should follow it), or
+ * when this process is not the first rank of a multi-process job. */
 int log_quiet(void);
+/* Rank r of a multi-process job (train/comm.h): warnings and errors get a
+ * "rank r: " prefix, and info is silenced on every rank but 0, so a job
+ * prints one progress stream. */
+void log_set_rank(int r);
+/* "" or "rank r: ", for messages printed outside log_warn (cli_fail). */
+const char *log_prefix(void);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Seconds since an arbitrary fixed point (monotonic clock). */

@@ -2,6 +2,7 @@
 /* Table-driven flag parsing (see args.h). */
 #include "cli/args.h"
 
+#include "base/log.h"
 #include "base/threads.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 
 int cli_fail(const char *cmd, const char *fmt, ...) {
-    fprintf(stderr, "whale %s: ", cmd);
+    fprintf(stderr, "%swhale %s: ", log_prefix(), cmd);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "train/comm.h"
 
 #define WHALE_VERSION "0.1.0"
 
@@ -51,8 +52,17 @@ int main(int argc, char **argv) {
         printf("whale %s\n", WHALE_VERSION);
         return 0;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        /* under mpirun every rank runs the command; the training commands
+         * share the work through train/comm.h */
+        Err err = {0};
+        if (comm_world_init(&argc, &argv, &err) != 0) {
+            fprintf(stderr, "whale %s: %s\n", argv[1], err.msg);
+            return comm_world_end(1);
+        }
+        return comm_world_end(commands[i].run(argc - 1, argv + 1));
+    }
     fprintf(stderr, "whale: unknown command '%s' (see whale --help)\n", argv[1]);
     return 2;
 }

@@ -237,7 +237,7 @@ static int iterate(Grpo *g, int it, int64_t step, Stats *st, Err *err) {
 }
 
 static int save(Grpo *g, int64_t step, Err *err) {
-    TrainState st = {step, 0, g->o->seed, g->o->prompts, g->o->group, g->o->mu, 0};
+    TrainState st = {step, 0, g->o->seed, g->o->prompts, g->o->group, g->o->mu, 0, 1};
     if (ckpt_save(g->o->out, &g->pol.model, &g->tr.opt, &st, g->o->model, 2, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(g->metrics_path, g->plot_path, g->o->out, &perr) < 0)

@@ -120,7 +120,7 @@ static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
     for (int i = 0; i < s->n_val; i++) s->val_sorted[i] = &s->data.ex[s->val[i]];
     qsort(s->val_sorted, (size_t)s->n_val, sizeof *s->val_sorted, by_length);
     if (seqtrain_init(&s->tr, &s->cs.model, err) != 0) return -1;
-    s->st = (TrainState){0, 0, o->seed, o->batch, o->max_len, 1, 0};
+    s->st = (TrainState){0, 0, o->seed, o->batch, o->max_len, 1, 0, 1};
     path_dir_of(opts->model, s->tok_dir, sizeof s->tok_dir);
     s->metrics = plot_metrics_open(o->out, "w", s->metrics_path, sizeof s->metrics_path,
                                    s->plot_path, sizeof s->plot_path, err);

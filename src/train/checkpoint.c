@@ -61,9 +61,9 @@ static int save_state(const char *path, const TrainState *st, Err *err) {
     int n = snprintf(text, sizeof text,
                      "{\n  \"step\": %" PRId64 ",\n  \"tokens\": %" PRId64 ",\n  \"seed\": %" PRIu64
                      ",\n  \"batch\": %d,\n  \"seq\": %d,\n  \"grad_accum\": %d,\n"
-                     "  \"nan_skipped\": %d\n}\n",
+                     "  \"nan_skipped\": %d,\n  \"ranks\": %d\n}\n",
                      st->step, st->tokens, st->seed, st->batch, st->seq, st->grad_accum,
-                     st->nan_skipped);
+                     st->nan_skipped, st->ranks > 0 ? st->ranks : 1);
     return file_write_atomic(path, text, (size_t)n, err);
 }
 
@@ -223,6 +223,12 @@ int ckpt_load_state(const char *dir, const Weights *w, AdamW *opt, TrainState *s
             json_get_int(j, "grad_accum", &st->grad_accum, p, err) != 0 ||
             json_get_int(j, "nan_skipped", &st->nan_skipped, p, err) != 0)
             rc = -1;
+        /* written since data-parallel training; older checkpoints had one rank */
+        json_t *ranks = json_object_get(j, "ranks");
+        st->ranks = ranks ? (int)json_integer_value(ranks) : 1;
+        if (rc == 0 && (ranks && (!json_is_integer(ranks) || json_integer_value(ranks) < 1 ||
+                                  json_integer_value(ranks) > 1 << 20)))
+            rc = err_set(err, "%s: ranks must be an integer >= 1", p);
     }
     json_decref(j);
     return rc;

@@ -20,6 +20,7 @@ typedef struct TrainState {
     uint64_t seed;       /* data order and anything random */
     int batch, seq, grad_accum;
     int nan_skipped;     /* steps skipped for a non-finite loss */
+    int ranks;           /* data-parallel processes that took the steps (train/comm.h) */
 } TrainState;
 
 /* Write checkpoint st->step of m, opt and st under out; the tokenizer and

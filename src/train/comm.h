@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* The one door between the trainer and other processes: sum a flat buffer
- * over all ranks. The trainer averages gradients and adds expert loads
- * through it and nothing else, so a data-parallel backend (MPI) plugs in
- * here without touching train/trainer.c. This build has the single-process
- * backend: rank 0 of 1, where the sums are the identity. */
+/* The one door between the trainers and other processes. A job started by
+ * `mpirun -np N` is N whale processes, the ranks of MPI_COMM_WORLD; a job
+ * started without it is rank 0 of 1, where every exchange is the identity.
+ * The trainers average gradients, add expert loads and metrics, and compare
+ * weight checksums through these calls and nothing else, so train/trainer.c
+ * and rl/ never see MPI (train/comm_mpi.c holds it; a build without OpenMPI
+ * runs the same commands single-process).
+ *
+ * A collective that waits longer than WHALE_COMM_TIMEOUT seconds (default
+ * 600) for the other ranks, because one died, hangs or lost its network,
+ * ends this process with a message naming the operation; mpirun then ends
+ * the job, and the last checkpoint resumes it. */
 #ifndef WHALE_COMM_H
 #define WHALE_COMM_H
 
@@ -16,11 +23,34 @@ typedef struct Comm {
     int rank, size;
 } Comm;
 
-/* The single-process communicator. */
-void comm_init_single(Comm *c);
+/* Join the job this process was started in: MPI when a launcher (mpirun)
+ * started it, else rank 0 of 1. Called once, by main, before any command.
+ * Sets the log rank (base/log.h). 0, or -1 with err (started by mpirun but
+ * built without MPI; MPI failed to start). */
+int comm_world_init(int *argc, char ***argv, Err *err);
 
-/* buf (n) = its sum over all ranks, in place. 0 or -1 with err. */
-int comm_allreduce_f32(Comm *c, float *buf, size_t n, Err *err);
-int comm_allreduce_i64(Comm *c, int64_t *buf, size_t n, Err *err);
+/* This process's place in the job (rank 0 of 1 before comm_world_init). */
+const Comm *comm_world(void);
+
+/* Leave the job with the command's exit code rc: a normal MPI finalize when
+ * rc is 0; when it is not and other ranks run, end them all now rather than
+ * leave them waiting for this one. Returns rc. */
+int comm_world_end(int rc);
+
+/* buf (n) = its sum over all ranks, in place, identical on every rank.
+ * 0 or -1 with err. */
+int comm_allreduce_f32(const Comm *c, float *buf, size_t n, Err *err);
+int comm_allreduce_f64(const Comm *c, double *buf, size_t n, Err *err);
+int comm_allreduce_i64(const Comm *c, int64_t *buf, size_t n, Err *err);
+
+/* All ranks agree on v (e.g. a hash of the weights): 0 when they do; -1
+ * with err "WHAT are not the same on every rank: rank R has ..., rank 0
+ * has ..." naming the first rank that differs. Collective: every rank
+ * calls it. */
+int comm_check_same(const Comm *c, uint64_t v, const char *what, Err *err);
+
+/* A 64-bit hash of n bytes, for comm_check_same over the weights: any
+ * changed bit changes it (with overwhelming odds); 8 bytes a step. */
+uint64_t comm_hash(const void *p, size_t n);
 
 #endif

@@ -3,8 +3,18 @@
  * each micro-batch sample B windows of seq+1 tokens (window i of the run
  * is a pure function of (seed, i), so a resumed run draws what the
  * uninterrupted one would), forward, count expert loads, backward with
- * loss scale 1/grad_accum; sum over ranks; tie the MTP heads; clip; AdamW;
- * bias rule. Non-finite losses skip the step. */
+ * loss scale 1/(grad_accum x ranks); sum over ranks; tie the MTP heads;
+ * clip; AdamW; bias rule. Non-finite losses skip the step.
+ *
+ * Data parallel (train/comm.h): a step's grad_accum x ranks micro-batches
+ * are windows W .. W + n - 1 after the W the run has drawn so far, rank r
+ * taking micro-batches r x grad_accum .. (r + 1) x grad_accum - 1, so two
+ * ranks draw exactly what one rank with twice the accumulation draws, no
+ * two ranks the same window, and a run resumed with another rank count
+ * continues the sequence. Every rank holds the same weights and takes the
+ * same optimiser step on the summed gradients; rank 0 alone writes the
+ * metrics and checkpoints; the ranks compare a hash of their weights at
+ * every evaluation and checkpoint and stop if it drifts. */
 #include "train/trainer.h"
 
 #include <inttypes.h>
@@ -36,6 +46,7 @@ typedef struct Trainer {
     TokenShards train, val;
     int has_val;
     Comm comm;
+    int stop_any;    /* some rank was asked to stop (a signal) during this step */
     TrainState st;
     int32_t *batch;  /* (B, seq + 1) */
     double *load_layers;
@@ -115,7 +126,7 @@ static int metrics_truncate(const char *path, int64_t step, Err *err) {
 static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     memset(t, 0, sizeof *t);
     t->o = o;
-    comm_init_single(&t->comm);
+    t->comm = *comm_world();
     char ckpt[4096] = "";
     if (o->resume) {
         ModelConfig want;
@@ -150,16 +161,27 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     t->batch = malloc(sizeof(int32_t) * (size_t)o->batch * (o->seq + 1));
     t->load_layers = calloc((size_t)t->load.n_layers, sizeof(double));
     if (!t->batch || !t->load_layers) return err_set(err, "out of memory");
-    t->st = (TrainState){0, 0, o->seed, o->batch, o->seq, o->grad_accum, 0};
+    t->st = (TrainState){0, 0, o->seed, o->batch, o->seq, o->grad_accum, 0, t->comm.size};
     if (o->resume) {
         TrainState saved;
         if (ckpt_load_state(ckpt, &t->m.w, &t->opt, &saved, err) != 0) return -1;
-        if (saved.batch != o->batch || saved.seq != o->seq || saved.grad_accum != o->grad_accum)
+        if (saved.batch != o->batch || saved.seq != o->seq ||
+            (saved.ranks == t->comm.size && saved.grad_accum != o->grad_accum))
             return err_set(err,
                            "cannot resume %s with another batch shape: it was --batch %d --seq %d "
                            "--grad-accum %d",
                            ckpt, saved.batch, saved.seq, saved.grad_accum);
+        if (saved.ranks != t->comm.size && saved.grad_accum * saved.ranks != o->grad_accum * t->comm.size)
+            log_warn("whale train: %s was written by %d rank(s) at --grad-accum %d: %d x %d "
+                     "micro-batches per step now make another global batch (use --grad-accum %d "
+                     "to keep it)",
+                     ckpt, saved.ranks, saved.grad_accum, t->comm.size, o->grad_accum,
+                     saved.grad_accum * saved.ranks % t->comm.size == 0
+                         ? saved.grad_accum * saved.ranks / t->comm.size
+                         : o->grad_accum);
         t->st = saved;
+        t->st.grad_accum = o->grad_accum;
+        t->st.ranks = t->comm.size;
     } else {
         /* the MTP heads start as copies of the one shared head */
         const ParamSpec *lm = weights_find(&t->m.w, "lm_head.weight");
@@ -167,6 +189,7 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
             if (!optim_is_trained(&t->m.w.specs[i]) && t->m.w.specs[i].kind != PARAM_ROUTER_BIAS)
                 memcpy(t->m.w.data + t->m.w.specs[i].offset, t->m.w.data + lm->offset, lm->bytes);
     }
+    if (t->comm.rank != 0) return 0; /* rank 0 writes the run directory */
     if (dir_create(o->out, err) != 0) return -1;
     if (path_join(t->metrics_path, sizeof t->metrics_path, o->out, "metrics.jsonl") != 0 ||
         path_join(t->plot_path, sizeof t->plot_path, o->out, "metrics.svg") != 0)
@@ -201,7 +224,8 @@ static int evaluate(Trainer *t, double *loss, Err *err) {
     int64_t n_tok = 0;
     int32_t *y = malloc(sizeof(int32_t) * (size_t)B * T);
     if (!y) return err_set(err, "out of memory");
-    for (int64_t w0 = 0; w0 < want; w0 += B) {
+    /* rank r evaluates batches r, r + ranks, ...; the sums meet below */
+    for (int64_t w0 = (int64_t)B * t->comm.rank; w0 < want; w0 += (int64_t)B * t->comm.size) {
         int nb = want - w0 < B ? (int)(want - w0) : B;
         for (int b = 0; b < nb; b++) shards_window(&t->val, w0 + b, T + 1, t->batch + (size_t)b * (T + 1));
         if (model_forward_train(&t->m, &t->acts, t->batch, nb, T, err) != 0) {
@@ -214,7 +238,9 @@ static int evaluate(Trainer *t, double *loss, Err *err) {
         n_tok += (int64_t)nb * T;
     }
     free(y);
-    *loss = n_tok ? sum / n_tok : NAN;
+    double sums[2] = {sum, (double)n_tok};
+    if (comm_allreduce_f64(&t->comm, sums, 2, err) != 0) return -1;
+    *loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
     return 0;
 }
 
@@ -232,6 +258,31 @@ static int fault_nan(int64_t step) {
     return 0;
 }
 
+/* WHALE_FAULT_RANK="R:S:kill" (":hang", ":drift") kills rank R (SIGKILL),
+ * stops it answering, or changes one of its weights when it reaches step
+ * S, as a crashed node, a broken network or a flipped bit would, for the
+ * tests of how the job ends. */
+static void fault_rank(Trainer *t) {
+    const char *s = getenv("WHALE_FAULT_RANK");
+    int r, step;
+    char what[8];
+    if (!s || sscanf(s, "%d:%d:%7s", &r, &step, what) != 3) return;
+    if (r != t->comm.rank || step != t->st.step + 1) return;
+    if (!strcmp(what, "kill")) raise(SIGKILL);
+    if (!strcmp(what, "hang"))
+        for (;;) pause();
+    if (!strcmp(what, "drift")) t->m.w.data[t->m.w.n_bytes / 2] ^= 1;
+}
+
+/* All ranks still hold the same weights (they take the same steps on the
+ * same summed gradients; a bug or a flipped bit would part them). */
+static int check_weights(Trainer *t, Err *err) {
+    if (t->comm.size == 1) return 0;
+    char what[64];
+    snprintf(what, sizeof what, "the weights after step %" PRId64, t->st.step);
+    return comm_check_same(&t->comm, comm_hash(t->m.w.data, t->m.w.n_bytes), what, err);
+}
+
 static void fmt_eta(double sec, char *buf, size_t n) {
     if (!(sec >= 0) || sec > 1e7) snprintf(buf, n, "?");
     else if (sec >= 3600) snprintf(buf, n, "%dh%02dm", (int)(sec / 3600), (int)(sec / 60) % 60);
@@ -245,10 +296,12 @@ static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int 
     memset(t->grads.data, 0, t->grads.n_bytes);
     expert_load_zero(&t->load);
     memset(sum, 0, sizeof *sum);
-    const LossOpts lo = {o->mtp_lambda, o->balance_alpha, 1.0f / o->grad_accum, NULL};
+    const int n_micro = o->grad_accum * t->comm.size; /* micro-batches of the step, all ranks */
+    const LossOpts lo = {o->mtp_lambda, o->balance_alpha, 1.0f / n_micro, NULL};
+    const uint64_t drawn = (uint64_t)t->st.tokens / (uint64_t)T; /* windows before this step */
     for (int a = 0; a < o->grad_accum; a++) {
         for (int b = 0; b < B; b++) {
-            uint64_t idx = ((uint64_t)t->st.step * o->grad_accum + a) * B + b;
+            uint64_t idx = drawn + ((uint64_t)t->comm.rank * o->grad_accum + a) * B + b;
             if (shards_sample(&t->train, t->st.seed, idx, T + 1, t->batch + (size_t)b * (T + 1), err) != 0)
                 return -1;
         }
@@ -256,19 +309,28 @@ static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int 
         if (model_forward_train(&t->m, &t->acts, t->batch, B, T, err) != 0) return -1;
         expert_load_add(&t->load, &t->m, &t->acts);
         if (model_backward(&t->m, &t->acts, t->batch, &lo, &t->grads, &lp, err) != 0) return -1;
-        sum->loss += lp.loss / o->grad_accum;
-        sum->main += lp.main / o->grad_accum;
-        sum->balance += lp.balance / o->grad_accum;
-        for (int k = 0; k < LOSS_MAX_MTP; k++) sum->mtp[k] += lp.mtp[k] / o->grad_accum;
+        sum->loss += lp.loss / n_micro;
+        sum->main += lp.main / n_micro;
+        sum->balance += lp.balance / n_micro;
+        for (int k = 0; k < LOSS_MAX_MTP; k++) sum->mtp[k] += lp.mtp[k] / n_micro;
     }
     if (fault_nan(t->st.step + 1)) sum->loss = NAN;
-    /* data parallel: sum over ranks, then the mean */
+    fault_rank(t);
+    /* data parallel: the gradients (each already scaled by 1/n_micro), the
+     * expert loads, the losses and the stop request summed over ranks */
     if (t->comm.size > 1) {
+        double parts[4 + LOSS_MAX_MTP] = {sum->loss, sum->main, sum->balance,
+                                          o->stop && *o->stop ? 1.0 : 0.0};
+        for (int k = 0; k < LOSS_MAX_MTP; k++) parts[4 + k] = sum->mtp[k];
         if (comm_allreduce_f32(&t->comm, (float *)t->grads.data, t->grads.n_bytes / 4, err) != 0 ||
-            comm_allreduce_i64(&t->comm, t->load.count, (size_t)t->load.n_layers * t->load.E, err) != 0)
+            comm_allreduce_i64(&t->comm, t->load.count, (size_t)t->load.n_layers * t->load.E, err) != 0 ||
+            comm_allreduce_f64(&t->comm, parts, 4 + LOSS_MAX_MTP, err) != 0)
             return -1;
-        float *g = (float *)t->grads.data;
-        for (size_t i = 0; i < t->grads.n_bytes / 4; i++) g[i] /= t->comm.size;
+        sum->loss = parts[0], sum->main = parts[1], sum->balance = parts[2];
+        for (int k = 0; k < LOSS_MAX_MTP; k++) sum->mtp[k] = parts[4 + k];
+        t->stop_any = parts[3] > 0;
+    } else {
+        t->stop_any = o->stop && *o->stop;
     }
     optim_tie_grads(&t->m.w, &t->grads);
     *gnorm = optim_grad_norm(&t->grads);
@@ -285,6 +347,7 @@ static void log_metrics(Trainer *t, const LossParts *lp, float lr, double gnorm,
                         double load) {
     FILE *f = t->metrics;
     const ModelConfig *c = &t->m.cfg;
+    if (!f) return; /* not rank 0 */
     /* "loss" is the next-token loss, comparable with eval_loss and the
      * unigram entropy; "loss_total" is the objective that was minimised */
     fprintf(f, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"loss_total\": %.6f", t->st.step,
@@ -311,6 +374,8 @@ static void log_metrics(Trainer *t, const LossParts *lp, float lr, double gnorm,
 }
 
 static int save(Trainer *t, Err *err) {
+    if (check_weights(t, err) != 0) return -1;
+    if (t->comm.rank != 0) return 0;
     if (ckpt_save(t->o->out, &t->m, &t->opt, &t->st, t->o->model, t->o->keep, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(t->metrics_path, t->plot_path, t->o->out, &perr) < 0)
@@ -338,7 +403,8 @@ int train_run(const TrainOpts *opts, Err *err) {
                  t.has_val ? "" : "; no val split, so no eval loss");
         if (o->resume) log_info("whale train: resuming at step %" PRId64, t.st.step);
     }
-    if (!o->resume) {
+    if (check_weights(&t, err) != 0) goto done;
+    if (!o->resume && t.metrics) {
         fprintf(t.metrics, "{\"step\": 0, \"unigram_entropy\": %.6f}\n", t.entropy);
         fflush(t.metrics);
     }
@@ -383,14 +449,16 @@ int train_run(const TrainOpts *opts, Err *err) {
         }
         if (t.has_val && o->eval_every > 0 && (t.st.step % o->eval_every == 0 || t.st.step == o->steps)) {
             double el = 0;
-            if (evaluate(&t, &el, err) != 0) goto done;
-            fprintf(t.metrics, "{\"step\": %" PRId64 ", \"eval_loss\": %.6f}\n", t.st.step, el);
-            fflush(t.metrics);
+            if (evaluate(&t, &el, err) != 0 || check_weights(&t, err) != 0) goto done;
+            if (t.metrics) {
+                fprintf(t.metrics, "{\"step\": %" PRId64 ", \"eval_loss\": %.6f}\n", t.st.step, el);
+                fflush(t.metrics);
+            }
             if (!o->quiet)
                 fprintf(stderr, "%sstep %" PRId64 ": eval loss %.4f\n", interactive ? "\r\033[K" : "",
                         t.st.step, el);
         }
-        const int stopping = (o->stop && *o->stop) || t.st.step == o->stop_at;
+        const int stopping = t.stop_any || t.st.step == o->stop_at;
         if (stopping || t.st.step == o->steps || (o->save_every > 0 && t.st.step % o->save_every == 0)) {
             if (save(&t, err) != 0) goto done;
         }

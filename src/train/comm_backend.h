@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* What comm.c needs from a multi-process backend (train/comm_mpi.c); only
+ * comm.c includes this. Every call but comm_backend_available may assume
+ * a started job of more than one rank. */
+#ifndef WHALE_COMM_BACKEND_H
+#define WHALE_COMM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef enum { COMM_F32, COMM_F64, COMM_I64 } CommType;
+
+/* 1 when this build has the backend. */
+int comm_backend_available(void);
+
+/* Start it; *rank and *size of the job. 0 or -1 with err. */
+int comm_backend_start(int *argc, char ***argv, int *rank, int *size, Err *err);
+
+/* Finalize (code 0), or end every rank of the job with exit code `code`. */
+void comm_backend_stop(int code);
+
+/* buf (n elements of type t) = its sum over the ranks. 0 or -1 with err. */
+int comm_backend_sum(void *buf, size_t n, CommType t, Err *err);
+
+/* all (size) = every rank's v, by rank. 0 or -1 with err. */
+int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err);
+
+#endif

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/* The MPI backend of comm.h (comm_backend.h), built when the Makefile finds
+ * OpenMPI (WHALE_MPI). Sums are MPI_Allreduce in place, in pieces that fit
+ * MPI's int counts. MPI runs at MPI_THREAD_FUNNELED: only the main thread
+ * calls it; OpenMP teams compute between the calls.
+ *
+ * The watchdog: a blocking collective waits for the slowest rank, for ever
+ * if one is stopped or its network is gone (a rank killed outright is
+ * noticed by mpirun itself, which ends the job). A thread started with the
+ * job checks once a second how long the main thread has been inside a
+ * collective; past WHALE_COMM_TIMEOUT seconds (default 600: longer than a
+ * checkpoint write or an evaluation on another rank) it prints which
+ * operation waited and _exits, and mpirun ends the rest of the job. */
+#include "train/comm_backend.h"
+
+#ifdef WHALE_MPI
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+static double g_timeout_s = 600;
+static _Atomic double g_busy_since; /* 0: not in a collective */
+static const char *_Atomic g_busy_op;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *watchdog(void *arg) {
+    (void)arg;
+    for (;;) {
+        sleep(1);
+        const double since = atomic_load(&g_busy_since);
+        if (since > 0 && now_s() - since > g_timeout_s) {
+            fprintf(stderr,
+                    "%swhale: waited %.0f s in %s for the other ranks (one died, hangs or lost "
+                    "its network); ending the job. Resume from the last checkpoint with --resume "
+                    "(WHALE_COMM_TIMEOUT sets the wait)\n",
+                    log_prefix(), now_s() - since, atomic_load(&g_busy_op));
+            fflush(stderr);
+            _exit(1);
+        }
+    }
+    return NULL;
+}
+
+static void busy(const char *op) {
+    atomic_store(&g_busy_op, op);
+    atomic_store(&g_busy_since, now_s());
+}
+
+static void idle(void) { atomic_store(&g_busy_since, 0.0); }
+
+static int mpi_fail(int rc, const char *op, Err *err) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return err_set(err, "%s failed: %.*s", op, len, msg);
+}
+
+int comm_backend_available(void) { return 1; }
+
+int comm_backend_start(int *argc, char ***argv, int *rank, int *size, Err *err) {
+    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) return err_set(err, "MPI_Init_thread failed (code %d)", rc);
+    /* errors come back as codes, so a failed collective is reported by name */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, rank);
+    MPI_Comm_size(MPI_COMM_WORLD, size);
+    const char *t = getenv("WHALE_COMM_TIMEOUT");
+    if (t && *t) {
+        char *end;
+        double v = strtod(t, &end);
+        if (*end || !(v > 0))
+            return err_set(err, "WHALE_COMM_TIMEOUT must be a number of seconds > 0, not '%s'", t);
+        g_timeout_s = v;
+    }
+    pthread_t th;
+    if (*size > 1 && pthread_create(&th, NULL, watchdog, NULL) == 0) pthread_detach(th);
+    return 0;
+}
+
+void comm_backend_stop(int code) {
+    if (code == 0) MPI_Finalize();
+    else MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
+    static const size_t elem[] = {4, 8, 8};
+    const MPI_Datatype type = t == COMM_F32 ? MPI_FLOAT : t == COMM_F64 ? MPI_DOUBLE : MPI_INT64_T;
+    const size_t piece = (size_t)1 << 28; /* MPI counts are int */
+    busy("MPI_Allreduce");
+    for (size_t i = 0; i < n; i += piece) {
+        const int cnt = (int)(n - i < piece ? n - i : piece);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * elem[t], cnt, type, MPI_SUM,
+                               MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) {
+            idle();
+            return mpi_fail(rc, "MPI_Allreduce", err);
+        }
+    }
+    idle();
+    return 0;
+}
+
+int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err) {
+    busy("MPI_Allgather");
+    int rc = MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    idle();
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Allgather", err);
+}
+
+#else /* built without OpenMPI: one process, and comm.c never calls the rest */
+
+int comm_backend_available(void) { return 0; }
+
+int comm_backend_start(int *argc, char ***argv, int *rank, int *size, Err *err) {
+    (void)argc, (void)argv;
+    *rank = 0, *size = 1;
+    return err_set(err, "this whale was built without MPI");
+}
+
+void comm_backend_stop(int code) { (void)code; }
+
+int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
+    (void)buf, (void)n, (void)t;
+    return err_set(err, "this whale was built without MPI");
+}
+
+int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err) {
+    (void)v, (void)all;
+    return err_set(err, "this whale was built without MPI");
+}
+
+#endif
