@@ -6,7 +6,8 @@
  * mid-step ends the job within 30 s with a message naming it, and one
  * rank resumes the run from the last checkpoint; a rank that stops
  * answering ends the job through the collective timeout; weights that
- * drift apart stop the job with a message. */
+ * drift apart stop the job with a message. whale sft and whale grpo share
+ * their steps the same way: equal losses and weights, the same rollouts. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 
 #include "helpers.h"
 #include "io/safetensors.h"
+#include "task_fixture.h"
 #include "whale_cli.h"
 
 #define MPIRUN "/usr/bin/mpirun"
@@ -59,29 +61,41 @@ static void make_model_and_data(void) {
     h_run_free(&h);
 }
 
-/* `whale train` into g_dir/out for `steps` steps: on `ranks` processes
- * (mpirun, one thread each) or, with ranks 0, in this process's way (no
- * launcher, two threads). extra: more flags, NULL-terminated. */
-static void train(HRun *h, int ranks, const char *out, int steps, const char *accum,
-                  const char *const *extra) {
-    char steps_s[16], np[16];
-    snprintf(steps_s, sizeof steps_s, "%d", steps);
-    snprintf(np, sizeof np, "%d", ranks);
-    char *argv[64];
+/* argv for `whale ARGS` on `ranks` processes (mpirun), or without a
+ * launcher when ranks is 0; args NULL-terminated. */
+static void run_ranks(HRun *h, int ranks, const char *const *args) {
+    char np[16], *argv[64];
     int n = 0;
+    snprintf(np, sizeof np, "%d", ranks);
     if (ranks > 0) {
         cr_assert(access(MPIRUN, X_OK) == 0, MPIRUN " is missing (scripts/deps.sh installs openmpi-bin)");
         const char *pre[] = {MPIRUN, "--oversubscribe", "-np", np};
         for (int i = 0; i < 4; i++) argv[n++] = (char *)pre[i];
     }
-    const char *args[] = {whale_bin(), "train", "-m", h_path(g_dir, "model"), "--data",
-                          h_path(g_dir, "data"), "--out", h_path(g_dir, out), "--steps", steps_s,
-                          "--batch", "4", "--seq", "32", "--lr", "3e-3", "--eval-every", "4",
-                          "--save-every", "2", "--grad-accum", accum, "-t", ranks > 0 ? "1" : "2"};
-    for (size_t i = 0; i < sizeof args / sizeof *args; i++) argv[n++] = (char *)args[i];
-    for (; extra && *extra; extra++) argv[n++] = (char *)*extra;
+    argv[n++] = (char *)whale_bin();
+    for (; *args; args++) {
+        cr_assert_lt(n, 63);
+        argv[n++] = (char *)*args;
+    }
     argv[n] = NULL;
     cr_assert_eq(h_run(h, argv, RUN_TIMEOUT_S), 0, "cannot run %s", argv[0]);
+}
+
+/* `whale train` into g_dir/out for `steps` steps: on `ranks` processes
+ * (mpirun, one thread each) or, with ranks 0, in this process's way (no
+ * launcher, two threads). extra: more flags, NULL-terminated. */
+static void train(HRun *h, int ranks, const char *out, int steps, const char *accum,
+                  const char *const *extra) {
+    char steps_s[16];
+    snprintf(steps_s, sizeof steps_s, "%d", steps);
+    const char *args[64] = {"train", "-m", h_path(g_dir, "model"), "--data", h_path(g_dir, "data"),
+                            "--out", h_path(g_dir, out), "--steps", steps_s, "--batch", "4",
+                            "--seq", "32", "--lr", "3e-3", "--eval-every", "4", "--save-every",
+                            "2", "--grad-accum", accum, "-t", ranks > 0 ? "1" : "2"};
+    int n = 0;
+    while (args[n]) n++;
+    for (; extra && *extra; extra++) args[n++] = *extra;
+    run_ranks(h, ranks, args);
 }
 
 /* The "loss" and "eval_loss" values of a run's metrics.jsonl, in order. */
@@ -136,6 +150,41 @@ static void expect_close_models(const char *a, const char *b) {
         free(x), free(y);
     }
     st_close(&sa), st_close(&sb);
+}
+
+/* Two runs from the model `base` took the same steps: their weights differ
+ * by at most 1e-4 of the distance the first moved them (root of summed
+ * squares over every tensor). For sft and grpo, whose ranks forward other
+ * groupings of the batch than one rank does: the float sums then round
+ * differently, and a router score near a tie can send a token to another
+ * expert, so single elements may differ more than 1e-5 while the update
+ * as a whole agrees. */
+static void expect_close_updates(const char *base, const char *a, const char *b) {
+    SafeTensors s0, sa, sb;
+    Err err = {0};
+    cr_assert_eq(st_open(&s0, h_path(g_dir, base), &err), 0, "%s", err.msg);
+    cr_assert_eq(st_open(&sa, h_path(g_dir, a), &err), 0, "%s", err.msg);
+    cr_assert_eq(st_open(&sb, h_path(g_dir, b), &err), 0, "%s", err.msg);
+    double diff = 0, moved = 0;
+    for (int i = 0; i < sa.n_tensors; i++) {
+        const StTensor *ta = &sa.tensors[i], *tb = st_find(&sb, ta->name), *t0 = st_find(&s0, ta->name);
+        cr_assert(tb && t0 && tb->n_bytes == ta->n_bytes, "%s missing or resized", ta->name);
+        const int64_t n = st_numel(ta);
+        float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n),
+              *z = malloc(sizeof(float) * (size_t)n);
+        cr_assert(x && y && z);
+        cr_assert(st_to_f32(&sa, ta, x, &err) == 0 && st_to_f32(&sb, tb, y, &err) == 0 &&
+                  st_to_f32(&s0, t0, z, &err) == 0, "%s", err.msg);
+        for (int64_t k = 0; k < n; k++) {
+            diff += ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
+            moved += ((double)x[k] - z[k]) * ((double)x[k] - z[k]);
+        }
+        free(x), free(y), free(z);
+    }
+    cr_assert_gt(moved, 0, "%s did not move the weights of %s", a, base);
+    cr_expect_leq(sqrt(diff), 1e-4 * sqrt(moved), "%s and %s differ by %g, %g of the update",
+                  a, b, sqrt(diff), sqrt(diff / moved));
+    st_close(&s0), st_close(&sa), st_close(&sb);
 }
 
 Test(mpi, two_ranks_equal_one_rank_with_twice_the_accumulation, .timeout = 300) {
@@ -213,4 +262,68 @@ Test(mpi, weights_that_drift_apart_stop_the_job, .timeout = 300) {
     char *latest = h_read_file(h_path(g_dir, "run/latest"), NULL);
     cr_assert(latest && strstr(latest, "checkpoint-00000002"), "latest: %s", latest);
     free(latest);
+}
+
+/* sft and grpo, each on 1 and on 2 ranks from the same model. */
+Test(mpi, sft_and_grpo_share_their_steps, .timeout = 300) {
+    char prompts[6][128], completions[6][512];
+    const char *data = h_path(g_dir, "mem.jsonl");
+    cr_assert_eq(h_write_task_solutions(data, "arith-add", 7, 1, 6, prompts, completions), 0);
+    HRun h;
+    WHALE(&h, "init", "-p", "tiny", "-o", h_path(g_dir, "model"), "--seed", "5", "--std", "0.05");
+    expect_ok(&h);
+    h_run_free(&h);
+    for (int ranks = 0; ranks <= 2; ranks += 2) {
+        const char *sft[] = {"sft", "-m", h_path(g_dir, "model"), "--data", data, "--out",
+                             h_path(g_dir, ranks ? "sft2" : "sft1"), "--steps", "5", "--batch", "6",
+                             "--val", "1", "--eval-every", "5", "--lr", "3e-3", "-t", ranks ? "1" : "2",
+                             NULL};
+        run_ranks(&h, ranks, sft);
+        expect_ok(&h);
+        h_run_free(&h);
+    }
+    expect_same_losses("sft2", "sft1", 5 + 1);
+    expect_close_updates("model/model.safetensors", "sft2/model.safetensors", "sft1/model.safetensors");
+    /* a model that knows the problems answers some right, so GRPO has groups to learn from */
+    const char *mem[] = {"sft", "-m", h_path(g_dir, "model"), "--data", data, "--out",
+                         h_path(g_dir, "mem"), "--steps", "40", "--batch", "6", "--lr", "5e-3",
+                         "--schedule", "constant", "--weight-decay", "0", "-t", "2", NULL};
+    run_ranks(&h, 0, mem);
+    expect_ok(&h);
+    h_run_free(&h);
+    for (int ranks = 0; ranks <= 2; ranks += 2) {
+        const char *grpo[] = {"grpo", "-m", h_path(g_dir, "mem"), "--task", "arith-add",
+                              "--template", "short", "--difficulty", "1", "--seed", "7", "--steps",
+                              "2", "--prompts", "4", "--group", "4", "--max-tokens", "40", "--kl",
+                              "0.05", "--out", h_path(g_dir, ranks ? "grpo2" : "grpo1"), "-t",
+                              ranks ? "1" : "2", NULL};
+        run_ranks(&h, ranks, grpo);
+        expect_ok(&h);
+        h_run_free(&h);
+    }
+    /* the same samples (rollout seeds are per problem), rewards and kept groups */
+    char *a = h_read_file(h_path(g_dir, "grpo1/metrics.jsonl"), NULL);
+    char *b = h_read_file(h_path(g_dir, "grpo2/metrics.jsonl"), NULL);
+    cr_assert(a && b);
+    const char *keys[] = {"reward", "accuracy", "format", "completion_len", "kept_groups", "kl",
+                          "entropy"};
+    char *sa, *sb;
+    int lines = 0, kept = 0;
+    for (char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb); la && lb;
+         la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb), lines++) {
+        json_t *ja = json_loads(la, 0, NULL), *jb = json_loads(lb, 0, NULL);
+        cr_assert(ja && jb);
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+            const double x = json_number_value(json_object_get(ja, keys[k]));
+            const double y = json_number_value(json_object_get(jb, keys[k]));
+            cr_expect(fabs(x - y) <= 1e-4 * fabs(x) + 1e-6, "step %d %s: 1 rank %g, 2 ranks %g",
+                      lines + 1, keys[k], x, y);
+        }
+        kept += (int)json_integer_value(json_object_get(ja, "kept_groups"));
+        json_decref(ja), json_decref(jb);
+    }
+    free(a), free(b);
+    cr_expect_eq(lines, 2);
+    cr_assert_gt(kept, 0, "no group had a reward signal: the comparison tests nothing");
+    expect_close_updates("mem/model.safetensors", "grpo2/model.safetensors", "grpo1/model.safetensors");
 }

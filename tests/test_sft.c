@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "helpers.h"
+#include "task_fixture.h"
 #include "infer/chat.h"
 #include "rl/reward.h"
 #include "rl/sft_data.h"
@@ -193,28 +194,9 @@ Test(sft, bad_lines_are_named, .timeout = 60) {
 
 enum { N_MEM = 6, DIFFICULTY = 1, SEED = 7 };
 
-/* Training problems 0..N_MEM-1 of arith-add with their worked solutions, as
- * {"prompt", "completion"} lines (the short template). */
 static void write_solutions(const char *path, char prompts[][128], char completions[][512]) {
-    const Task *t = task_find("arith-add");
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    for (int i = 0; i < N_MEM; i++) {
-        TaskProblem p;
-        cr_assert_eq(task_generate(t, SEED, TASK_TRAIN, (uint64_t)i, DIFFICULTY, &p), 0);
-        Rng r;
-        rng_seed(&r, (uint64_t)i);
-        char think[TASK_THINK_MAX], answer[TASK_ANSWER_MAX];
-        cr_assert_eq(t->solve(&p, &r, 0.0f, think, sizeof think, answer, sizeof answer), 0);
-        cr_assert(template_prompt(RL_TEMPLATE_SHORT, p.question, prompts[i], 128) > 0);
-        cr_assert(template_completion(think, answer, completions[i], 512) > 0);
-        json_t *j = json_pack("{s:s, s:s}", "prompt", prompts[i], "completion", completions[i]);
-        char *line = json_dumps(j, JSON_COMPACT);
-        fprintf(f, "%s\n", line);
-        free(line);
-        json_decref(j);
-    }
-    fclose(f);
+    cr_assert_eq(h_write_task_solutions(path, "arith-add", SEED, DIFFICULTY, N_MEM, prompts, completions), 0,
+                 "cannot write %s", path);
 }
 
 /* The first and last "loss" of a metrics.jsonl, with its lines checked for

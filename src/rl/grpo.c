@@ -5,7 +5,13 @@
  * batch's sequences by length (equal lengths share one forward over
  * n_seq x len rows), so nothing is padded. pi_old is the policy that
  * sampled the batch: its log-probs are those of the first optimiser
- * iteration's forward (the same weights), so the ratio starts at 1. */
+ * iteration's forward (the same weights), so the ratio starts at 1.
+ *
+ * Data parallel (train/comm.h): rank r samples problems r, r + ranks, ...
+ * of the step, whole groups, so advantages stay local; the kept sequences
+ * and completion tokens are counted over all ranks before the weights are
+ * set, so the summed gradient is the one-rank gradient; the statistics are
+ * summed for rank 0, which writes the metrics and checkpoints. */
 #include "rl/grpo.h"
 
 #include <inttypes.h>
@@ -39,18 +45,18 @@ typedef struct Grpo {
     SeqTrain tr;          /* the policy's gradients, AdamW state, bucket buffers */
     Rollout *rolls;       /* (P G) */
     Seq *seqs;            /* (P G) kept ones first */
-    int n_seqs;
+    int n_seqs;           /* this rank's */
+    int n_seqs_all;       /* over all ranks */
     SeqItem *items;       /* (P G) the kept sequences' ids, in seqs' order */
     FILE *metrics;
     char metrics_path[4096], plot_path[4096];
 } Grpo;
 
-/* Per-step statistics. */
+/* Per-step statistics, summed over the ranks at the end of a step. */
 typedef struct Stats {
-    double reward, accuracy, format, len, kl, clip, entropy;
-    long n_tok, n_clip;
-    int kept;
+    double reward, accuracy, format, len, kl, entropy, n_tok, n_clip, kept, n_train, stop;
 } Stats;
+#define STATS_N ((int)(sizeof(Stats) / sizeof(double)))
 
 static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
     memset(g, 0, sizeof *g);
@@ -71,6 +77,7 @@ static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
     g->items = calloc(n, sizeof *g->items);
     if (!g->items) return err_set(err, "out of memory");
     if (seqtrain_init(&g->tr, &g->pol.model, err) != 0) return -1;
+    if (g->tr.comm.rank != 0) return 0; /* rank 0 writes the run directory */
     g->metrics = plot_metrics_open(o->out, "w", g->metrics_path, sizeof g->metrics_path,
                                    g->plot_path, sizeof g->plot_path, err);
     if (!g->metrics) return -1;
@@ -96,32 +103,35 @@ static int by_length(const void *a, const void *b) {
     return seq_len_of(a) - seq_len_of(b);
 }
 
-/* Sample the batch of step s, score it, keep the groups with signal. */
+/* Sample this rank's share of the batch of step s, score it, keep the
+ * groups with signal. */
 static int rollouts(Grpo *g, int64_t step, Stats *st, Err *err) {
     const GrpoOpts *o = g->o;
-    const int P = o->prompts, G = o->group;
+    const Comm *c = &g->tr.comm;
+    const int G = o->group;
+    int P = 0; /* this rank's problems */
     float *rw = malloc(sizeof(float) * G), *adv = malloc(sizeof(float) * G);
-    TaskProblem *probs = malloc(sizeof *probs * P);
-    RolloutJob *jobs = malloc(sizeof *jobs * P);
+    TaskProblem *probs = malloc(sizeof *probs * o->prompts);
+    RolloutJob *jobs = malloc(sizeof *jobs * o->prompts);
     if (!rw || !adv || !probs || !jobs) {
         free(rw), free(adv), free(probs), free(jobs);
         return err_set(err, "out of memory");
     }
     int rc = -1;
     g->n_seqs = 0;
-    for (int i = 0; i < P * G; i++) rollout_free(&g->rolls[i]);
+    for (int i = 0; i < o->prompts * G; i++) rollout_free(&g->rolls[i]);
     gen_reset(&g->pol.gen); /* the cache holds keys of the weights before the update */
-    long tot_gen = 0;
-    for (int p = 0; p < P; p++) {
-        const uint64_t idx = (uint64_t)step * P + p;
-        if (task_generate(g->task, o->seed, TASK_TRAIN, idx, o->difficulty, &probs[p]) != 0) {
+    double counts[2] = {0, 0}; /* kept sequences, their completion tokens: all ranks */
+    for (int q = c->rank; q < o->prompts; q += c->size, P++) {
+        const uint64_t idx = (uint64_t)step * o->prompts + q;
+        if (task_generate(g->task, o->seed, TASK_TRAIN, idx, o->difficulty, &probs[P]) != 0) {
             err_set(err, "%s: difficulty %d is out of range", g->task->name, o->difficulty);
             goto done;
         }
-        jobs[p] = (RolloutJob){&probs[p], G, o->temperature, rollout_seed(o->seed, idx)};
+        jobs[P] = (RolloutJob){&probs[P], G, o->temperature, rollout_seed(o->seed, idx)};
     }
     /* all P x G completions decode together */
-    if (rollout_run_batch(&g->pol.gen, g->task, o->tpl, jobs, P, o->max_tokens, &o->reward,
+    if (P > 0 && rollout_run_batch(&g->pol.gen, g->task, o->tpl, jobs, P, o->max_tokens, &o->reward,
                           g->rolls, err) != 0)
         goto done;
     for (int p = 0; p < P; p++) {
@@ -138,15 +148,18 @@ static int rollouts(Grpo *g, int64_t step, Stats *st, Err *err) {
         for (int j = 0; j < G; j++) {
             if (r[j].n_gen < 1) continue;
             g->seqs[g->n_seqs++] = (Seq){&r[j], adv[j], 0, NULL, NULL};
-            tot_gen += r[j].n_gen;
+            counts[1] += r[j].n_gen;
         }
     }
+    counts[0] = g->n_seqs;
+    if (comm_allreduce_f64(c, counts, 2, err) != 0) goto done;
+    g->n_seqs_all = (int)counts[0];
     /* the length normalisation, with the 1 / sequences of the mean */
     for (int i = 0; i < g->n_seqs; i++) {
         Seq *s = &g->seqs[i];
-        s->w = o->norm == GRPO_NORM_TOKEN   ? 1.0f / (float)tot_gen
-               : o->norm == GRPO_NORM_CONST ? 1.0f / ((float)g->n_seqs * o->max_tokens)
-                                            : 1.0f / ((float)g->n_seqs * s->r->n_gen);
+        s->w = o->norm == GRPO_NORM_TOKEN   ? 1.0f / (float)counts[1]
+               : o->norm == GRPO_NORM_CONST ? 1.0f / ((float)counts[0] * o->max_tokens)
+                                            : 1.0f / ((float)counts[0] * s->r->n_gen);
         s->logp_old = malloc(sizeof(float) * s->r->n_gen);
         s->logp_ref = calloc((size_t)s->r->n_gen, sizeof(float));
         if (!s->logp_old || !s->logp_ref) {
@@ -229,7 +242,9 @@ static int iterate(Grpo *g, int it, int64_t step, Stats *st, Err *err) {
     Iter c = {g, it, st};
     SeqPass p = {.logprobs = 1, .backward = 1, .fn = policy_bucket, .user = &c};
     seqtrain_zero(&g->tr);
-    if (seqtrain_pass(&g->tr, g->items, g->n_seqs, &p, NULL, err) != 0) return -1;
+    if (seqtrain_pass(&g->tr, g->items, g->n_seqs, &p, NULL, err) != 0 ||
+        seqtrain_reduce(&g->tr, NULL, 0, err) != 0)
+        return -1;
     const double gn = seqtrain_update(&g->tr, &o->optim, (int)(step * o->mu + it), o->bias_gamma);
     if (!isfinite(gn))
         log_warn("whale grpo: step %" PRId64 ": gradient norm %g, update skipped", step + 1, gn);
@@ -237,7 +252,10 @@ static int iterate(Grpo *g, int it, int64_t step, Stats *st, Err *err) {
 }
 
 static int save(Grpo *g, int64_t step, Err *err) {
-    TrainState st = {step, 0, g->o->seed, g->o->prompts, g->o->group, g->o->mu, 0, 1};
+    const Model *m = &g->pol.model;
+    if (comm_check_weights(&g->tr.comm, m->w.data, m->w.n_bytes, step, err) != 0) return -1;
+    if (g->tr.comm.rank != 0) return 0;
+    TrainState st = {step, 0, g->o->seed, g->o->prompts, g->o->group, g->o->mu, 0, g->tr.comm.size};
     if (ckpt_save(g->o->out, &g->pol.model, &g->tr.opt, &st, g->o->model, 2, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(g->metrics_path, g->plot_path, g->o->out, &perr) < 0)
@@ -262,38 +280,39 @@ int grpo_run(const GrpoOpts *o, Err *err) {
         if (rollouts(&g, step, &st, err) != 0) goto done;
         double t1 = time_now();
         if (o->loss.beta > 0 && reference_logprobs(&g, err) != 0) goto done;
-        long n_train = 0;
-        for (int i = 0; i < g.n_seqs; i++) n_train += seq_len_of(&g.seqs[i]);
-        for (int it = 0; it < o->mu && g.n_seqs > 0; it++)
+        for (int i = 0; i < g.n_seqs; i++) st.n_train += seq_len_of(&g.seqs[i]);
+        for (int it = 0; it < o->mu && g.n_seqs_all > 0; it++)
             if (iterate(&g, it, step, &st, err) != 0) goto done;
         double t2 = time_now();
         for (int i = 0; i < g.n_seqs; i++) {
             free(g.seqs[i].logp_old), free(g.seqs[i].logp_ref);
             g.seqs[i].logp_old = g.seqs[i].logp_ref = NULL;
         }
-        const double n = (double)o->prompts * o->group;
-        const double gen_tok = st.len, tok = st.n_tok ? (double)st.n_tok : 1;
-        fprintf(g.metrics,
+        st.stop = (o->stop && *o->stop) || (o->time_limit > 0 && time_now() - t_begin >= o->time_limit);
+        if (comm_allreduce_f64(&g.tr.comm, (double *)&st, STATS_N, err) != 0) goto done;
+        const double n = (double)o->prompts * o->group, n_train = st.n_train;
+        const double gen_tok = st.len, tok = st.n_tok > 0 ? st.n_tok : 1;
+        if (g.metrics)
+            fprintf(g.metrics,
                 "{\"step\": %" PRId64 ", \"reward\": %.4f, \"accuracy\": %.4f, \"format\": %.4f, "
                 "\"completion_len\": %.2f, \"kl\": %.6f, \"clip_frac\": %.4f, \"entropy\": %.4f, "
                 "\"kept_groups\": %d, \"rollout_tok_s\": %.1f, \"train_tok_s\": %.1f, "
                 "\"tok_s\": %.1f, \"lr\": %.6g}\n",
                 step + 1, st.reward / n, st.accuracy / n, st.format / n, st.len / n, st.kl / tok,
-                (double)st.n_clip / (tok * (o->mu > 0 ? o->mu : 1)), st.entropy / tok, st.kept,
+                st.n_clip / (tok * (o->mu > 0 ? o->mu : 1)), st.entropy / tok, (int)st.kept,
                 gen_tok / (t1 - t0 > 0 ? t1 - t0 : 1e-9),
-                (double)n_train * o->mu / (t2 - t1 > 0 ? t2 - t1 : 1e-9),
-                (gen_tok + (double)n_train * o->mu) / (t2 - t0 > 0 ? t2 - t0 : 1e-9),
+                n_train * o->mu / (t2 - t1 > 0 ? t2 - t1 : 1e-9),
+                (gen_tok + n_train * o->mu) / (t2 - t0 > 0 ? t2 - t0 : 1e-9),
                 optim_lr_at(&o->optim, (int)(step * o->mu)));
-        fflush(g.metrics);
+        if (g.metrics) fflush(g.metrics);
         if (!quiet)
             fprintf(stderr,
                     "%sstep %" PRId64 "/%d | reward %.3f | accuracy %.3f | format %.3f | len %.1f | "
                     "kept %d/%d | %.1fs%s",
                     interactive ? "\r\033[K" : "", step + 1, o->steps, st.reward / n,
-                    st.accuracy / n, st.format / n, st.len / n, st.kept, o->prompts, t2 - t0,
+                    st.accuracy / n, st.format / n, st.len / n, (int)st.kept, o->prompts, t2 - t0,
                     interactive ? "" : "\n");
-        const int stopping = (o->stop && *o->stop) ||
-                             (o->time_limit > 0 && time_now() - t_begin >= o->time_limit);
+        const int stopping = st.stop > 0;
         if (stopping || step + 1 == o->steps || (o->save_every > 0 && (step + 1) % o->save_every == 0))
             if (save(&g, step + 1, err) != 0) goto done;
         if (stopping) break;

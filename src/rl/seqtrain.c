@@ -15,6 +15,7 @@
 int seqtrain_init(SeqTrain *s, Model *m, Err *err) {
     memset(s, 0, sizeof *s);
     s->m = m;
+    s->comm = *comm_world();
     if (weights_alloc(&s->grads, &m->cfg, QTYPE_F32, err) != 0 || adamw_init(&s->opt, &m->w, err) != 0 ||
         expert_load_init(&s->load, &m->cfg, err) != 0) {
         seqtrain_free(s);
@@ -92,6 +93,14 @@ int seqtrain_pass(SeqTrain *s, const SeqItem *seqs, int n, const SeqPass *p, dou
     }
     if (loss) *loss = sum;
     return 0;
+}
+
+int seqtrain_reduce(SeqTrain *s, double *sums, int n, Err *err) {
+    if (s->comm.size == 1) return 0;
+    if (comm_allreduce_f32(&s->comm, (float *)s->grads.data, s->grads.n_bytes / 4, err) != 0 ||
+        comm_allreduce_i64(&s->comm, s->load.count, (size_t)s->load.n_layers * s->load.E, err) != 0)
+        return -1;
+    return n > 0 ? comm_allreduce_f64(&s->comm, sums, (size_t)n, err) : 0;
 }
 
 double seqtrain_update(SeqTrain *s, const OptimOpts *o, int step, float bias_gamma) {

@@ -15,6 +15,7 @@
 
 #include "model/model_train.h"
 #include "train/balance.h"
+#include "train/comm.h"
 #include "train/optim.h"
 
 /* Most sequences in one forward. */
@@ -28,6 +29,7 @@ typedef struct SeqItem {
 
 typedef struct SeqTrain {
     Model *m;             /* the trained model (borrowed) */
+    Comm comm;            /* the job's ranks (train/comm.h), each with its share of a step */
     TrainActs acts;
     Weights grads;        /* F32, the model's shape */
     AdamW opt;
@@ -73,6 +75,11 @@ typedef struct SeqPass {
  * out of memory). */
 int seqtrain_pass(SeqTrain *s, const SeqItem *seqs, int n, const SeqPass *p, double *loss,
                   Err *err);
+
+/* Data parallel: sum this step's gradients and expert loads over the
+ * ranks, and the caller's n numbers sums (losses, counts, a stop request)
+ * with them. Collective; nothing to do on one rank. 0, or -1 with err. */
+int seqtrain_reduce(SeqTrain *s, double *sums, int n, Err *err);
 
 /* The optimiser step s (0-based, for the schedule) on the accumulated
  * gradients: tie the MTP heads, the global norm, AdamW with o (clipping

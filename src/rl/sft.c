@@ -4,7 +4,13 @@
  * examples, so the order depends only on the seed and the data. A step's
  * examples are sorted by length so equal lengths share a forward; every
  * target token weighs 1 / (the step's target tokens), which makes the loss
- * the mean NLL per target token. */
+ * the mean NLL per target token.
+ *
+ * Data parallel (train/comm.h): every rank draws the whole step's batch
+ * and takes every ranks-th example of it in length order (rank r: r,
+ * r + ranks, ...), so the ranks' forwards are of like lengths; the target
+ * tokens are counted over the whole batch, so the summed gradient is the
+ * one rank's. Rank 0 writes the metrics and checkpoints. */
 #include "rl/sft.h"
 
 #include <inttypes.h>
@@ -34,6 +40,8 @@ typedef struct Sft {
     int *perm;            /* (n_train) the order of epoch perm_epoch */
     int64_t perm_epoch;
     const SftExample **batch; /* (batch) this step's examples, by length */
+    const SftExample **mine;  /* (batch) this rank's share of them, by length */
+    int stop_any;             /* some rank was asked to stop */
     SeqItem *items;       /* (max(batch, n_val)) */
     const SftExample **val_sorted; /* (n_val) by length */
     SeqTrain tr;
@@ -113,15 +121,18 @@ static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
     const int n_items = o->batch > s->n_val ? o->batch : s->n_val;
     s->perm = malloc(sizeof(int) * (size_t)s->n_train);
     s->batch = malloc(sizeof *s->batch * (size_t)o->batch);
+    s->mine = malloc(sizeof *s->mine * (size_t)o->batch);
     s->items = malloc(sizeof *s->items * (size_t)n_items);
     s->val_sorted = malloc(sizeof *s->val_sorted * (size_t)(s->n_val > 0 ? s->n_val : 1));
-    if (!s->perm || !s->batch || !s->items || !s->val_sorted) return err_set(err, "out of memory");
+    if (!s->perm || !s->batch || !s->mine || !s->items || !s->val_sorted)
+        return err_set(err, "out of memory");
     s->perm_epoch = -1;
     for (int i = 0; i < s->n_val; i++) s->val_sorted[i] = &s->data.ex[s->val[i]];
     qsort(s->val_sorted, (size_t)s->n_val, sizeof *s->val_sorted, by_length);
     if (seqtrain_init(&s->tr, &s->cs.model, err) != 0) return -1;
-    s->st = (TrainState){0, 0, o->seed, o->batch, o->max_len, 1, 0, 1};
+    s->st = (TrainState){0, 0, o->seed, o->batch, o->max_len, 1, 0, s->tr.comm.size};
     path_dir_of(opts->model, s->tok_dir, sizeof s->tok_dir);
+    if (s->tr.comm.rank != 0) return 0; /* rank 0 writes the run directory */
     s->metrics = plot_metrics_open(o->out, "w", s->metrics_path, sizeof s->metrics_path,
                                    s->plot_path, sizeof s->plot_path, err);
     if (!s->metrics) return -1;
@@ -131,14 +142,15 @@ static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
 static void sft_close(Sft *s) {
     if (s->metrics) fclose(s->metrics);
     seqtrain_free(&s->tr);
-    free(s->train), free(s->val), free(s->perm), free(s->batch), free(s->items);
+    free(s->train), free(s->val), free(s->perm), free(s->batch), free(s->mine), free(s->items);
     free(s->val_sorted);
     sft_data_free(&s->data);
     chat_close(&s->cs);
 }
 
-/* The examples of the current step, sorted by length, as s->items; the
- * tokens forwarded and the targets into *n_tok, *n_target. */
+/* The examples of the current step, sorted by length; this rank's share
+ * as s->mine and s->items (their number returned); the tokens and the
+ * targets of the whole step into *n_tok, *n_target. */
 static int fill_batch(Sft *s, int64_t *n_tok, int64_t *n_target) {
     const int B = s->o.batch;
     *n_tok = *n_target = 0;
@@ -152,12 +164,15 @@ static int fill_batch(Sft *s, int64_t *n_tok, int64_t *n_target) {
         s->batch[j] = &s->data.ex[s->perm[p % s->n_train]];
     }
     qsort(s->batch, (size_t)B, sizeof *s->batch, by_length);
+    int n = 0;
     for (int j = 0; j < B; j++) {
-        s->items[j] = (SeqItem){s->batch[j]->ids, s->batch[j]->len};
         *n_tok += s->batch[j]->len;
         *n_target += s->batch[j]->n_target;
+        if (j % s->tr.comm.size != s->tr.comm.rank) continue;
+        s->mine[n] = s->batch[j];
+        s->items[n++] = (SeqItem){s->batch[j]->ids, s->batch[j]->len};
     }
-    return B;
+    return n;
 }
 
 typedef struct Weigh {
@@ -182,21 +197,31 @@ static void bucket(void *user, int i0, int n, int L, const float *logp, const fl
     }
 }
 
-/* Mean NLL per target token of the held-out examples. */
+/* Mean NLL per target token of the held-out examples (every ranks-th on
+ * each rank). */
 static int evaluate(Sft *s, double *loss, Err *err) {
-    int64_t n_target = 0;
-    for (int i = 0; i < s->n_val; i++) {
-        s->items[i] = (SeqItem){s->val_sorted[i]->ids, s->val_sorted[i]->len};
-        n_target += s->val_sorted[i]->n_target;
+    const Comm *c = &s->tr.comm;
+    double sums[2] = {0, 0}; /* NLL, targets */
+    int n = 0;
+    for (int i = c->rank; i < s->n_val; i += c->size) {
+        s->mine[n] = s->val_sorted[i];
+        s->items[n++] = (SeqItem){s->val_sorted[i]->ids, s->val_sorted[i]->len};
+        sums[1] += s->val_sorted[i]->n_target;
     }
-    Weigh k = {s->val_sorted, 0, 0};
+    Weigh k = {s->mine, 0, 0};
     SeqPass p = {.logprobs = 1, .fn = bucket, .user = &k};
-    if (seqtrain_pass(&s->tr, s->items, s->n_val, &p, NULL, err) != 0) return -1;
-    *loss = n_target ? k.nll / (double)n_target : NAN;
+    if (seqtrain_pass(&s->tr, s->items, n, &p, NULL, err) != 0) return -1;
+    sums[0] = k.nll;
+    if (comm_allreduce_f64(c, sums, 2, err) != 0) return -1;
+    *loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;
     return 0;
 }
 
 static int save(Sft *s, Err *err) {
+    if (comm_check_weights(&s->tr.comm, s->cs.model.w.data, s->cs.model.w.n_bytes, s->st.step,
+                           err) != 0)
+        return -1;
+    if (s->tr.comm.rank != 0) return 0;
     if (ckpt_save(s->o.out, &s->cs.model, &s->tr.opt, &s->st, s->tok_dir, 2, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(s->metrics_path, s->plot_path, s->o.out, &perr) < 0)
@@ -209,10 +234,14 @@ static int save(Sft *s, Err *err) {
 static int step(Sft *s, double *loss, double *gnorm, int64_t *n_tok, int *skipped, Err *err) {
     int64_t n_target;
     const int n = fill_batch(s, n_tok, &n_target);
-    Weigh k = {s->batch, n_target > 0 ? 1.0f / (float)n_target : 0.0f, 0};
+    Weigh k = {s->mine, n_target > 0 ? 1.0f / (float)n_target : 0.0f, 0};
     SeqPass p = {.backward = 1, .fn = bucket, .user = &k};
     seqtrain_zero(&s->tr);
     if (seqtrain_pass(&s->tr, s->items, n, &p, loss, err) != 0) return -1;
+    double sums[2] = {*loss, s->o.stop && *s->o.stop ? 1.0 : 0.0};
+    if (seqtrain_reduce(&s->tr, sums, 2, err) != 0) return -1;
+    *loss = sums[0];
+    s->stop_any = sums[1] > 0;
     *gnorm = NAN;
     *skipped = !isfinite(*loss);
     if (!*skipped) {
@@ -270,12 +299,13 @@ int sft_run(const SftOpts *opts, Err *err) {
             }
         } else {
             nan_run = 0;
-            fprintf(s.metrics,
+            if (s.metrics)
+                fprintf(s.metrics,
                     "{\"step\": %" PRId64 ", \"epoch\": %.4f, \"loss\": %.6f, \"lr\": %.6g, "
                     "\"grad_norm\": %.6g, \"tok_s\": %.1f, \"tokens\": %" PRId64 "}\n",
                     s.st.step, (double)s.st.step * o->batch / s.n_train, loss, lr, gnorm, tok_s,
                     s.st.tokens);
-            fflush(s.metrics);
+            if (s.metrics) fflush(s.metrics);
             if (!quiet && (interactive || s.st.step % o->log_every == 0 || s.st.step == o->steps))
                 progress(&s, loss, tok_s, lr, gnorm, t0, interactive);
         }
@@ -283,13 +313,15 @@ int sft_run(const SftOpts *opts, Err *err) {
         if (s.n_val > 0 && (last || (o->eval_every > 0 && s.st.step % o->eval_every == 0))) {
             double el;
             if (evaluate(&s, &el, err) != 0) goto done;
-            fprintf(s.metrics, "{\"step\": %" PRId64 ", \"eval_loss\": %.6f}\n", s.st.step, el);
-            fflush(s.metrics);
+            if (s.metrics) {
+                fprintf(s.metrics, "{\"step\": %" PRId64 ", \"eval_loss\": %.6f}\n", s.st.step, el);
+                fflush(s.metrics);
+            }
             if (!quiet)
                 fprintf(stderr, "%sstep %" PRId64 ": eval loss %.4f\n", interactive ? "\r\033[K" : "",
                         s.st.step, el);
         }
-        const int stopping = o->stop && *o->stop;
+        const int stopping = s.stop_any;
         if (stopping || last || (o->save_every > 0 && s.st.step % o->save_every == 0))
             if (save(&s, err) != 0) goto done;
         if (stopping) {

@@ -4,6 +4,7 @@
 #include "train/comm.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,13 @@ int comm_check_same(const Comm *c, uint64_t v, const char *what, Err *err) {
                          what, r, all[r], all[0]);
     free(all);
     return rc;
+}
+
+int comm_check_weights(const Comm *c, const void *data, size_t n, int64_t step, Err *err) {
+    if (c->size == 1) return 0;
+    char what[64];
+    snprintf(what, sizeof what, "the weights after step %" PRId64, step);
+    return comm_check_same(c, comm_hash(data, n), what, err);
 }
 
 uint64_t comm_hash(const void *p, size_t n) {

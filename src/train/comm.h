@@ -49,6 +49,11 @@ int comm_allreduce_i64(const Comm *c, int64_t *buf, size_t n, Err *err);
  * calls it. */
 int comm_check_same(const Comm *c, uint64_t v, const char *what, Err *err);
 
+/* comm_check_same on a hash of the weights (n bytes at data) after step
+ * `step`: the ranks take the same steps on the same summed gradients, so
+ * they must hold the same bytes; a bug or a flipped bit would part them. */
+int comm_check_weights(const Comm *c, const void *data, size_t n, int64_t step, Err *err);
+
 /* A 64-bit hash of n bytes, for comm_check_same over the weights: any
  * changed bit changes it (with overwhelming odds); 8 bytes a step. */
 uint64_t comm_hash(const void *p, size_t n);
