@@ -12,6 +12,7 @@
 #include "kernels/dot.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
+#include "kernels/qgemm.h"
 #include "kernels/quant.h"
 #include "model/model.h"
 
@@ -330,4 +331,69 @@ Test(kernels, vnni_tiles_match_dot_kernels) {
                         }
                     free(w), free(x), free(wq), free(xq), free(y);
                 }
+}
+
+/* The integer prefill GEMM (qgemm.h) against the scalar reference dot on
+ * the same weights and quantize_row's Q8_0 activations: row counts that
+ * are not multiples of the 16-row panel, token counts around the 12-token
+ * tile (1, 5, 12, 64, 65, 128, 200), a row range that starts inside the
+ * matrix, K a multiple of 32 only, on one thread and split over threads.
+ * Tolerance: both sum the blocks in order, each block's term rounds
+ * differently (int x d_w x d_x against int x (d_w d_x)) and the partial
+ * sums then differ by an ulp per block: (nb + 2) x 2^-23 of sum |w x|. An
+ * activation code quantised differently from quantize_row would move an
+ * output by ~1e-2 / nb of that sum, far outside it. */
+Test(kernels, qgemm_matches_scalar_reference) {
+    if (!qgemm_available(QTYPE_Q8_0)) {
+        fprintf(stderr, "qgemm: no AVX-512 VNNI here\n");
+        return;
+    }
+    Mat f32 = mat_f32(NULL, 1, 32);
+    cr_assert_eq(qgemm_nt(NULL, NULL, 1, &f32, 0, 1), -1, "float weights are not for qgemm");
+    Rng r;
+    rng_seed(&r, 33);
+    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
+    const int Ts[] = {1, 5, 12, 64, 65, 128, 200}, Ns[] = {1, 17, 45}, Ks[] = {32, 96, 544};
+    int checked = 0;
+    for (int qi = 0; qi < 2; qi++)
+        for (int ni = 0; ni < 3; ni++)
+            for (int ki = 0; ki < 3; ki++)
+                for (int ti = 0; ti < 7; ti++) {
+                    const QType t = types[qi];
+                    const int T = Ts[ti], N = Ns[ni], K = Ks[ki], nb = K / QK;
+                    const int row0 = N > 1 ? 3 : 0, rows = row0 + N + 2;
+                    const size_t rb = qtype_row_bytes(t, K), xb = qtype_row_bytes(QTYPE_Q8_0, K);
+                    float *w = malloc(sizeof(float) * rows * K), *x = malloc(sizeof(float) * T * K);
+                    float *wd = malloc(sizeof(float) * rows * K), *xd = malloc(sizeof(float) * K);
+                    unsigned char *wq = malloc(rb * rows), *xq = malloc(xb);
+                    float *y = malloc(sizeof(float) * T * N);
+                    fill(&r, w, rows * K, 0.1f);
+                    fill(&r, x, T * K, 1.0f);
+                    for (int n = 0; n < rows; n++) {
+                        quantize_row(t, w + n * K, wq + n * rb, K);
+                        dequantize_row(t, wq + n * rb, wd + n * K, K);
+                    }
+                    Mat m = {wq, t, rows, K};
+                    cr_assert_eq(qgemm_nt(y, x, T, &m, row0, N), 0);
+                    for (int i = 0; i < T; i++) {
+                        quantize_row(QTYPE_Q8_0, x + i * K, xq, K);
+                        dequantize_row(QTYPE_Q8_0, xq, xd, K);
+                        for (int n = 0; n < N; n++) {
+                            const float *wn = wd + (size_t)(row0 + n) * K;
+                            float want = vec_dot_ref(t, wq + (row0 + n) * rb, NULL,
+                                                     (const BlockQ8_0 *)xq, K);
+                            float got = y[i * N + n], mag = 0;
+                            for (int k = 0; k < K; k++) mag += fabsf(wn[k] * xd[k]);
+                            const float tol = (float)(nb + 2) * 0x1p-23f * mag;
+                            cr_assert(fabsf(got - want) <= tol,
+                                      "%s T=%d N=%d K=%d token %d row %d: reference %.9g, qgemm "
+                                      "%.9g (|diff| %g > %g)",
+                                      qtype_name(t), T, N, K, i, n, want, got, fabsf(got - want),
+                                      tol);
+                            checked++;
+                        }
+                    }
+                    free(w), free(x), free(wd), free(xd), free(wq), free(xq), free(y);
+                }
+    fprintf(stderr, "qgemm: %d outputs checked\n", checked);
 }

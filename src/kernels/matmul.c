@@ -10,6 +10,7 @@
 #include "base/threads.h"
 #include "kernels/dot.h"
 #include "kernels/gemm.h"
+#include "kernels/qgemm.h"
 
 /* From this many tokens on, the packed GEMM beats one dot product per
  * output (measured on the small preset: 4 tokens already gain). Float
@@ -21,8 +22,7 @@
  * near 128. F32 switches at 32, not later: at 32-47 tokens the other sum
  * order moved train_v3's AdamW steps 2e-4 off PyTorch (ARCHITECTURE.md). */
 #define GEMM_MIN_T 4
-#define TILE_MIN_T 8
-#define TILE_MAX_T 64
+#define QGEMM_MIN_T 4
 static int small_max_t(QType t) { return t == QTYPE_F32 ? 32 : 128; }
 
 /* Grow-only scratch, one per calling thread (the model's worker). */
@@ -48,6 +48,7 @@ void matmul_thread_free(void) {
         scratch = NULL;
         scratch_cap = 0;
         gemm_thread_free();
+        qgemm_thread_free();
     }
 }
 
@@ -81,16 +82,15 @@ static void row_product(const RowProduct *p, int u) {
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const DotKernels *dk = dot_best();
-    /* Q8_0 / Q4_0 with VNNI, TILE_MIN_T to TILE_MAX_T tokens (a decoding
-     * batch): tiles of 4 rows x 4 tokens on int8 products, where the float
-     * GEMM would convert every weight and the one-row kernel unpacks each
-     * weight once per token. Fewer tokens stay on the one-row kernel: it
-     * reads W as one stream, which the tile's four row streams cannot match
-     * from memory (one thread, a 131 MB Q4_0 matrix: one token 60 against
-     * 31 GOP/s; 8 tokens 61 against 77, 16 tokens 61 against 83). */
-    const DotTileFn tile =
-        matmul_use_gemm && T >= TILE_MIN_T && T < TILE_MAX_T ? dk->tile[W->type] : NULL;
-    if (T >= 2 && matmul_use_gemm && gemm_available() && !tile) {
+    /* Q8_0 / Q4_0 with VNNI from QGEMM_MIN_T tokens on: the integer GEMM
+     * (qgemm.h) on the activations quantised below, where the float GEMM
+     * would convert every weight to float and the one-row kernel unpacks
+     * each weight once per token. */
+    const int qgemm = matmul_use_gemm && T >= QGEMM_MIN_T && qgemm_available(W->type) &&
+                      dk == dot_kernels(DOT_AVX512_VNNI);
+    if (qgemm && qgemm_nt(y, x, T, W, row0, n_rows) == 0) return;
+    const DotTileFn tile = NULL;
+    if (T >= 2 && matmul_use_gemm && gemm_available() && !qgemm) {
         if (T < small_max_t(W->type) && gemm_nt_small(y, x, W, row0, n_rows, T) == 0) return;
         if (T >= GEMM_MIN_T && gemm_nt(y, x, W, row0, n_rows, T) == 0) return;
     }
