@@ -124,7 +124,7 @@ static double toy_objective(Toy *t, Weights *grads) {
             w[row] = (float)(d / (2.0 * n_gen));
         }
     if (grads) {
-        LossOpts lo = {0, 0, 1, w};
+        LossOpts lo = {.scale = 1, .token_weights = w};
         LossParts lp;
         cr_assert(model_backward(&t->m, &t->acts, t->tok, &lo, grads, &lp, &err) == 0);
     }

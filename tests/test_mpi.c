@@ -197,8 +197,16 @@ Test(mpi, two_ranks_equal_one_rank_with_twice_the_accumulation, .timeout = 300) 
     expect_ok(&h);
     h_run_free(&h);
     /* 5 step losses and the eval losses of steps 4 and 5, written once (by rank 0) */
+    /* the gradients summed after the backward instead of layer by layer during it */
+    setenv("WHALE_COMM_OVERLAP", "0", 1);
+    train(&h, 2, "after", 5, "1", NULL);
+    unsetenv("WHALE_COMM_OVERLAP");
+    expect_ok(&h);
+    h_run_free(&h);
     expect_same_losses("two", "one", 7);
+    expect_same_losses("after", "one", 7);
     expect_close_models("two/model.safetensors", "one/model.safetensors");
+    expect_close_models("after/model.safetensors", "one/model.safetensors");
     expect_close_models("two/checkpoint-00000005/optimizer.safetensors",
                         "one/checkpoint-00000005/optimizer.safetensors");
     char *st = h_read_file(h_path(g_dir, "two/checkpoint-00000005/trainer_state.json"), NULL);

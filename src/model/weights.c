@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,21 @@ void weights_free(Weights *w) {
     free(w->layers);
     free(w->expert_mats);
     memset(w, 0, sizeof *w);
+}
+
+void weights_layer_span(const Weights *w, int layer, size_t *off, size_t *n) {
+    char pre[32];
+    const int np = snprintf(pre, sizeof pre, "model.layers.%d.", layer);
+    size_t lo = SIZE_MAX, hi = 0;
+    for (int i = 0; i < w->n_specs; i++) {
+        const ParamSpec *s = &w->specs[i];
+        if (strncmp(s->name, pre, (size_t)np) != 0) continue;
+        if (s->offset < lo) lo = s->offset;
+        const size_t end = s->offset + ((s->bytes + 63) & ~(size_t)63);
+        if (end > hi) hi = end;
+    }
+    *off = lo == SIZE_MAX ? 0 : lo;
+    *n = lo == SIZE_MAX ? 0 : (hi < w->n_bytes ? hi : w->n_bytes) - lo;
 }
 
 const ParamSpec *weights_find(const Weights *w, const char *name) {

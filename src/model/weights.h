@@ -117,6 +117,12 @@ void weights_init_random(Weights *w, uint64_t seed, float std);
  * BF16, from F32 storage (either) or BF16 storage (BF16 only). */
 int weights_save(const Weights *w, const char *path, DType type, Err *err);
 
+/* The bytes of data that layer l's tensors fill (decoder block or MTP
+ * module l, every "model.layers.l." tensor): *off, *n. Each layer's tensors
+ * are one run of the buffer, so a trainer can hand a finished layer's
+ * gradients on (train/comm.h) while the backward goes on below it. */
+void weights_layer_span(const Weights *w, int layer, size_t *off, size_t *n);
+
 /* Find a tensor by name; NULL if not in the table. */
 const ParamSpec *weights_find(const Weights *w, const char *name);
 

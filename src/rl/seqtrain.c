@@ -84,7 +84,7 @@ int seqtrain_pass(SeqTrain *s, const SeqItem *seqs, int n, const SeqPass *p, dou
               backward ? s->wts : NULL);
         if (backward) {
             expert_load_add(&s->load, m, &s->acts);
-            LossOpts lo = {0.0f, 0.0f, 1.0f, s->wts};
+            LossOpts lo = {0.0f, 0.0f, 1.0f, s->wts, NULL, NULL};
             LossParts lp;
             if (model_backward(m, &s->acts, s->tok, &lo, &s->grads, &lp, err) != 0) return -1;
             sum += lp.main;

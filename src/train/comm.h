@@ -38,10 +38,21 @@ const Comm *comm_world(void);
 int comm_world_end(int rc);
 
 /* buf (n) = its sum over all ranks, in place, identical on every rank.
- * 0 or -1 with err. */
+ * Waits for the background sums first (comm_sum_wait). 0 or -1 with err. */
 int comm_allreduce_f32(const Comm *c, float *buf, size_t n, Err *err);
 int comm_allreduce_f64(const Comm *c, double *buf, size_t n, Err *err);
 int comm_allreduce_i64(const Comm *c, int64_t *buf, size_t n, Err *err);
+
+/* Overlap: start summing buf (n) over the ranks in the background (a
+ * thread of comm.c does the same MPI_Allreduce) and return at once, so the
+ * caller computes on while it travels; buf must stay untouched until
+ * comm_sum_wait. Every rank starts the same sums in the same order. Done
+ * on the spot when the backend allows no second thread; nothing to do on
+ * one rank. 0, or -1 with err (a full queue is waited out, not an error). */
+int comm_sum_start(const Comm *c, float *buf, size_t n, Err *err);
+
+/* Wait until every started sum is done. 0, or -1 with the first failure. */
+int comm_sum_wait(const Comm *c, Err *err);
 
 /* All ranks agree on v (e.g. a hash of the weights): 0 when they do; -1
  * with err "WHAT are not the same on every rank: rank R has ..., rank 0

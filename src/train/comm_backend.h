@@ -15,8 +15,10 @@ typedef enum { COMM_F32, COMM_F64, COMM_I64 } CommType;
 /* 1 when this build has the backend. */
 int comm_backend_available(void);
 
-/* Start it; *rank and *size of the job. 0 or -1 with err. */
-int comm_backend_start(int *argc, char ***argv, int *rank, int *size, Err *err);
+/* Start it; *rank and *size of the job; *threads: 1 when any one thread at
+ * a time may call the backend (else only the thread that started it). 0 or
+ * -1 with err. */
+int comm_backend_start(int *argc, char ***argv, int *rank, int *size, int *threads, Err *err);
 
 /* Finalize (code 0), or end every rank of the job with exit code `code`. */
 void comm_backend_stop(int code);

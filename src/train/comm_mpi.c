@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The MPI backend of comm.h (comm_backend.h), built when the Makefile finds
  * OpenMPI (WHALE_MPI). Sums are MPI_Allreduce in place, in pieces that fit
- * MPI's int counts. MPI runs at MPI_THREAD_FUNNELED: only the main thread
- * calls it; OpenMP teams compute between the calls.
+ * MPI's int counts. MPI runs at MPI_THREAD_SERIALIZED: one thread at a time
+ * calls it (the main thread, or comm.c's background thread while the main
+ * thread computes); OpenMP teams compute between the calls.
  *
  * The watchdog: a blocking collective waits for the slowest rank, for ever
  * if one is stopped or its network is gone (a rank killed outright is
@@ -69,9 +70,10 @@ static int mpi_fail(int rc, const char *op, Err *err) {
 
 int comm_backend_available(void) { return 1; }
 
-int comm_backend_start(int *argc, char ***argv, int *rank, int *size, Err *err) {
-    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+int comm_backend_start(int *argc, char ***argv, int *rank, int *size, int *threads, Err *err) {
+    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return err_set(err, "MPI_Init_thread failed (code %d)", rc);
+    *threads = provided >= MPI_THREAD_SERIALIZED;
     /* errors come back as codes, so a failed collective is reported by name */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, rank);
@@ -123,9 +125,9 @@ int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err) {
 
 int comm_backend_available(void) { return 0; }
 
-int comm_backend_start(int *argc, char ***argv, int *rank, int *size, Err *err) {
+int comm_backend_start(int *argc, char ***argv, int *rank, int *size, int *threads, Err *err) {
     (void)argc, (void)argv;
-    *rank = 0, *size = 1;
+    *rank = 0, *size = 1, *threads = 0;
     return err_set(err, "this whale was built without MPI");
 }
 

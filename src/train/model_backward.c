@@ -119,6 +119,7 @@ int model_backward(Model *m, TrainActs *acts, const int32_t *tokens, const LossO
                              s->h_prev + (size_t)r * D, L->hnorm, 1, D, c->rms_norm_eps);
         }
         embed_backward(grads, s->tok, demb, n, D);
+        if (o->layer_done) o->layer_done(o->layer_ctx, layer);
         /* position i of depth k read position i of depth k - 1 */
         for (int b = 0; b < B; b++)
             for (int i = 0; i < len; i++) {
@@ -137,6 +138,7 @@ int model_backward(Model *m, TrainActs *acts, const int32_t *tokens, const LossO
         if (block_backward(m, l, dh, B, Tq, &acts->blocks[l], grads, bal_coef, &bal, a) != 0)
             goto oom;
         out->balance += bal / scale;
+        if (o->layer_done) o->layer_done(o->layer_ctx, l);
     }
     for (int b = 0; b < B; b++)
         embed_backward(grads, tokens + (size_t)b * T1, dh + (size_t)b * Tq * D, Tq, D);

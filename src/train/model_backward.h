@@ -17,6 +17,12 @@ typedef struct LossOpts {
     float scale;          /* multiplies the loss whose gradient is taken (1 / micro-batches); 0: 1 */
     const float *token_weights; /* (n_seq, seq_len) weights of the main loss per token;
                                  * NULL: the mean over all tokens */
+    /* Called (when set) as soon as layer l's gradients are complete (MTP
+     * modules first, then the blocks from the top; weights_layer_span
+     * gives their bytes): a data-parallel trainer starts their sum over the
+     * ranks while the backward goes on below. */
+    void (*layer_done)(void *ctx, int layer);
+    void *layer_ctx;
 } LossOpts;
 
 typedef struct LossParts {

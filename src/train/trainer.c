@@ -12,7 +12,10 @@
  * ranks draw exactly what one rank with twice the accumulation draws, no
  * two ranks the same window, and a run resumed with another rank count
  * continues the sequence. Every rank holds the same weights and takes the
- * same optimiser step on the summed gradients; rank 0 alone writes the
+ * same optimiser step on the summed gradients, whose sums start layer by
+ * layer during the last micro-batch's backward (the top layers' travel
+ * while the lower ones are computed, as PyTorch's DDP buckets do); rank 0
+ * alone writes the
  * metrics and checkpoints; the ranks compare a hash of their weights at
  * every evaluation and checkpoint and stop if it drifts. */
 #include "train/trainer.h"
@@ -47,6 +50,9 @@ typedef struct Trainer {
     int has_val;
     Comm comm;
     int stop_any;    /* some rank was asked to stop (a signal) during this step */
+    int overlap;     /* sum layers during the backward (WHALE_COMM_OVERLAP=0: after it) */
+    int sum_rc;      /* a failed comm_sum_start of the layer hook */
+    Err sum_err;
     TrainState st;
     int32_t *batch;  /* (B, seq + 1) */
     double *load_layers;
@@ -127,6 +133,8 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     memset(t, 0, sizeof *t);
     t->o = o;
     t->comm = *comm_world();
+    const char *ov = getenv("WHALE_COMM_OVERLAP");
+    t->overlap = !(ov && !strcmp(ov, "0"));
     char ckpt[4096] = "";
     if (o->resume) {
         ModelConfig want;
@@ -284,6 +292,34 @@ static void fmt_eta(double sec, char *buf, size_t n) {
     else snprintf(buf, n, "%dm%02ds", (int)(sec / 60), (int)sec % 60);
 }
 
+/* LossOpts.layer_done: layer l's gradients are final; start their sum. */
+static void layer_done(void *ctx, int l) {
+    Trainer *t = ctx;
+    size_t off, n;
+    weights_layer_span(&t->grads, l, &off, &n);
+    if (t->sum_rc == 0)
+        t->sum_rc = comm_sum_start(&t->comm, (float *)(t->grads.data + off), n / 4, &t->sum_err);
+}
+
+/* Once the backward is done, start the sums of the gradient bytes that
+ * layer_done did not: those outside every layer (embedding, final norm, LM
+ * head), or all of them without the overlap. */
+static int sum_the_rest(Trainer *t, Err *err) {
+    if (!t->overlap)
+        return comm_sum_start(&t->comm, (float *)t->grads.data, t->grads.n_bytes / 4, err);
+    const int nl = t->m.cfg.num_hidden_layers + t->m.cfg.num_nextn_predict_layers;
+    size_t at = 0; /* layers are in buffer order: blocks, then (after the head) MTP modules */
+    for (int l = 0; l <= nl; l++) {
+        size_t off = t->grads.n_bytes, n = 0;
+        if (l < nl) weights_layer_span(&t->grads, l, &off, &n);
+        if (off > at &&
+            comm_sum_start(&t->comm, (float *)(t->grads.data + at), (off - at) / 4, err) != 0)
+            return -1;
+        if (off + n > at) at = off + n;
+    }
+    return 0;
+}
+
 /* One optimiser step. Returns 0 (done or skipped: *skipped), -1 with err. */
 static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int *skipped, Err *err) {
     const TrainOpts *o = t->o;
@@ -292,7 +328,8 @@ static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int 
     expert_load_zero(&t->load);
     memset(sum, 0, sizeof *sum);
     const int n_micro = o->grad_accum * t->comm.size; /* micro-batches of the step, all ranks */
-    const LossOpts lo = {o->mtp_lambda, o->balance_alpha, 1.0f / n_micro, NULL};
+    LossOpts lo = {o->mtp_lambda, o->balance_alpha, 1.0f / n_micro, NULL, NULL, NULL};
+    t->sum_rc = 0;
     const uint64_t drawn = (uint64_t)t->st.tokens / (uint64_t)T; /* windows before this step */
     for (int a = 0; a < o->grad_accum; a++) {
         for (int b = 0; b < B; b++) {
@@ -301,6 +338,8 @@ static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int 
                 return -1;
         }
         LossParts lp;
+        if (t->comm.size > 1 && a == o->grad_accum - 1 && t->overlap)
+            lo.layer_done = layer_done, lo.layer_ctx = t;
         if (model_forward_train(&t->m, &t->acts, t->batch, B, T, err) != 0) return -1;
         expert_load_add(&t->load, &t->m, &t->acts);
         if (model_backward(&t->m, &t->acts, t->batch, &lo, &t->grads, &lp, err) != 0) return -1;
@@ -317,7 +356,8 @@ static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int 
         double parts[4 + LOSS_MAX_MTP] = {sum->loss, sum->main, sum->balance,
                                           o->stop && *o->stop ? 1.0 : 0.0};
         for (int k = 0; k < LOSS_MAX_MTP; k++) parts[4 + k] = sum->mtp[k];
-        if (comm_allreduce_f32(&t->comm, (float *)t->grads.data, t->grads.n_bytes / 4, err) != 0 ||
+        if (t->sum_rc != 0) return err_set(err, "%s", t->sum_err.msg);
+        if (sum_the_rest(t, err) != 0 ||
             comm_allreduce_i64(&t->comm, t->load.count, (size_t)t->load.n_layers * t->load.E, err) != 0 ||
             comm_allreduce_f64(&t->comm, parts, 4 + LOSS_MAX_MTP, err) != 0)
             return -1;
@@ -409,9 +449,9 @@ int train_run(const TrainOpts *opts, Err *err) {
     int nan_run = 0;
     while (t.st.step < o->steps) {
         LossParts lp;
-        double gnorm;
-        float lr;
-        int skipped;
+        double gnorm = 0;
+        float lr = 0;
+        int skipped = 0;
         double ts = time_now();
         if (train_step(&t, &lp, &gnorm, &lr, &skipped, err) != 0) goto done;
         t.st.step++;
