@@ -118,6 +118,7 @@ fuzz:
 bench: $(WHALE)
 	bash bench/run.sh
 	bash bench/train.sh
+	bash bench/mpi.sh
 	bash bench/serve.sh
 
 deps:

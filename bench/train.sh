@@ -21,12 +21,7 @@ mkdir -p $D
 py=/usr/bin/python3
 json() { $py -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
-[ -f $D/model/model.safetensors ] || $W init --config bench/configs/train-bench.json --out $D/model --force >/dev/null
-if [ ! -f $D/data/train-00000.bin ]; then
-    # any English text will do for speed: the machine's own documentation
-    find /usr/share/doc -name copyright | sort | sed -n '1,400p' | xargs cat > $D/corpus.txt
-    WHALE_QUIET=1 $W data -m $D/model -i $D/corpus.txt -o $D/data
-fi
+bash bench/train_data.sh
 peak=$(OMP_NUM_THREADS=$THREADS build/bench/probe 2>/dev/null || true)
 if [ -z "$peak" ]; then
     ${CC:-cc} -O2 -fopenmp bench/probe.c -o build/bench/probe
