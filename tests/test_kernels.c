@@ -288,51 +288,6 @@ Test(kernels, blocked_attention_matches_rows) {
     free(q), free(k), free(v), free(o1), free(o2), free(sc);
 }
 
-/* The VNNI tiles (4 weight rows x 4 or 1 tokens, Q8_0 and Q4_0) against
- * the row-at-a-time dot kernel of the same level on the same Q8_0
- * activations: ragged row counts, token counts that leave a remainder of
- * single tokens, block counts that are odd (a tail block) or one. */
-Test(kernels, vnni_tiles_match_dot_kernels) {
-    const DotKernels *dk = dot_kernels(DOT_AVX512_VNNI);
-    if (!dk) {
-        fprintf(stderr, "tiles: no AVX-512 VNNI here\n");
-        return;
-    }
-    Rng r;
-    rng_seed(&r, 21);
-    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
-    const int Ts[] = {1, 3, 4, 9}, Ns[] = {1, 6, 13}, Ks[] = {32, 96, 544};
-    for (int qi = 0; qi < 2; qi++)
-        for (int ti = 0; ti < 4; ti++)
-            for (int ni = 0; ni < 3; ni++)
-                for (int ki = 0; ki < 3; ki++) {
-                    const QType t = types[qi];
-                    const int T = Ts[ti], N = Ns[ni], K = Ks[ki];
-                    const size_t rb = qtype_row_bytes(t, K), xb = qtype_row_bytes(QTYPE_Q8_0, K);
-                    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * T * K);
-                    unsigned char *wq = malloc(rb * N), *xq = malloc(xb * T);
-                    float *y = malloc(sizeof(float) * T * N);
-                    fill(&r, w, N * K, 0.1f);
-                    fill(&r, x, T * K, 1.0f);
-                    for (int n = 0; n < N; n++) quantize_row(t, w + n * K, wq + n * rb, K);
-                    for (int i = 0; i < T; i++) quantize_row(QTYPE_Q8_0, x + i * K, xq + i * xb, K);
-                    cr_assert_not_null(dk->tile[t]);
-                    for (int n0 = 0; n0 < N; n0 += 4)
-                        dk->tile[t](wq + n0 * rb, rb, N - n0 < 4 ? N - n0 : 4,
-                                    (const BlockQ8_0 *)xq, (size_t)K / QK, T, K, y + n0, N);
-                    for (int i = 0; i < T; i++)
-                        for (int n = 0; n < N; n++) {
-                            float want = dk->dot[t](wq + n * rb, x + i * K,
-                                                    (const BlockQ8_0 *)(xq + i * xb), K);
-                            float got = y[i * N + n];
-                            cr_assert(fabsf(got - want) <= 1e-5f * (1 + fabsf(want)),
-                                      "%s T=%d N=%d K=%d token %d row %d: dot %g, tile %g",
-                                      qtype_name(t), T, N, K, i, n, want, got);
-                        }
-                    free(w), free(x), free(wq), free(xq), free(y);
-                }
-}
-
 /* The integer prefill GEMM (qgemm.h) against the scalar reference dot on
  * the same weights and quantize_row's Q8_0 activations: row counts that
  * are not multiples of the 16-row panel, token counts around the 12-token

@@ -453,152 +453,17 @@ VNNI static float dot_vnni_q6_k(const void *wv, const float *xf, const BlockQ8_0
     return _mm512_reduce_add_ps(acc);
 }
 
-/* ---- VNNI tiles: four weight rows against C activation rows ---------------------- */
-
-/* The row-at-a-time kernels above spend most of each step on what one row
- * and one token do not share: unpacking the weights, converting the
- * scales, the activations' offset sums. A tile of 4 weight rows x C tokens
- * unpacks each weight pair once per C tokens and each activation pair once
- * per 4 rows; the integer sums are exact, and the float accumulation runs
- * per (row, token) over block pairs as in the single-row kernels.
- *
- * Q4_0: codes q in [0, 15] are the unsigned operand, x the signed one, and
- * sum (q - 8) x = sum q x - 8 sum x (the second from vpdpbusd with 8s, per
- * token). Q8_0: the activation goes in as x + 128 (unsigned) and the weight
- * signed: sum w x = sum w (x + 128) - 128 sum w (per row). */
-
-/* Four rows are four streams through memory, more than the hardware
- * prefetcher follows well (a 131 MB Q4_0 matrix streamed at a third of the
- * one-row kernel's speed without this): each step asks for the line this
- * many bytes ahead in every row. */
-#ifndef TILE_PREFETCH
-#define TILE_PREFETCH 1024
-#endif
-
-/* Codes of Q4_0 blocks b[0], b[1] as bytes in element order (lo0 hi0 lo1 hi1). */
-VNNI static inline __m512i q4_0_pair(const BlockQ4_0 *b) {
-    __m256i v = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b[1].qs),
-                                 _mm_loadu_si128((const __m128i *)b[0].qs));
-    __m512i bb = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
-    return _mm512_and_si512(_mm512_shuffle_i64x2(bb, bb, _MM_SHUFFLE(3, 1, 2, 0)),
-                            _mm512_set1_epi8(15));
-}
-
-/* acc[r][c] over block pairs i, i+1 for rows w[r] (Q4_0 or Q8_0 by Q4) and
- * C tokens x[c]; one copy per (type, C). */
-#define DEFINE_TILE(NAME, Q4, C)                                                                   \
-    VNNI static void NAME(const void *const *w, const BlockQ8_0 *const *x, int nb,                 \
-                          float out[4][4]) {                                                       \
-        __m512 acc[4][C];                                                                          \
-        for (int r = 0; r < 4; r++)                                                                \
-            for (int c = 0; c < (C); c++) acc[r][c] = _mm512_setzero_ps();                         \
-        const __m512i zero = _mm512_setzero_si512(), k8 = _mm512_set1_epi8(8);                     \
-        const __m512i k128 = _mm512_set1_epi8((char)0x80);                                         \
-        for (int i = 0; i + 2 <= nb; i += 2) {                                                     \
-            __m512i xv[C], xo[C];                                                                  \
-            __m512 xd[C];                                                                          \
-            for (int c = 0; c < (C); c++) {                                                        \
-                const BlockQ8_0 *xb = x[c] + i;                                                    \
-                xv[c] = load_pair(xb[0].qs, xb[1].qs);                                             \
-                xd[c] = scale_pair(_cvtsh_ss(xb[0].d), _cvtsh_ss(xb[1].d));                        \
-                if (Q4) xo[c] = _mm512_dpbusd_epi32(zero, k8, xv[c]);                              \
-                else xv[c] = _mm512_xor_si512(xv[c], k128); /* x + 128 as unsigned */              \
-                (void)xo;                                                                          \
-            }                                                                                      \
-            for (int r = 0; r < 4; r++) {                                                          \
-                __m512i wq, wo = zero;                                                             \
-                __m512 wd;                                                                         \
-                if (Q4) {                                                                          \
-                    const BlockQ4_0 *b = (const BlockQ4_0 *)w[r] + i;                              \
-                    _mm_prefetch((const char *)b + TILE_PREFETCH, _MM_HINT_T0);                    \
-                    wq = q4_0_pair(b);                                                             \
-                    wd = scale_pair(_cvtsh_ss(b[0].d), _cvtsh_ss(b[1].d));                         \
-                } else {                                                                           \
-                    const BlockQ8_0 *b = (const BlockQ8_0 *)w[r] + i;                              \
-                    _mm_prefetch((const char *)b + TILE_PREFETCH, _MM_HINT_T0);                    \
-                    _mm_prefetch((const char *)b + TILE_PREFETCH + 64, _MM_HINT_T0);               \
-                    wq = load_pair(b[0].qs, b[1].qs);                                              \
-                    wo = _mm512_dpbusd_epi32(zero, k128, wq);                                      \
-                    wd = scale_pair(_cvtsh_ss(b[0].d), _cvtsh_ss(b[1].d));                         \
-                }                                                                                  \
-                for (int c = 0; c < (C); c++) {                                                    \
-                    __m512i p = Q4 ? _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wq, xv[c]), xo[c]) \
-                                   : _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, xv[c], wq), wo);   \
-                    acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wd, xd[c]),  \
-                                                acc[r][c]);                                        \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        for (int r = 0; r < 4; r++)                                                                \
-            for (int c = 0; c < (C); c++) out[r][c] = _mm512_reduce_add_ps(acc[r][c]);             \
-    }
-DEFINE_TILE(tile_q4_0_x4, 1, 4)
-DEFINE_TILE(tile_q4_0_x1, 1, 1)
-DEFINE_TILE(tile_q8_0_x4, 0, 4)
-DEFINE_TILE(tile_q8_0_x1, 0, 1)
-
-/* The last block when a row has an odd count: exact integer dot, as the reference. */
-static float tail_block(QType t, const void *wrow, int i, const BlockQ8_0 *xb) {
-    int a = 0;
-    float d;
-    if (t == QTYPE_Q4_0) {
-        const BlockQ4_0 *b = (const BlockQ4_0 *)wrow + i;
-        for (int j = 0; j < QK / 2; j++)
-            a += ((b->qs[j] & 15) - 8) * xb->qs[j] + ((b->qs[j] >> 4) - 8) * xb->qs[j + QK / 2];
-        d = f16_to_f32(b->d);
-    } else {
-        const BlockQ8_0 *b = (const BlockQ8_0 *)wrow + i;
-        for (int j = 0; j < QK; j++) a += b->qs[j] * xb->qs[j];
-        d = f16_to_f32(b->d);
-    }
-    return (float)a * d * f16_to_f32(xb->d);
-}
-
-/* A DotTileFn for Q4_0 or Q8_0 weights: tokens in groups of 4, then one at a time. */
-static void tile_rows(QType t, const void *w, size_t rb, int nr, const BlockQ8_0 *xq, size_t xs,
-                      int T, int n, float *y, int ldy) {
-    const int nb = n / QK;
-    const void *wr[4];
-    for (int r = 0; r < 4; r++) wr[r] = (const char *)w + rb * (size_t)(r < nr ? r : 0);
-    const int q4 = t == QTYPE_Q4_0;
-    for (int t0 = 0; t0 < T;) {
-        const int c = T - t0 >= 4 ? 4 : 1;
-        const BlockQ8_0 *xr[4];
-        for (int j = 0; j < 4; j++) xr[j] = xq + xs * (size_t)(t0 + (j < c ? j : 0));
-        float out[4][4];
-        if (c == 4) (q4 ? tile_q4_0_x4 : tile_q8_0_x4)(wr, xr, nb, out);
-        else (q4 ? tile_q4_0_x1 : tile_q8_0_x1)(wr, xr, nb, out);
-        for (int j = 0; j < c; j++)
-            for (int r = 0; r < nr; r++) {
-                float v = out[r][j];
-                if (nb & 1) v += tail_block(t, wr[r], nb - 1, xr[j] + nb - 1);
-                y[(size_t)(t0 + j) * ldy + r] = v;
-            }
-        t0 += c;
-    }
-}
-
-static void tile_vnni_q4_0(const void *w, size_t rb, int nr, const BlockQ8_0 *xq, size_t xs,
-                           int T, int n, float *y, int ldy) {
-    tile_rows(QTYPE_Q4_0, w, rb, nr, xq, xs, T, n, y, ldy);
-}
-static void tile_vnni_q8_0(const void *w, size_t rb, int nr, const BlockQ8_0 *xq, size_t xs,
-                           int T, int n, float *y, int ldy) {
-    tile_rows(QTYPE_Q8_0, w, rb, nr, xq, xs, T, n, y, ldy);
-}
-
 /* The k-quants run their AVX2 kernels at the AVX2 and AVX-512 levels. */
 static const DotKernels levels[DOT_LEVELS] = {
     {"scalar", {dot_ref_f32, dot_ref_f16, dot_ref_bf16, dot_ref_q8_0, dot_ref_q4_0, dot_ref_q4_k,
-                dot_ref_q6_k}, {0}},
+                dot_ref_q6_k}},
     {"avx2", {dot_avx2_f32, dot_avx2_f16, dot_avx2_bf16, dot_avx2_q8_0, dot_avx2_q4_0,
-              dot_avx2_q4_k, dot_avx2_q6_k}, {0}},
+              dot_avx2_q4_k, dot_avx2_q6_k}},
     {"avx512", {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_avx512_q8_0,
-                dot_avx512_q4_0, dot_avx2_q4_k, dot_avx2_q6_k}, {0}},
+                dot_avx512_q4_0, dot_avx2_q4_k, dot_avx2_q6_k}},
     {"avx512vnni",
      {dot_avx512_f32, dot_avx512_f16, dot_avx512_bf16, dot_vnni_q8_0, dot_vnni_q4_0,
-      dot_vnni_q4_k, dot_vnni_q6_k},
-     {[QTYPE_Q8_0] = tile_vnni_q8_0, [QTYPE_Q4_0] = tile_vnni_q4_0}},
+      dot_vnni_q4_k, dot_vnni_q6_k}},
 };
 _Static_assert(QTYPE_COUNT == 7, "every level lists a kernel per storage type");
 

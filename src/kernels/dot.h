@@ -19,17 +19,9 @@ typedef float (*DotFn)(const void *w, const float *xf, const BlockQ8_0 *xq, int 
 
 typedef enum DotLevel { DOT_SCALAR, DOT_AVX2, DOT_AVX512, DOT_AVX512_VNNI, DOT_LEVELS } DotLevel;
 
-/* Four weight rows at w (rb bytes apart; the first nr <= 4 are real, the
- * others are not read past row 0) against T activation rows in Q8_0 (xq,
- * xs blocks apart), n elements each: y[t * ldy + r] = w_r . x_t. Exact
- * integer block sums as the dot kernels compute them. */
-typedef void (*DotTileFn)(const void *w, size_t rb, int nr, const BlockQ8_0 *xq, size_t xs,
-                          int T, int n, float *y, int ldy);
-
 typedef struct DotKernels {
     const char *name;
     DotFn dot[QTYPE_COUNT];
-    DotTileFn tile[QTYPE_COUNT]; /* NULL where the level has none (VNNI: Q8_0, Q4_0) */
 } DotKernels;
 
 /* The kernels of a level, or NULL when this CPU lacks it. */

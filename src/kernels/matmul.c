@@ -22,6 +22,12 @@
  * near 128. F32 switches at 32, not later: at 32-47 tokens the other sum
  * order moved train_v3's AdamW steps 2e-4 off PyTorch (ARCHITECTURE.md). */
 #define GEMM_MIN_T 4
+/* Q8_0 / Q4_0 on VNNI from this many tokens on: the integer GEMM. Two
+ * threads, a 8960x8960 matrix streamed from memory, GOP/s against the
+ * one-row dot kernel and the 4x4 int8 tiles that it replaced (2026-12-06):
+ * 2 tokens 84-99 (dots 82-95, tiles 116-121), 4 tokens 157-180 (dots
+ * 96-105, tiles 139-166), 8 tokens 234-266 (tiles 109-172), 32 tokens
+ * 607-652 (tiles 152-185); at 128 tokens ~750, 4.3x the float GEMM. */
 #define QGEMM_MIN_T 4
 static int small_max_t(QType t) { return t == QTYPE_F32 ? 32 : 128; }
 
@@ -62,17 +68,10 @@ typedef struct RowProduct {
     size_t qstride;        /* blocks per activation row */
     int K, n_rows, T;
     DotFn dot;
-    DotTileFn tile;        /* non-NULL: units are blocks of 4 rows */
 } RowProduct;
 
-/* Output row u (or rows 4u .. 4u+3 with a tile) for all T tokens. */
+/* Output row u for all T tokens. */
 static void row_product(const RowProduct *p, int u) {
-    if (p->tile) {
-        const int n0 = u * 4, nr = p->n_rows - n0 < 4 ? p->n_rows - n0 : 4;
-        p->tile(p->w + (size_t)n0 * p->rb, p->rb, nr, p->xq, p->qstride, p->T, p->K, p->y + n0,
-                p->n_rows);
-        return;
-    }
     const void *wn = p->w + (size_t)u * p->rb;
     for (int t = 0; t < p->T; t++)
         p->y[(size_t)t * p->n_rows + u] =
@@ -83,13 +82,13 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const DotKernels *dk = dot_best();
     /* Q8_0 / Q4_0 with VNNI from QGEMM_MIN_T tokens on: the integer GEMM
-     * (qgemm.h) on the activations quantised below, where the float GEMM
-     * would convert every weight to float and the one-row kernel unpacks
-     * each weight once per token. */
+     * (qgemm.h), which unpacks each weight once per product, where the
+     * float GEMM would convert every weight to float and the one-row
+     * kernel unpacks each weight once per token. It honours WHALE_SIMD
+     * through the dot level. */
     const int qgemm = matmul_use_gemm && T >= QGEMM_MIN_T && qgemm_available(W->type) &&
                       dk == dot_kernels(DOT_AVX512_VNNI);
     if (qgemm && qgemm_nt(y, x, T, W, row0, n_rows) == 0) return;
-    const DotTileFn tile = NULL;
     if (T >= 2 && matmul_use_gemm && gemm_available() && !qgemm) {
         if (T < small_max_t(W->type) && gemm_nt_small(y, x, W, row0, n_rows, T) == 0) return;
         if (T >= GEMM_MIN_T && gemm_nt(y, x, W, row0, n_rows, T) == 0) return;
@@ -107,16 +106,15 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
             quantize_row(QTYPE_Q8_0, x + (size_t)t * K, (char *)q + qb * t, K);
         xq = q;
     }
-    const RowProduct rp = {y, x, w, rb, xq, (size_t)K / QK, K, n_rows, T, dot, tile};
-    /* Parallel over output rows of W (blocks of 4 for the tiles): each
-     * weight row is read once and reused for all T tokens while it sits in
-     * cache. Small products branch around OpenMP (threads.h). */
-    const int n_units = tile ? (n_rows + 3) / 4 : n_rows;
+    const RowProduct rp = {y, x, w, rb, xq, (size_t)K / QK, K, n_rows, T, dot};
+    /* Parallel over output rows of W: each weight row is read once and
+     * reused for all T tokens while it sits in cache. Small products
+     * branch around OpenMP (threads.h). */
     if ((long)n_rows * K * T > (1L << 20) && !threads_in_parallel()) {
 #pragma omp parallel for schedule(static)
-        for (int u = 0; u < n_units; u++) row_product(&rp, u);
+        for (int u = 0; u < n_rows; u++) row_product(&rp, u);
     } else {
-        for (int u = 0; u < n_units; u++) row_product(&rp, u);
+        for (int u = 0; u < n_rows; u++) row_product(&rp, u);
     }
 }
 

@@ -21,8 +21,12 @@
 
 /* Register tile: QG_R groups of 16 weight rows x QG_N tokens, each pair an
  * int32 block sum and a float accumulator (2 x QG_R x QG_N zmm). */
+#ifndef QG_R
 #define QG_R 1
+#endif
+#ifndef QG_N
 #define QG_N 12
+#endif
 #define QG_ROWS (16 * QG_R)
 /* Bytes of one block (32 elements) of a panel: codes [kq 0..7][r][16 rows x
  * 4 bytes], then the rows' scales [r][16 floats]. */
@@ -176,14 +180,14 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                                                                  const uint8_t *acts, int nb,
                                                                  float *y, int ldy, int nr,
                                                                  const int N) {
-    __m512 f[QG_R][QG_N];
+    __m512 f[QG_R][12];
 #pragma GCC unroll 16
     for (int t = 0; t < N; t++)
 #pragma GCC unroll 4
         for (int r = 0; r < QG_R; r++) f[r][t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *pb = panel + (size_t)b * QG_BLOCK, *ab = acts + (size_t)b * QG_ACT;
-        __m512i acc[QG_R][QG_N];
+        __m512i acc[QG_R][12];
 #pragma GCC unroll 16
         for (int t = 0; t < N; t++) {
             int32_t c;
@@ -249,7 +253,7 @@ DEFINE_TILE(9)
 DEFINE_TILE(10)
 DEFINE_TILE(11)
 DEFINE_TILE(12)
-_Static_assert(QG_N == 12, "one tile per token count 1..QG_N");
+_Static_assert(QG_N <= 12, "one tile per token count 1..QG_N");
 static const TileFn tiles[QG_N + 1] = {NULL,    tile_1, tile_2, tile_3,  tile_4,  tile_5, tile_6,
                                        tile_7,  tile_8, tile_9, tile_10, tile_11, tile_12};
 
