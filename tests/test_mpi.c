@@ -7,7 +7,9 @@
  * rank resumes the run from the last checkpoint; a rank that stops
  * answering ends the job through the collective timeout; weights that
  * drift apart stop the job with a message. whale sft and whale grpo share
- * their steps the same way: equal losses and weights, the same rollouts. */
+ * their steps the same way: equal losses and weights, the same rollouts.
+ * Expert parallelism (--ep 2) gives one rank's losses, gradient norms and
+ * update. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -98,16 +100,26 @@ static void train(HRun *h, int ranks, const char *out, int steps, const char *ac
     run_ranks(h, ranks, args);
 }
 
-/* The "loss" and "eval_loss" values of a run's metrics.jsonl, in order. */
-static int read_losses(const char *run, double *v, int max) {
+/* train() that must succeed. */
+static void train_ok(int ranks, const char *out, int steps, const char *accum,
+                     const char *const *extra) {
+    HRun h;
+    train(&h, ranks, out, steps, accum, extra);
+    expect_ok(&h);
+    h_run_free(&h);
+}
+
+/* The "loss" and "eval_loss" values of a run's metrics.jsonl, in order
+ * (with grad_norm: the "grad_norm" values instead). */
+static int read_values(const char *run, int grad_norm, double *v, int max) {
     char *m = h_read_file(h_path(h_path(g_dir, run), "metrics.jsonl"), NULL);
     cr_assert(m, "%s has no metrics.jsonl", run);
     int n = 0;
     for (char *line = strtok(m, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *j = json_loads(line, 0, NULL);
         cr_assert(j, "%s: a metrics line is not JSON: %s", run, line);
-        json_t *x = json_object_get(j, "loss");
-        if (!x) x = json_object_get(j, "eval_loss");
+        json_t *x = json_object_get(j, grad_norm ? "grad_norm" : "loss");
+        if (!x && !grad_norm) x = json_object_get(j, "eval_loss");
         if (x && n < max) v[n++] = json_number_value(x);
         json_decref(j);
     }
@@ -115,14 +127,18 @@ static int read_losses(const char *run, double *v, int max) {
     return n;
 }
 
-static void expect_same_losses(const char *a, const char *b, int want) {
+static void expect_same_values(const char *a, const char *b, int grad_norm, int want) {
     double x[64], y[64];
-    int nx = read_losses(a, x, 64), ny = read_losses(b, y, 64);
+    int nx = read_values(a, grad_norm, x, 64), ny = read_values(b, grad_norm, y, 64);
     cr_assert_eq(nx, want, "%s: %d losses in metrics.jsonl, expected %d (one line per step)", a, nx, want);
     cr_assert_eq(ny, want, "%s: %d losses in metrics.jsonl, expected %d", b, ny, want);
     for (int i = 0; i < nx; i++)
-        cr_expect(fabs(x[i] - y[i]) <= 1e-5 * fabs(y[i]), "loss %d: %s %.9g vs %s %.9g", i, a,
-                  x[i], b, y[i]);
+        cr_expect(fabs(x[i] - y[i]) <= 1e-5 * fabs(y[i]), "%s %d: %s %.9g vs %s %.9g",
+                  grad_norm ? "grad_norm" : "loss", i, a, x[i], b, y[i]);
+}
+
+static void expect_same_losses(const char *a, const char *b, int want) {
+    expect_same_values(a, b, 0, want);
 }
 
 /* Every tensor of two model files within 1e-5 of the larger magnitude. */
@@ -190,12 +206,8 @@ static void expect_close_updates(const char *base, const char *a, const char *b)
 Test(mpi, two_ranks_equal_one_rank_with_twice_the_accumulation, .timeout = 300) {
     make_model_and_data();
     HRun h;
-    train(&h, 0, "one", 5, "2", NULL);
-    expect_ok(&h);
-    h_run_free(&h);
-    train(&h, 2, "two", 5, "1", NULL);
-    expect_ok(&h);
-    h_run_free(&h);
+    train_ok(0, "one", 5, "2", NULL);
+    train_ok(2, "two", 5, "1", NULL);
     /* 5 step losses and the eval losses of steps 4 and 5, written once (by rank 0) */
     /* the gradients summed after the backward instead of layer by layer during it */
     setenv("WHALE_COMM_OVERLAP", "0", 1);
@@ -232,12 +244,8 @@ Test(mpi, a_killed_rank_ends_the_job_and_one_rank_resumes, .timeout = 300) {
     cr_assert(latest && strstr(latest, "checkpoint-00000002"), "latest: %s", latest);
     free(latest);
     const char *resume[] = {"--resume", NULL};
-    train(&h, 0, "run", 8, "2", resume);
-    expect_ok(&h);
-    h_run_free(&h);
-    train(&h, 2, "whole", 8, "1", NULL);
-    expect_ok(&h);
-    h_run_free(&h);
+    train_ok(0, "run", 8, "2", resume);
+    train_ok(2, "whole", 8, "1", NULL);
     expect_same_losses("run", "whole", 8 + 2);
     expect_close_models("run/model.safetensors", "whole/model.safetensors");
 }
@@ -334,4 +342,39 @@ Test(mpi, sft_and_grpo_share_their_steps, .timeout = 300) {
     cr_expect_eq(lines, 2);
     cr_assert_gt(kept, 0, "no group had a reward signal: the comparison tests nothing");
     expect_close_updates("mem/model.safetensors", "grpo2/model.safetensors", "grpo1/model.safetensors");
+}
+
+/* --ep 2: the routed experts computed on their rank, tokens sent there and
+ * back by all-to-all; against one rank with twice the accumulation */
+Test(mpi, expert_parallel_equals_one_rank, .timeout = 300) {
+    make_model_and_data();
+    HRun h;
+    train_ok(0, "one", 5, "2", NULL);
+    const char *ep[] = {"--ep", "2", NULL};
+    train_ok(2, "ep", 5, "1", ep);
+    expect_same_losses("ep", "one", 7);
+    expect_same_values("ep", "one", 1, 5);
+    expect_close_updates("model/model.safetensors", "ep/model.safetensors", "one/model.safetensors");
+    /* each step logs the two ranks' shares of the routed rows */
+    char *m = h_read_file(h_path(g_dir, "ep/metrics.jsonl"), NULL);
+    cr_assert(m);
+    int lines = 0;
+    for (char *line = strtok(m, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *j = json_loads(line, 0, NULL), *l = json_object_get(j, "ep_rank_load");
+        if (l) {
+            cr_assert_eq(json_array_size(l), 2, "%s", line);
+            const double a = json_number_value(json_array_get(l, 0)), b = json_number_value(json_array_get(l, 1));
+            cr_expect(a > 0 && b > 0 && fabs(a + b - 1) < 1e-3, "shares %g + %g: %s", a, b, line);
+            lines++;
+        }
+        json_decref(j);
+    }
+    free(m);
+    cr_expect_eq(lines, 5);
+    /* groups that do not divide the ranks or the experts are refused by name */
+    const char *three[] = {"--ep", "3", NULL};
+    train(&h, 2, "bad", 2, "1", three);
+    cr_expect(!(h.exited && h.code == 0));
+    cr_expect(strstr(h.err, "--ep 3 must divide the 2 ranks"), "%s", h.err);
+    h_run_free(&h);
 }

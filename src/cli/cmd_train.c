@@ -52,6 +52,7 @@ int cmd_train(int argc, char **argv) {
         {"save-every", 0, ARG_INT, &o.save_every, "N: checkpoint every N steps (default 500)"},
         {"log-every", 0, ARG_INT, &o.log_every, "N: progress line every N steps when not a terminal (default 10)"},
         {"keep", 0, ARG_INT, &o.keep, "N: checkpoints kept (default 2)"},
+        {"ep", 0, ARG_INT, &o.ep, "N: under mpirun, groups of N ranks share the routed experts out (expert parallelism; N divides the ranks and the experts)"},
         {"max-nan", 0, ARG_INT, &o.max_nan, "N: stop after N non-finite steps in a row (default 5)"},
         {"resume", 0, ARG_FLAG, &o.resume, "continue from the newest checkpoint in --out"},
         {"stop-at", 0, ARG_INT, &o.stop_at, "N: stop with a checkpoint after step N (train in slices)"},
@@ -75,9 +76,10 @@ int cmd_train(int argc, char **argv) {
                                  "gamma >= 0; betas in [0, 1)"),
                2;
     if (o.eval_every < 0 || o.eval_batches < 1 || o.save_every < 0 || o.log_every < 1 ||
-        o.keep < 1 || o.max_nan < 1 || warmup < -1 || o.optim.decay_steps < 0 || o.stop_at < 0)
+        o.keep < 1 || o.max_nan < 1 || warmup < -1 || o.optim.decay_steps < 0 || o.stop_at < 0 ||
+        o.ep < 0)
         return cli_fail("train", "--eval-batches, --log-every, --keep, --max-nan must be >= 1; "
-                                 "--eval-every, --save-every, --warmup, --decay-steps, --stop-at >= 0"),
+                                 "--eval-every, --save-every, --warmup, --decay-steps, --stop-at, --ep >= 0"),
                2;
     if (!strcmp(schedule, "cosine")) o.optim.schedule = LR_COSINE;
     else if (!strcmp(schedule, "wsd")) o.optim.schedule = LR_WSD;

@@ -33,7 +33,24 @@ typedef struct FfnSaved {
     float *a;     /* (T, I) silu(g) * u, the down projection's input */
 } FfnSaved;
 
+/* Expert parallelism in training (DeepSeek-V3 §3.2): the routed experts
+ * are shared out over `size` ranks, expert e computed by rank e / (E /
+ * size) over the tokens every rank routed to it; the rows travel by
+ * all-to-all (the trainer provides it over MPI, train/comm.h). Attention,
+ * the router and the shared experts stay with each rank's own tokens. */
+typedef struct ExpertExchange {
+    int rank, size;
+    /* send_rows[q] rows of width floats to rank q (packed in rank order);
+     * recv gets recv_rows[q] rows from each q the same way. 0 or -1. */
+    int (*rows)(void *ctx, const float *send, const int *send_rows, float *recv,
+                const int *recv_rows, int width);
+    /* n ints to every rank: send (size x n) -> recv (size x n). 0 or -1. */
+    int (*ints)(void *ctx, const int *send, int *recv, int n);
+    void *ctx;
+} ExpertExchange;
+
 typedef struct MoeSaved {
+    const ExpertExchange *ep; /* set before the forward for expert parallelism; else NULL */
     float *logits;  /* (T, E) router logits */
     int *idx;       /* (T, K) selected experts */
     float *wts;     /* (T, K) their combine weights */
@@ -42,6 +59,11 @@ typedef struct MoeSaved {
     FfnSaved exp;   /* (T K, Im) the experts' activations, in dispatch order */
     float *ye;      /* (T K, D) the experts' outputs, in dispatch order */
     FfnSaved shared; /* (T, n_shared Im) */
+    /* with ep: the rows this rank's experts ran, from every rank */
+    int *ep_cnt;    /* (size x E / size) rows from rank s for this rank's expert j: [s per + j] */
+    int ep_rows;    /* their sum */
+    float *ep_x;    /* (ep_rows, D) the experts' inputs, expert after expert (source order within) */
+    FfnSaved ep_exp; /* (ep_rows, Im) their activations, in the same order */
 } MoeSaved;
 
 int mla_saved_alloc(MlaSaved *s, const ModelConfig *c, int n_seq, int seq_len, Arena *a);
@@ -84,6 +106,20 @@ int ffn_forward(float *out, const float *x, const Mat *gate, const Mat *up, cons
  * expert's activations for the backward. */
 int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
                 MoeSaved *sv, Arena *a);
+
+/* Expert parallelism (moe_ep.c), for moe_forward and moe_backward: after
+ * the forward's routing (sv->count, sv->order), moe_ep_counts tells every
+ * rank how many rows it will run for each of its experts (sv->ep_cnt,
+ * sv->ep_rows); moe_ep_dispatch sends rows (T K, width), one per dispatch
+ * slot in sv's order, to the ranks of their experts, arriving in own
+ * (ep_rows, width) expert after expert; moe_ep_combine sends such rows
+ * back to where they came from, in dispatch order. 0 or -1. */
+int moe_ep_counts(MoeSaved *sv, int E, Arena *a);
+int moe_ep_dispatch(const MoeSaved *sv, int E, const float *rows, int width, float *own, Arena *a);
+int moe_ep_combine(const MoeSaved *sv, int E, const float *own, int width, float *rows, Arena *a);
+
+/* The rows of this rank's expert j among the ep_rows: from *first, *n. */
+void moe_ep_expert_rows(const MoeSaved *sv, int E, int j, int *first, int *n);
 
 /* Route one token: from router logits (E) pick K experts (idx) and their
  * weights (w), per DeepSeek-V2/V3: softmax or sigmoid scores, the

@@ -23,7 +23,7 @@ static float *take(TrainActs *acts, size_t n, int *failed) {
 
 /* One block over n_seq x seq_len rows of h (in place), saving into sv. */
 static int block_train(Model *m, int layer, float *h, int n_seq, int seq_len, BlockSaved *sv,
-                       Arena *a) {
+                       const ExpertExchange *ep, Arena *a) {
     const ModelConfig *c = &m->cfg;
     const LayerWeights *L = &m->w.layers[layer];
     const int D = c->hidden_size, T = n_seq * seq_len;
@@ -38,6 +38,7 @@ static int block_train(Model *m, int layer, float *h, int n_seq, int seq_len, Bl
     if (L->is_moe ? moe_saved_alloc(&sv->moe, c, T, a) != 0
                   : ffn_saved_alloc(&sv->ffn, T, L->gate.rows, a) != 0)
         return -1;
+    sv->moe.ep = ep;
     memcpy(sv->h_in, h, n * sizeof(float));
     rmsnorm(sv->xn1, h, L->attn_norm, T, D, c->rms_norm_eps);
     if (mla_forward_train(o, sv->xn1, L, c, &m->rope, n_seq, seq_len, &sv->mla, a) != 0) return -1;
@@ -92,7 +93,8 @@ static int mtp_train(Model *m, TrainActs *acts, int k, const int32_t *tokens, co
         rmsnorm(row + D, s->h_prev + (size_t)r * D, L->hnorm, 1, D, c->rms_norm_eps);
     }
     matmul(s->h_out, s->cat, &L->eh_proj, n);
-    if (block_train(m, c->num_hidden_layers + k - 1, s->h_out, B, len, &s->blk, a) != 0) return -1;
+    if (block_train(m, c->num_hidden_layers + k - 1, s->h_out, B, len, &s->blk, acts->ep, a) != 0)
+        return -1;
     rmsnorm(s->hn, s->h_out, L->head_norm, n, D, c->rms_norm_eps);
     matmul(s->logits, s->hn, &L->head, n);
     return 0;
@@ -130,7 +132,7 @@ int model_forward_train(Model *m, TrainActs *acts, const int32_t *tokens, int n_
     float *h = acts->h_last;
     embed_rows(m, in, T, h);
     for (int l = 0; l < c->num_hidden_layers; l++)
-        if (block_train(m, l, h, n_seq, seq_len, &acts->blocks[l], a) != 0) goto oom;
+        if (block_train(m, l, h, n_seq, seq_len, &acts->blocks[l], acts->ep, a) != 0) goto oom;
     rmsnorm(acts->hn, h, m->w.final_norm, T, D, c->rms_norm_eps);
     matmul(acts->logits, acts->hn, &m->w.lm_head, T);
     const float *prev = acts->hn;

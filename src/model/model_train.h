@@ -44,6 +44,7 @@ typedef struct TrainActs {
     float *hn;        /* (T, D) after model.norm */
     float *logits;    /* (T, V) */
     MtpSaved *mtp;    /* (num_nextn_predict_layers) */
+    const ExpertExchange *ep; /* expert parallelism (set by the trainer), else NULL */
 } TrainActs;
 
 void train_acts_free(TrainActs *a);

@@ -7,7 +7,8 @@
  * topk_group best groups (group score: max affinity, or with the bias the sum
  * of the two best biased affinities) and masks the other groups' experts
  * with minus infinity (HF's modeling_deepseek masks with 0). Tokens are dispatched by
- * expert so each expert runs one matmul over the tokens that chose it. */
+ * expert so each expert runs one matmul over the tokens that chose it; with
+ * expert parallelism (sv->ep) over the tokens every rank routed to it. */
 #include <math.h>
 #include <string.h>
 
@@ -61,6 +62,36 @@ int ffn_forward(float *out, const float *x, const Mat *gate, const Mat *up, cons
     swiglu(act, u, (size_t)T * I);
     matmul(out, act, down, T);
     return 0;
+}
+
+/* Expert parallelism: every dispatch slot's output row into sv->ye, from
+ * the ranks that own the experts (moe_ep.c), this rank running its own
+ * experts over the rows all ranks sent. */
+static int experts_parallel(const float *x, const LayerWeights *L, const ModelConfig *c, int T,
+                            MoeSaved *sv, Arena *a) {
+    const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+    const int Im = c->moe_intermediate_size, per = E / sv->ep->size;
+    float *xd = arena_floats(a, (size_t)T * K * D + 1);
+    if (!xd || moe_ep_counts(sv, E, a) != 0) return -1;
+    for (int i = 0; i < T * K; i++)
+        memcpy(xd + (size_t)i * D, x + (size_t)(sv->order[i] / K) * D, (size_t)D * sizeof(float));
+    const size_t R = (size_t)sv->ep_rows;
+    sv->ep_x = arena_floats(a, R * D + 1);
+    float *y = arena_floats(a, R * D + 1);
+    if (!sv->ep_x || !y || ffn_saved_alloc(&sv->ep_exp, (int)R + 1, Im, a) != 0) return -1;
+    if (moe_ep_dispatch(sv, E, xd, D, sv->ep_x, a) != 0) return -1;
+    for (int j = 0; j < per; j++) {
+        const int e = sv->ep->rank * per + j;
+        int r0, n;
+        moe_ep_expert_rows(sv, E, j, &r0, &n);
+        if (n == 0) continue;
+        const size_t off = (size_t)r0 * Im;
+        FfnSaved part = {sv->ep_exp.g + off, sv->ep_exp.u + off, sv->ep_exp.a + off};
+        if (ffn_forward(y + (size_t)r0 * D, sv->ep_x + (size_t)r0 * D, &L->exp_gate[e],
+                        &L->exp_up[e], &L->exp_down[e], n, &part, a) != 0)
+            return -1;
+    }
+    return moe_ep_combine(sv, E, y, D, sv->ye, a);
 }
 
 /* Index of the largest of v[0..n) not yet taken; ties go to the lower index. */
@@ -173,6 +204,8 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     float *ybuf = sv ? NULL : arena_floats(a, (size_t)(by_expert ? T * K : max_n) * D);
     float *gua = by_expert ? arena_floats(a, (size_t)T * K * 3 * Im) : NULL; /* g, u, act */
     if (!xe || (!sv && !ybuf) || (by_expert && !gua)) return -1;
+    const int parallel = sv && sv->ep && sv->ep->size > 1;
+    if (parallel && experts_parallel(x, L, c, T, sv, a) != 0) return -1;
     if (by_expert) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int e = 0; e < E; e++) {
@@ -197,7 +230,7 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
         float *ye = sv ? sv->ye + (size_t)count[e] * D : ybuf;
         if (by_expert) {
             ye = ybuf + (size_t)count[e] * D;
-        } else {
+        } else if (!parallel) {
             for (int i = 0; i < n; i++)
                 memcpy(xe + (size_t)i * D, x + (size_t)(slots[i] / K) * D,
                        (size_t)D * sizeof(float));

@@ -17,7 +17,7 @@
 #include "base/rng.h"
 #include "train/comm_backend.h"
 
-static Comm g_world = {0, 1};
+static Comm g_world = {0, 1, 0};
 static int g_started; /* the backend runs */
 
 /* The background sums: a ring of buffers, summed in order by bg_main. */
@@ -155,6 +155,31 @@ int comm_check_same(const Comm *c, uint64_t v, const char *what, Err *err) {
                          what, r, all[r], all[0]);
     free(all);
     return rc;
+}
+
+int comm_split(const Comm *c, int color, Comm *out, Err *err) {
+    if (c->size == 1) return *out = *c, 0;
+    if (comm_sum_wait(c, err) != 0) return -1;
+    return comm_backend_split(c->id, color, &out->id, &out->rank, &out->size, err);
+}
+
+int comm_alltoallv_f32(const Comm *c, const float *send, const size_t *send_n, float *recv,
+                       const size_t *recv_n, Err *err) {
+    if (c->size == 1) {
+        memcpy(recv, send, sizeof(float) * send_n[0]);
+        return 0;
+    }
+    if (comm_sum_wait(c, err) != 0) return -1;
+    return comm_backend_alltoallv_f32(c->id, send, send_n, recv, recv_n, c->size, err);
+}
+
+int comm_alltoall_i32(const Comm *c, const int *send, int *recv, int n, Err *err) {
+    if (c->size == 1) {
+        memcpy(recv, send, sizeof(int) * (size_t)n);
+        return 0;
+    }
+    if (comm_sum_wait(c, err) != 0) return -1;
+    return comm_backend_alltoall_i32(c->id, send, recv, n, err);
 }
 
 int comm_check_weights(const Comm *c, const void *data, size_t n, int64_t step, Err *err) {

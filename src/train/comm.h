@@ -21,6 +21,7 @@
 
 typedef struct Comm {
     int rank, size;
+    int id; /* the backend's communicator: 0 the whole job, else from comm_split */
 } Comm;
 
 /* Join the job this process was started in: MPI when a launcher (mpirun)
@@ -42,6 +43,21 @@ int comm_world_end(int rc);
 int comm_allreduce_f32(const Comm *c, float *buf, size_t n, Err *err);
 int comm_allreduce_f64(const Comm *c, double *buf, size_t n, Err *err);
 int comm_allreduce_i64(const Comm *c, int64_t *buf, size_t n, Err *err);
+
+/* The ranks of c with the same color, as a communicator of their own (rank
+ * order kept): the expert-parallel groups. Collective over c. 0, or -1 with
+ * err. */
+int comm_split(const Comm *c, int color, Comm *out, Err *err);
+
+/* All-to-all over c: send holds send_n[q] floats for rank q, packed in
+ * rank order; recv gets recv_n[q] floats from rank q, packed the same way
+ * (each rank's recv_n must match what the others send it). 0 or -1 with
+ * err. */
+int comm_alltoallv_f32(const Comm *c, const float *send, const size_t *send_n, float *recv,
+                       const size_t *recv_n, Err *err);
+
+/* All-to-all of n ints to every rank of c: send (size x n), recv (size x n). */
+int comm_alltoall_i32(const Comm *c, const int *send, int *recv, int n, Err *err);
 
 /* Overlap: start summing buf (n) over the ranks in the background (a
  * thread of comm.c does the same MPI_Allreduce) and return at once, so the

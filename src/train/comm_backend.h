@@ -29,4 +29,14 @@ int comm_backend_sum(void *buf, size_t n, CommType t, Err *err);
 /* all (size) = every rank's v, by rank. 0 or -1 with err. */
 int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err);
 
+/* A new communicator of communicator id's ranks with the same color: its
+ * *new_id, and this rank's *rank and *size in it. 0 or -1 with err. */
+int comm_backend_split(int id, int color, int *new_id, int *rank, int *size, Err *err);
+
+/* MPI_Alltoallv / MPI_Alltoall on communicator id (counts in elements,
+ * packed in rank order). 0 or -1 with err. */
+int comm_backend_alltoallv_f32(int id, const float *send, const size_t *send_n, float *recv,
+                               const size_t *recv_n, int size, Err *err);
+int comm_backend_alltoall_i32(int id, const int *send, int *recv, int n, Err *err);
+
 #endif

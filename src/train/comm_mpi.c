@@ -16,6 +16,7 @@
 
 #ifdef WHALE_MPI
 
+#include <limits.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -114,6 +115,56 @@ int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
     return 0;
 }
 
+/* The communicators: 0 is MPI_COMM_WORLD, the rest from comm_backend_split. */
+#define MAX_COMMS 8
+static MPI_Comm g_comms[MAX_COMMS];
+static int g_n_comms = 1;
+
+static MPI_Comm comm_of(int id) { return id == 0 ? MPI_COMM_WORLD : g_comms[id]; }
+
+int comm_backend_split(int id, int color, int *new_id, int *rank, int *size, Err *err) {
+    if (g_n_comms == MAX_COMMS) return err_set(err, "more than %d communicators", MAX_COMMS - 1);
+    MPI_Comm nc;
+    busy("MPI_Comm_split");
+    int rc = MPI_Comm_split(comm_of(id), color, 0, &nc);
+    idle();
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Comm_split", err);
+    MPI_Comm_set_errhandler(nc, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(nc, rank);
+    MPI_Comm_size(nc, size);
+    g_comms[g_n_comms] = nc;
+    *new_id = g_n_comms++;
+    return 0;
+}
+
+int comm_backend_alltoallv_f32(int id, const float *send, const size_t *send_n, float *recv,
+                               const size_t *recv_n, int size, Err *err) {
+    int *c = malloc(sizeof(int) * 4 * (size_t)size);
+    if (!c) return err_set(err, "out of memory");
+    int *sc = c, *sd = c + size, *rcn = c + 2 * size, *rd = c + 3 * size;
+    size_t so = 0, ro = 0;
+    for (int q = 0; q < size; q++) {
+        sc[q] = (int)send_n[q], sd[q] = (int)so, rcn[q] = (int)recv_n[q], rd[q] = (int)ro;
+        so += send_n[q], ro += recv_n[q];
+    }
+    if (so > INT_MAX || ro > INT_MAX) {
+        free(c);
+        return err_set(err, "an all-to-all of more than %d floats", INT_MAX);
+    }
+    busy("MPI_Alltoallv");
+    int rc = MPI_Alltoallv(send, sc, sd, MPI_FLOAT, recv, rcn, rd, MPI_FLOAT, comm_of(id));
+    idle();
+    free(c);
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Alltoallv", err);
+}
+
+int comm_backend_alltoall_i32(int id, const int *send, int *recv, int n, Err *err) {
+    busy("MPI_Alltoall");
+    int rc = MPI_Alltoall(send, n, MPI_INT, recv, n, MPI_INT, comm_of(id));
+    idle();
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Alltoall", err);
+}
+
 int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err) {
     busy("MPI_Allgather");
     int rc = MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
@@ -140,6 +191,22 @@ int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
 
 int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err) {
     (void)v, (void)all;
+    return err_set(err, "this whale was built without MPI");
+}
+
+int comm_backend_split(int id, int color, int *new_id, int *rank, int *size, Err *err) {
+    (void)id, (void)color, (void)new_id, (void)rank, (void)size;
+    return err_set(err, "this whale was built without MPI");
+}
+
+int comm_backend_alltoallv_f32(int id, const float *send, const size_t *send_n, float *recv,
+                               const size_t *recv_n, int size, Err *err) {
+    (void)id, (void)send, (void)send_n, (void)recv, (void)recv_n, (void)size;
+    return err_set(err, "this whale was built without MPI");
+}
+
+int comm_backend_alltoall_i32(int id, const int *send, int *recv, int n, Err *err) {
+    (void)id, (void)send, (void)recv, (void)n;
     return err_set(err, "this whale was built without MPI");
 }
 

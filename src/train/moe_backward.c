@@ -5,7 +5,11 @@
  * affinities (normalised or not, times routed_scaling_factor), through the
  * sequence-wise balance loss (DeepSeek-V3 eq. 17-20), and from the
  * affinities (sigmoid or softmax) into the router. The selection itself and
- * the correction bias carry no gradient. */
+ * the correction bias carry no gradient. With expert parallelism the
+ * experts' part runs where their forward ran: the output gradients travel
+ * to the experts' ranks and the input gradients come back (moe_ep.c), and
+ * each rank's expert gradients hold all ranks' tokens (zero for the
+ * experts of other ranks, so the data-parallel sum completes them). */
 #include <math.h>
 #include <string.h>
 
@@ -25,6 +29,40 @@ int ffn_backward(float *dx, const float *dout, const float *x, const Mat *gate, 
     swiglu_backward(dg, du, da, sv->g, sv->u, n);
     matmul_backward(dx, grad_of(gG->data), dg, x, gate, T);
     matmul_backward(dx, grad_of(gU->data), du, x, up, T);
+    return 0;
+}
+
+/* Expert parallelism: the experts' backward for every dispatch slot. dye
+ * (T K, D, dispatch order) is the gradient at each slot's expert output;
+ * the input gradients are added into dx by token. */
+static int experts_parallel_backward(float *dx, const float *dye, const LayerWeights *L,
+                                     const LayerWeights *G, const ModelConfig *c, int T,
+                                     const MoeSaved *sv, Arena *a) {
+    const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
+    const int Im = c->moe_intermediate_size, per = E / sv->ep->size;
+    const size_t R = (size_t)sv->ep_rows;
+    float *dy = arena_floats(a, R * D + 1), *dxo = arena_floats(a, R * D + 1);
+    float *dxd = arena_floats(a, (size_t)T * K * D + 1);
+    if (!dy || !dxo || !dxd || moe_ep_dispatch(sv, E, dye, D, dy, a) != 0) return -1;
+    memset(dxo, 0, R * D * sizeof(float));
+    for (int j = 0; j < per; j++) {
+        const int e = sv->ep->rank * per + j;
+        int r0, n;
+        moe_ep_expert_rows(sv, E, j, &r0, &n);
+        if (n == 0) continue;
+        const size_t off = (size_t)r0 * Im, ro = (size_t)r0 * D;
+        const FfnSaved part = {sv->ep_exp.g + off, sv->ep_exp.u + off, sv->ep_exp.a + off};
+        if (ffn_backward(dxo + ro, dy + ro, sv->ep_x + ro, &L->exp_gate[e], &L->exp_up[e],
+                         &L->exp_down[e], &G->exp_gate[e], &G->exp_up[e], &G->exp_down[e], n,
+                         &part, a) != 0)
+            return -1;
+    }
+    if (moe_ep_combine(sv, E, dxo, D, dxd, a) != 0) return -1;
+    for (int i = 0; i < T * K; i++) {
+        float *o = dx + (size_t)(sv->order[i] / K) * D;
+        const float *g = dxd + (size_t)i * D;
+        for (int d = 0; d < D; d++) o[d] += g[d];
+    }
     return 0;
 }
 
@@ -60,6 +98,9 @@ int moe_backward(float *dx, const float *dout, const float *x, const LayerWeight
         return -1;
 
     /* each expert over the rows dispatched to it */
+    const int parallel = sv->ep && sv->ep->size > 1;
+    float *dye_all = parallel ? arena_floats(a, (size_t)T * K * D + 1) : NULL;
+    if (parallel && !dye_all) return -1;
     for (int e = 0; e < E; e++) {
         const int n = sv->count[e + 1] - sv->count[e];
         if (n == 0) continue;
@@ -71,9 +112,11 @@ int moe_backward(float *dx, const float *dout, const float *x, const LayerWeight
             double d = 0;
             for (int j = 0; j < D; j++) d += (double)g[j] * y[j];
             dw[slots[i]] = (float)d;
-            for (int j = 0; j < D; j++) dye[(size_t)i * D + j] = sv->wts[slots[i]] * g[j];
-            memcpy(xe + (size_t)i * D, x + (size_t)t * D, (size_t)D * sizeof(float));
+            float *dy = parallel ? dye_all + ((size_t)sv->count[e] + i) * D : dye + (size_t)i * D;
+            for (int j = 0; j < D; j++) dy[j] = sv->wts[slots[i]] * g[j];
+            if (!parallel) memcpy(xe + (size_t)i * D, x + (size_t)t * D, (size_t)D * sizeof(float));
         }
+        if (parallel) continue; /* the experts run below, on their ranks */
         const size_t off = (size_t)sv->count[e] * Im;
         const FfnSaved part = {sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
         memset(dxe, 0, (size_t)n * D * sizeof(float));
@@ -86,6 +129,8 @@ int moe_backward(float *dx, const float *dout, const float *x, const LayerWeight
             for (int j = 0; j < D; j++) o[j] += g[j];
         }
     }
+
+    if (parallel && experts_parallel_backward(dx, dye_all, L, G, c, T, sv, a) != 0) return -1;
 
     /* combine weights -> affinities: w_k = rsf s_k / S (S = sum over the
      * selected, as the forward with its 1e-20) or w_k = rsf s_k */

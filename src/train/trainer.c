@@ -49,6 +49,10 @@ typedef struct Trainer {
     TokenShards train, val;
     int has_val;
     Comm comm;
+    Comm ep_comm;    /* this rank's expert-parallel group (--ep) */
+    ExpertExchange ex;
+    int ep_failed;   /* an all-to-all of the experts' rows failed: ep_err */
+    Err ep_err;
     int stop_any;    /* some rank was asked to stop (a signal) during this step */
     int overlap;     /* sum layers during the backward (WHALE_COMM_OVERLAP=0: after it) */
     int sum_rc;      /* a failed comm_sum_start of the layer hook */
@@ -60,6 +64,47 @@ typedef struct Trainer {
     FILE *metrics;
     char metrics_path[4096], plot_path[4096];
 } Trainer;
+
+/* ExpertExchange over the expert-parallel group's communicator. */
+static int ep_rows(void *ctx, const float *send, const int *send_rows, float *recv,
+                   const int *recv_rows, int width) {
+    Trainer *t = ctx;
+    const int N = t->ep_comm.size;
+    size_t sn[256], rn[256];
+    for (int q = 0; q < N; q++)
+        sn[q] = (size_t)send_rows[q] * width, rn[q] = (size_t)recv_rows[q] * width;
+    if (comm_alltoallv_f32(&t->ep_comm, send, sn, recv, rn, &t->ep_err) == 0) return 0;
+    t->ep_failed = 1;
+    return -1;
+}
+
+static int ep_ints(void *ctx, const int *send, int *recv, int n) {
+    Trainer *t = ctx;
+    if (comm_alltoall_i32(&t->ep_comm, send, recv, n, &t->ep_err) == 0) return 0;
+    t->ep_failed = 1;
+    return -1;
+}
+
+/* A forward or backward failed: the exchange's own error when it was one. */
+static int pass_failed(Trainer *t, Err *err) {
+    if (t->ep_failed) *err = t->ep_err;
+    return -1;
+}
+
+/* --ep: split the job into groups of o->ep ranks that share the routed
+ * experts out. */
+static int ep_open(Trainer *t, Err *err) {
+    const int n = t->o->ep, E = t->m.cfg.n_routed_experts;
+    if (n <= 1) return 0;
+    if (n > 256 || t->comm.size % n != 0)
+        return err_set(err, "--ep %d must divide the %d ranks of the job (mpirun -np)", n, t->comm.size);
+    if (E == 0 || E % n != 0)
+        return err_set(err, "--ep %d must divide the model's %d routed experts", n, E);
+    if (comm_split(&t->comm, t->comm.rank / n, &t->ep_comm, err) != 0) return -1;
+    t->ex = (ExpertExchange){t->ep_comm.rank, t->ep_comm.size, ep_rows, ep_ints, t};
+    t->acts.ep = &t->ex;
+    return 0;
+}
 
 /* The shape fields that must agree for a checkpoint to continue a model. */
 static int same_shape(const ModelConfig *a, const ModelConfig *b, char *what, size_t n) {
@@ -157,6 +202,7 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     if (o->seq <= c->num_nextn_predict_layers + 1)
         return err_set(err, "--seq %d is too short for %d MTP modules", o->seq,
                        c->num_nextn_predict_layers);
+    if (ep_open(t, err) != 0) return -1;
     if (shards_open(&t->train, o->data, "train", c->vocab_size, err) != 0) return -1;
     if (o->doc_start && shards_index_docs(&t->train, err) != 0) return -1;
     if (shards_count(o->data, "val") > 0) {
@@ -232,14 +278,23 @@ static int evaluate(Trainer *t, double *loss, Err *err) {
     int64_t n_tok = 0;
     int32_t *y = malloc(sizeof(int32_t) * (size_t)B * T);
     if (!y) return err_set(err, "out of memory");
-    /* rank r evaluates batches r, r + ranks, ...; the sums meet below */
-    for (int64_t w0 = (int64_t)B * t->comm.rank; w0 < want; w0 += (int64_t)B * t->comm.size) {
+    /* rank r evaluates batches r, r + ranks, ...; the sums meet below.
+     * With expert parallelism every rank of a group takes part in every
+     * forward's all-to-all, so all make the same number of forwards: a
+     * rank past the end forwards its first batch again, uncounted. */
+    const int64_t step = (int64_t)B * t->comm.size, n_fwd = (want + step - 1) / step;
+    for (int64_t i = 0; i < n_fwd; i++) { /* n_fwd is the same on every rank */
+        int64_t w0 = (int64_t)B * t->comm.rank + i * step;
+        const int count = w0 < want;
+        if (!count && !t->acts.ep) break;
+        if (!count) w0 = 0;
         int nb = want - w0 < B ? (int)(want - w0) : B;
         for (int b = 0; b < nb; b++) shards_window(&t->val, w0 + b, T + 1, t->batch + (size_t)b * (T + 1));
         if (model_forward_train(&t->m, &t->acts, t->batch, nb, T, err) != 0) {
             free(y);
-            return -1;
+            return pass_failed(t, err);
         }
+        if (!count) continue;
         for (int b = 0; b < nb; b++)
             memcpy(y + (size_t)b * T, t->batch + (size_t)b * (T + 1) + 1, sizeof(int32_t) * T);
         sum += xent_forward_backward(t->acts.logits, y, NULL, 1.0f, nb * T, V, NULL);
@@ -340,9 +395,10 @@ static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int 
         LossParts lp;
         if (t->comm.size > 1 && a == o->grad_accum - 1 && t->overlap)
             lo.layer_done = layer_done, lo.layer_ctx = t;
-        if (model_forward_train(&t->m, &t->acts, t->batch, B, T, err) != 0) return -1;
+        if (model_forward_train(&t->m, &t->acts, t->batch, B, T, err) != 0) return pass_failed(t, err);
         expert_load_add(&t->load, &t->m, &t->acts);
-        if (model_backward(&t->m, &t->acts, t->batch, &lo, &t->grads, &lp, err) != 0) return -1;
+        if (model_backward(&t->m, &t->acts, t->batch, &lo, &t->grads, &lp, err) != 0)
+            return pass_failed(t, err);
         sum->loss += lp.loss / n_micro;
         sum->main += lp.main / n_micro;
         sum->balance += lp.balance / n_micro;
@@ -404,6 +460,20 @@ static void log_metrics(Trainer *t, const LossParts *lp, float lr, double gnorm,
                 fprintf(f, "%s%.4f", first ? "" : ", ", t->load_layers[i]), first = 0;
         fprintf(f, "]");
     }
+    if (t->acts.ep) {
+        /* expert parallelism: each group rank's share of the routed rows
+         * (all MoE layers, all groups); 1 / ranks each when balanced */
+        const int N = t->ex.size, per = c->n_routed_experts / N;
+        double total = 0, share[256] = {0};
+        for (int l = 0; l < t->load.n_layers; l++)
+            for (int e = 0; e < t->load.E; e++) {
+                share[e / per] += (double)t->load.count[(size_t)l * t->load.E + e];
+                total += (double)t->load.count[(size_t)l * t->load.E + e];
+            }
+        fprintf(f, ", \"ep_rank_load\": [");
+        for (int r = 0; r < N; r++) fprintf(f, "%s%.4f", r ? ", " : "", total > 0 ? share[r] / total : 0);
+        fprintf(f, "]");
+    }
     fprintf(f, "}\n");
     fflush(f);
 }
@@ -436,6 +506,9 @@ int train_run(const TrainOpts *opts, Err *err) {
                  shards_n_tokens(&t.train), o->batch, o->seq, o->grad_accum);
         log_info("whale train: unigram entropy of the training tokens %.4f nats%s", t.entropy,
                  t.has_val ? "" : "; no val split, so no eval loss");
+        if (t.comm.size > 1)
+            log_info("whale train: %d ranks, data parallel%s", t.comm.size,
+                     t.acts.ep ? ", routed experts shared out in groups of --ep ranks" : "");
         if (o->resume) log_info("whale train: resuming at step %" PRId64, t.st.step);
     }
     if (check_weights(&t, err) != 0) goto done;

@@ -27,6 +27,8 @@ typedef struct TrainOpts {
     int doc_start;       /* training windows begin at a document start (shards_index_docs) */
     int eval_every, eval_batches, save_every, log_every;
     int keep;            /* checkpoints kept (default 2) */
+    int ep;              /* expert parallelism: ranks per group sharing the routed experts
+                          * (divides the ranks and the experts); 0 or 1: none */
     int max_nan;         /* consecutive non-finite steps before stopping (default 5) */
     int resume;
     int stop_at;         /* stop (with a checkpoint) once this step is done; 0: no */
