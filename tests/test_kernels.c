@@ -288,11 +288,12 @@ Test(kernels, blocked_attention_matches_rows) {
     free(q), free(k), free(v), free(o1), free(o2), free(sc);
 }
 
-/* The integer prefill GEMM (qgemm.h) against the scalar reference dot on
- * the same weights and quantize_row's Q8_0 activations: row counts that
- * are not multiples of the 16-row panel, token counts around the 12-token
- * tile (1, 5, 12, 64, 65, 128, 200), a row range that starts inside the
- * matrix, K a multiple of 32 only, on one thread and split over threads.
+/* The integer prefill GEMM (qgemm.h, Q8_0, Q4_0, Q4_K) against the scalar
+ * reference dot on the same weights and quantize_row's Q8_0 activations:
+ * row counts that are not multiples of the 16-row panel, token counts
+ * around the 12-token tile (1, 5, 12, 64, 65, 128, 200), a row range that
+ * starts inside the matrix, K a multiple of 32 only (of 256 for Q4_K), on
+ * one thread and split over threads.
  * Tolerance: both sum the blocks in order, each block's term rounds
  * differently (int x d_w x d_x against int x (d_w d_x)) and the partial
  * sums then differ by an ulp per block: (nb + 2) x 2^-23 of sum |w x|. An
@@ -307,15 +308,17 @@ Test(kernels, qgemm_matches_scalar_reference) {
     cr_assert_eq(qgemm_nt(NULL, NULL, 1, &f32, 0, 1), -1, "float weights are not for qgemm");
     Rng r;
     rng_seed(&r, 33);
-    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
+    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K};
     const int Ts[] = {1, 5, 12, 64, 65, 128, 200}, Ns[] = {1, 17, 45}, Ks[] = {32, 96, 544};
     int checked = 0;
-    for (int qi = 0; qi < 2; qi++)
+    for (int qi = 0; qi < 3; qi++)
         for (int ni = 0; ni < 3; ni++)
             for (int ki = 0; ki < 3; ki++)
                 for (int ti = 0; ti < 7; ti++) {
                     const QType t = types[qi];
-                    const int T = Ts[ti], N = Ns[ni], K = Ks[ki], nb = K / QK;
+                    /* Q4_K: 256-element super-blocks, K = 256, 768, 1536 */
+                    const int K = t == QTYPE_Q4_K ? 256 * (ki ? 3 * ki : 1) : Ks[ki];
+                    const int T = Ts[ti], N = Ns[ni], nb = K / QK;
                     const int row0 = N > 1 ? 3 : 0, rows = row0 + N + 2;
                     const size_t rb = qtype_row_bytes(t, K), xb = qtype_row_bytes(QTYPE_Q8_0, K);
                     float *w = malloc(sizeof(float) * rows * K), *x = malloc(sizeof(float) * T * K);

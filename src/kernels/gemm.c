@@ -130,6 +130,8 @@ static float *pack_get(size_t need) {
     return pack_buf;
 }
 
+void *gemm_scratch(size_t bytes) { return pack_get((bytes + sizeof(float) - 1) / sizeof(float)); }
+
 void gemm_thread_free(void) {
     free(pack_buf);
     pack_buf = NULL;

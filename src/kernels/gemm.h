@@ -13,6 +13,12 @@
  * and is about to exit: the serving engine's worker). */
 void gemm_thread_free(void);
 
+/* The calling thread's packing buffer with room for bytes, 64-byte
+ * aligned, or NULL: grow-only, freed by gemm_thread_free, and shared by
+ * the GEMMs of gemm.c and qgemm.c (none runs inside another). The
+ * contents do not outlive the next call. */
+void *gemm_scratch(size_t bytes);
+
 /* 1 if this CPU can run gemm_nt and gemm_nt_small (AVX-512 F, BW, VL). */
 int gemm_available(void);
 

@@ -22,12 +22,14 @@
  * near 128. F32 switches at 32, not later: at 32-47 tokens the other sum
  * order moved train_v3's AdamW steps 2e-4 off PyTorch (ARCHITECTURE.md). */
 #define GEMM_MIN_T 4
-/* Q8_0 / Q4_0 on VNNI from this many tokens on: the integer GEMM. Two
+/* Q8_0 / Q4_0 / Q4_K on VNNI from this many tokens on: the integer GEMM. Two
  * threads, a 8960x8960 matrix streamed from memory, GOP/s against the
  * one-row dot kernel and the 4x4 int8 tiles that it replaced (2026-12-06):
  * 2 tokens 84-99 (dots 82-95, tiles 116-121), 4 tokens 157-180 (dots
  * 96-105, tiles 139-166), 8 tokens 234-266 (tiles 109-172), 32 tokens
- * 607-652 (tiles 152-185); at 128 tokens ~750, 4.3x the float GEMM. */
+ * 607-652 (tiles 152-185); at 128 tokens ~750, 4.3x the float GEMM.
+ * Q4_K, one thread, 1536x8960: 4 tokens 33 (dots 22), 8 tokens 125
+ * (dots 25, the float GEMM 8.5). */
 #define QGEMM_MIN_T 4
 static int small_max_t(QType t) { return t == QTYPE_F32 ? 32 : 128; }
 
@@ -54,7 +56,6 @@ void matmul_thread_free(void) {
         scratch = NULL;
         scratch_cap = 0;
         gemm_thread_free();
-        qgemm_thread_free();
     }
 }
 
@@ -81,7 +82,7 @@ static void row_product(const RowProduct *p, int u) {
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const DotKernels *dk = dot_best();
-    /* Q8_0 / Q4_0 with VNNI from QGEMM_MIN_T tokens on: the integer GEMM
+    /* Q8_0 / Q4_0 / Q4_K with VNNI from QGEMM_MIN_T tokens on: the integer GEMM
      * (qgemm.h), which unpacks each weight once per product, where the
      * float GEMM would convert every weight to float and the one-row
      * kernel unpacks each weight once per token. It honours WHALE_SIMD

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Integer prefill GEMM on Q8_0 / Q4_0 weights (see qgemm.h). The weights
+/* Integer prefill GEMM on Q8_0 / Q4_0 / Q4_K weights (see qgemm.h). The weights
  * go lane-per-row: a panel of 16 rows is repacked once per product so that
  * one zmm holds 4 consecutive bytes of each of the 16 rows, and vpdpbusd
  * with 4 bytes of one token broadcast adds 4 products to every row's lane.
@@ -11,30 +11,26 @@
 
 #include <immintrin.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "base/dtype.h"
 #include "base/threads.h"
+#include "kernels/gemm.h"
 
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
-/* Register tile: QG_R groups of 16 weight rows x QG_N tokens, each pair an
- * int32 block sum and a float accumulator (2 x QG_R x QG_N zmm). */
-#ifndef QG_R
-#define QG_R 1
-#endif
-#ifndef QG_N
+/* Register tile: 16 weight rows x QG_N tokens, each pair an int32 block
+ * sum and a float accumulator (2 x QG_N zmm). 32 rows x 6 tokens measured
+ * within 5% of it. */
 #define QG_N 12
-#endif
-#define QG_ROWS (16 * QG_R)
-/* Bytes of one block (32 elements) of a panel: codes [kq 0..7][r][16 rows x
- * 4 bytes], then the rows' scales [r][16 floats]. */
-#define QG_CODES (8 * 64 * QG_R)
-#define QG_BLOCK (QG_CODES + 64 * QG_R)
+/* Bytes of one block (32 elements) of a panel: codes [kq 0..7][16 rows x
+ * 4 bytes], the rows' scales (16 floats), their mins (Q4_K, 16 floats). */
+#define QG_SCALES (8 * 64)
+#define QG_MINS (QG_SCALES + 64)
+#define QG_BLOCK (QG_MINS + 64)
 
 int qgemm_available(QType t) {
-    if (t != QTYPE_Q8_0 && t != QTYPE_Q4_0) return 0;
+    if (t != QTYPE_Q8_0 && t != QTYPE_Q4_0 && t != QTYPE_Q4_K) return 0;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
@@ -69,60 +65,93 @@ VNNI static inline void transpose16x4(const __m128i v[16], __m512i out[4]) {
 /* Sixteen rows are sixteen streams through memory, more than the hardware
  * prefetcher follows (as the dot tiles found with four): each block asks
  * for the line this many bytes ahead in every row. */
-#ifndef QG_PREFETCH
 #define QG_PREFETCH 512
-#endif
 
-/* Block b of 16 rows (rows[j]; rows at j >= nr repeat a real one and get
- * scale 0) into dst, which is the block's base in the panel, group r.
- * The codes are stored unsigned: Q4_0's as they are (0..15, value + 8),
- * Q8_0's plus 128; the activations' offset sums take the offset back out. */
-VNNI static void pack_block(uint8_t *dst, int r, const char *const rows[16], int nr, int b,
-                            int q4) {
+/* One block (32 elements) of 16 rows, unpacked: v[s][j] = codes 16s ..
+ * 16s+15 of row j as unsigned bytes, sc[j] its scale, mn[j] its min. Rows
+ * j >= nr repeat a real row (rows[j] points there) and get scale and min 0.
+ * The codes are the format's: Q4_0's 0..15 (value + 8), Q8_0's plus 128,
+ * Q4_K's 0..15 with x = sc * q - mn; the activations' offset sums take
+ * Q4_0's and Q8_0's offsets back out. */
+typedef struct QgBlock {
     __m128i v[2][16];
+    float sc[16], mn[16];
+} QgBlock;
+
+VNNI static void unpack_q8_0(QgBlock *u, const char *const rows[16], int nr, int b) {
+    const __m128i k128 = _mm_set1_epi8((char)0x80);
     uint16_t h[16];
     for (int j = 0; j < 16; j++) {
-        _mm_prefetch((const char *)rows[j] + (size_t)b * (q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0)) +
-                         QG_PREFETCH, _MM_HINT_T0);
-        if (q4) {
-            const BlockQ4_0 *blk = (const BlockQ4_0 *)rows[j] + b;
-            const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs), m = _mm_set1_epi8(15);
-            v[0][j] = _mm_and_si128(raw, m); /* elements 0..15: low nibbles */
-            v[1][j] = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
-            h[j] = j < nr ? blk->d : 0;
-        } else {
-            const BlockQ8_0 *blk = (const BlockQ8_0 *)rows[j] + b;
-            const __m128i k128 = _mm_set1_epi8((char)0x80);
-            v[0][j] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)blk->qs), k128);
-            v[1][j] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(blk->qs + 16)), k128);
-            h[j] = j < nr ? blk->d : 0;
-        }
+        const BlockQ8_0 *blk = (const BlockQ8_0 *)rows[j] + b;
+        _mm_prefetch((const char *)blk + QG_PREFETCH, _MM_HINT_T0);
+        u->v[0][j] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)blk->qs), k128);
+        u->v[1][j] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(blk->qs + 16)), k128);
+        h[j] = j < nr ? blk->d : 0;
     }
-    for (int s = 0; s < 2; s++) {
-        __m512i o[4];
-        transpose16x4(v[s], o);
-        for (int c = 0; c < 4; c++)
-            _mm512_store_si512((void *)(dst + ((4 * s + c) * QG_R + r) * 64), o[c]);
-    }
-    _mm512_store_ps((float *)(dst + QG_CODES + r * 64),
-                    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
+    _mm512_storeu_ps(u->sc, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
 }
 
-/* The panel of rows n0 .. n0+nr-1 (nr <= QG_ROWS) of W, all blocks. */
+VNNI static void unpack_q4_0(QgBlock *u, const char *const rows[16], int nr, int b) {
+    const __m128i m = _mm_set1_epi8(15);
+    uint16_t h[16];
+    for (int j = 0; j < 16; j++) {
+        const BlockQ4_0 *blk = (const BlockQ4_0 *)rows[j] + b;
+        _mm_prefetch((const char *)blk + QG_PREFETCH, _MM_HINT_T0);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs);
+        u->v[0][j] = _mm_and_si128(raw, m); /* elements 0..15: low nibbles */
+        u->v[1][j] = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
+        h[j] = j < nr ? blk->d : 0;
+    }
+    _mm512_storeu_ps(u->sc, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
+}
+
+/* Block b is sub-block b % 8 of super-block b / 8: the low (even) or high
+ * (odd) nibbles of 32 bytes of codes. */
+VNNI static void unpack_q4_k(QgBlock *u, const char *const rows[16], int nr, int b) {
+    const __m128i m = _mm_set1_epi8(15);
+    const int i = b / 8, j8 = b % 8, shift = 4 * (j8 & 1);
+    for (int j = 0; j < 16; j++) {
+        const BlockQ4_K *blk = (const BlockQ4_K *)rows[j] + i;
+        const uint8_t *qs = blk->qs + 32 * (j8 / 2);
+        _mm_prefetch((const char *)qs + QG_PREFETCH, _MM_HINT_T0);
+        const __m128i cnt = _mm_cvtsi32_si128(shift);
+        const __m128i lo = _mm_loadu_si128((const __m128i *)qs);
+        const __m128i hi = _mm_loadu_si128((const __m128i *)(qs + 16));
+        u->v[0][j] = _mm_and_si128(_mm_srl_epi16(lo, cnt), m);
+        u->v[1][j] = _mm_and_si128(_mm_srl_epi16(hi, cnt), m);
+        int sc, mn;
+        q4k_scale_min(blk->scales, j8, &sc, &mn);
+        u->sc[j] = j < nr ? _cvtsh_ss(blk->d) * (float)sc : 0.0f;
+        u->mn[j] = j < nr ? _cvtsh_ss(blk->dmin) * (float)mn : 0.0f;
+    }
+}
+
+/* An unpacked block into the panel at dst (the block's base). */
+VNNI static void pack_block(uint8_t *dst, const QgBlock *u, int mins) {
+    for (int s = 0; s < 2; s++) {
+        __m512i o[4];
+        transpose16x4(u->v[s], o);
+        for (int c = 0; c < 4; c++) _mm512_store_si512((void *)(dst + (4 * s + c) * 64), o[c]);
+    }
+    _mm512_store_ps((float *)(dst + QG_SCALES), _mm512_loadu_ps(u->sc));
+    if (mins) _mm512_store_ps((float *)(dst + QG_MINS), _mm512_loadu_ps(u->mn));
+}
+
+/* The panel of rows n0 .. n0+nr-1 (nr <= 16) of W, all blocks. */
 static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
     const size_t rb = qtype_row_bytes(W->type, W->cols);
-    const int nb = W->cols / QK, q4 = W->type == QTYPE_Q4_0;
+    const int nb = W->cols / QK;
     const char *base = (const char *)W->data + (size_t)row0 * rb;
-    for (int r = 0; r < QG_R; r++) {
-        const char *rows[16];
-        const int valid = nr - 16 * r; /* may be <= 0: a group of padding only */
-        for (int j = 0; j < 16; j++) {
-            int row = n0 + 16 * r + j;
-            if (j >= valid) row = n0 + nr - 1;
-            rows[j] = base + (size_t)row * rb;
+    const char *rows[16];
+    for (int j = 0; j < 16; j++) rows[j] = base + (size_t)(n0 + (j < nr ? j : nr - 1)) * rb;
+    QgBlock u;
+    for (int b = 0; b < nb; b++) {
+        switch (W->type) {
+        case QTYPE_Q8_0: unpack_q8_0(&u, rows, nr, b); break;
+        case QTYPE_Q4_0: unpack_q4_0(&u, rows, nr, b); break;
+        default: unpack_q4_k(&u, rows, nr, b); break;
         }
-        for (int b = 0; b < nb; b++)
-            pack_block(panel + (size_t)b * QG_BLOCK, r, rows, valid, b, q4);
+        pack_block(panel + (size_t)b * QG_BLOCK, &u, W->type == QTYPE_Q4_K);
     }
 }
 
@@ -130,12 +159,14 @@ static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
 
 /* The activations quantised to Q8_0 as quantize_row does it, laid out for
  * the tile: per group of QG_N tokens and per block, the tokens' 32 codes
- * each, then their scales (float, through fp16 as Q8_0 stores them), then
- * -off * (sum of the block's codes), the correction for the weight codes'
- * offset (8 for Q4_0, 128 for Q8_0). One pointer walks all of a group. */
+ * each, then their scales d (float, through fp16 as Q8_0 stores them),
+ * then -off * (sum of the block's codes), the correction for the weight
+ * codes' offset (8 for Q4_0, 128 for Q8_0, 0 for Q4_K), then d * (sum of
+ * the codes), which Q4_K's mins multiply. One pointer walks a group. */
 #define QG_ACT_D (QG_N * QK)
 #define QG_ACT_C (QG_ACT_D + QG_N * 4)
-#define QG_ACT (QG_ACT_C + QG_N * 4)
+#define QG_ACT_S (QG_ACT_C + QG_N * 4)
+#define QG_ACT (QG_ACT_S + QG_N * 4)
 
 /* Token t of x (K floats) into the activation layout at acts. The
  * arithmetic is quantize_row's, step for step (amax / 127, its reciprocal,
@@ -148,7 +179,8 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int nb, in
     for (int b = 0; b < nb; b++, x += QK) {
         uint8_t *ab = g + (size_t)b * QG_ACT;
         const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        const float amax =
+            _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
         const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
         const uint16_t h = f32_to_f16(d);
         const __m512 vid = _mm512_set1_ps(id);
@@ -164,10 +196,11 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int nb, in
         const __m512i q0 = _mm512_cvttps_epi32(v0), q1 = _mm512_cvttps_epi32(v1);
         _mm_storeu_si128((__m128i *)(ab + ti * QK), _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(ab + ti * QK + 16), _mm512_cvtepi32_epi8(q1));
-        const float dq = f16_to_f32(h);
-        const int32_t c = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)), c = -off * sum;
+        const float dq = f16_to_f32(h), ds = dq * (float)sum;
         memcpy(ab + QG_ACT_D + 4 * ti, &dq, 4);
         memcpy(ab + QG_ACT_C + 4 * ti, &c, 4);
+        memcpy(ab + QG_ACT_S + 4 * ti, &ds, 4);
     }
 }
 
@@ -175,62 +208,52 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int nb, in
 
 /* y[t * ldy + i] for N tokens of one group (acts: its first block) and the
  * panel's rows i < nr. Per block: the int32 sums start at the offset
- * correction, take 8 vpdpbusd steps, and are scaled into the float sums. */
+ * correction, take 8 vpdpbusd steps, and are scaled into the float sums;
+ * with mins (Q4_K), min x d * sum(codes) comes off. */
 VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *panel,
                                                                  const uint8_t *acts, int nb,
                                                                  float *y, int ldy, int nr,
-                                                                 const int N) {
-    __m512 f[QG_R][12];
+                                                                 const int N, const int mins) {
+    __m512 f[QG_N];
 #pragma GCC unroll 16
-    for (int t = 0; t < N; t++)
-#pragma GCC unroll 4
-        for (int r = 0; r < QG_R; r++) f[r][t] = _mm512_setzero_ps();
+    for (int t = 0; t < N; t++) f[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *pb = panel + (size_t)b * QG_BLOCK, *ab = acts + (size_t)b * QG_ACT;
-        __m512i acc[QG_R][12];
+        __m512i acc[QG_N];
 #pragma GCC unroll 16
         for (int t = 0; t < N; t++) {
             int32_t c;
             memcpy(&c, ab + QG_ACT_C + 4 * t, 4);
-#pragma GCC unroll 4
-            for (int r = 0; r < QG_R; r++) acc[r][t] = _mm512_set1_epi32(c);
+            acc[t] = _mm512_set1_epi32(c);
         }
 #pragma GCC unroll 8
         for (int kq = 0; kq < 8; kq++) {
-            __m512i w[QG_R];
-#pragma GCC unroll 4
-            for (int r = 0; r < QG_R; r++) w[r] = _mm512_load_si512(pb + (kq * QG_R + r) * 64);
+            const __m512i w = _mm512_load_si512(pb + kq * 64);
 #pragma GCC unroll 16
             for (int t = 0; t < N; t++) {
                 int32_t x4;
                 memcpy(&x4, ab + t * QK + 4 * kq, 4);
-                const __m512i xb = _mm512_set1_epi32(x4);
-#pragma GCC unroll 4
-                for (int r = 0; r < QG_R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], w[r], xb);
+                acc[t] = _mm512_dpbusd_epi32(acc[t], w, _mm512_set1_epi32(x4));
             }
         }
-        __m512 wd[QG_R];
-#pragma GCC unroll 4
-        for (int r = 0; r < QG_R; r++) wd[r] = _mm512_load_ps((const float *)(pb + QG_CODES) + 16 * r);
+        const __m512 wd = _mm512_load_ps((const float *)(pb + QG_SCALES));
+        const __m512 wm = mins ? _mm512_load_ps((const float *)(pb + QG_MINS)) : wd;
 #pragma GCC unroll 16
         for (int t = 0; t < N; t++) {
             float d;
             memcpy(&d, ab + QG_ACT_D + 4 * t, 4);
-            const __m512 xd = _mm512_set1_ps(d);
-#pragma GCC unroll 4
-            for (int r = 0; r < QG_R; r++)
-                f[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][t]), _mm512_mul_ps(wd[r], xd),
-                                          f[r][t]);
+            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_mul_ps(wd, _mm512_set1_ps(d)),
+                                   f[t]);
+            if (mins) {
+                float ds;
+                memcpy(&ds, ab + QG_ACT_S + 4 * t, 4);
+                f[t] = _mm512_fnmadd_ps(wm, _mm512_set1_ps(ds), f[t]);
+            }
         }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < QG_R; r++) {
-        const int valid = nr - 16 * r;
-        if (valid <= 0) break;
-        const __mmask16 m = valid >= 16 ? 0xffff : (__mmask16)((1u << valid) - 1);
+    const __mmask16 m = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
 #pragma GCC unroll 16
-        for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy + 16 * r, m, f[r][t]);
-    }
+    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, f[t]);
 }
 
 typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float *y, int ldy,
@@ -239,7 +262,11 @@ typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float 
 #define DEFINE_TILE(N)                                                                             \
     VNNI static void tile_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,        \
                               int ldy, int nr) {                                                   \
-        tile_body(panel, acts, nb, y, ldy, nr, N);                                                 \
+        tile_body(panel, acts, nb, y, ldy, nr, N, 0);                                              \
+    }                                                                                              \
+    VNNI static void tile_mins_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,   \
+                                   int ldy, int nr) {                                              \
+        tile_body(panel, acts, nb, y, ldy, nr, N, 1);                                              \
     }
 DEFINE_TILE(1)
 DEFINE_TILE(2)
@@ -253,32 +280,15 @@ DEFINE_TILE(9)
 DEFINE_TILE(10)
 DEFINE_TILE(11)
 DEFINE_TILE(12)
-_Static_assert(QG_N <= 12, "one tile per token count 1..QG_N");
-static const TileFn tiles[QG_N + 1] = {NULL,    tile_1, tile_2, tile_3,  tile_4,  tile_5, tile_6,
-                                       tile_7,  tile_8, tile_9, tile_10, tile_11, tile_12};
+_Static_assert(QG_N == 12, "one tile per token count 1..QG_N");
+/* [mins][tokens] */
+static const TileFn tiles[2][QG_N + 1] = {
+    {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7, tile_8, tile_9, tile_10,
+     tile_11, tile_12},
+    {NULL, tile_mins_1, tile_mins_2, tile_mins_3, tile_mins_4, tile_mins_5, tile_mins_6,
+     tile_mins_7, tile_mins_8, tile_mins_9, tile_mins_10, tile_mins_11, tile_mins_12}};
 
 /* ---- the product --------------------------------------------------------------------- */
-
-/* Grow-only scratch of the calling thread: activations, then one panel per thread. */
-static _Thread_local uint8_t *qg_buf;
-static _Thread_local size_t qg_cap;
-
-static uint8_t *qg_get(size_t need) {
-    if (need > qg_cap) {
-        uint8_t *p = aligned_alloc(64, (need + 63) & ~(size_t)63);
-        if (!p) return NULL;
-        free(qg_buf);
-        qg_buf = p;
-        qg_cap = need;
-    }
-    return qg_buf;
-}
-
-void qgemm_thread_free(void) {
-    free(qg_buf);
-    qg_buf = NULL;
-    qg_cap = 0;
-}
 
 /* One product's operands for the panel loop. */
 typedef struct QgProduct {
@@ -293,20 +303,21 @@ typedef struct QgProduct {
 /* Panel p: repack its rows, then every group of QG_N tokens. */
 static void qg_panel(const QgProduct *g, int p, int slot) {
     const int nb = g->W->cols / QK;
-    const int n0 = p * QG_ROWS, nr = g->n_rows - n0 < QG_ROWS ? g->n_rows - n0 : QG_ROWS;
+    const int n0 = p * 16, nr = g->n_rows - n0 < 16 ? g->n_rows - n0 : 16;
     uint8_t *panel = g->panels + (size_t)slot * g->panel_bytes;
     pack_panel(panel, g->W, g->row0, n0, nr);
     for (int t0 = 0; t0 < g->T; t0 += QG_N) {
         const int n = g->T - t0 < QG_N ? g->T - t0 : QG_N;
-        tiles[n](panel, g->acts + (size_t)(t0 / QG_N) * nb * QG_ACT, nb,
-                 g->y + (size_t)t0 * g->n_rows + n0, g->n_rows, nr);
+        tiles[g->W->type == QTYPE_Q4_K][n](panel, g->acts + (size_t)(t0 / QG_N) * nb * QG_ACT,
+                                           nb, g->y + (size_t)t0 * g->n_rows + n0, g->n_rows, nr);
     }
 }
 
 int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows) {
     if (!qgemm_available(W->type) || T <= 0 || n_rows <= 0) return -1;
-    const int K = W->cols, nb = K / QK, off = W->type == QTYPE_Q4_0 ? 8 : 128;
-    const int n_panels = (n_rows + QG_ROWS - 1) / QG_ROWS;
+    const int K = W->cols, nb = K / QK;
+    const int off = W->type == QTYPE_Q4_0 ? 8 : W->type == QTYPE_Q8_0 ? 128 : 0;
+    const int n_panels = (n_rows + 15) / 16;
     /* a parallel region costs microseconds (threads.h): small products,
      * and those called inside another region, stay on this thread */
     const int par = n_panels > 1 && (long)n_rows * K * T >= 1L << 20 && !threads_in_parallel();
@@ -314,7 +325,8 @@ int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows
     /* the panels are read with aligned loads: 64-byte boundaries */
     const size_t act_bytes = ((size_t)(T + QG_N - 1) / QG_N * nb * QG_ACT + 63) & ~(size_t)63;
     const size_t panel_bytes = (size_t)nb * QG_BLOCK;
-    uint8_t *buf = qg_get(act_bytes + (size_t)slots * panel_bytes);
+    /* activations, then one panel per thread */
+    uint8_t *buf = gemm_scratch(act_bytes + (size_t)slots * panel_bytes);
     if (!buf) return -1;
     const QgProduct g = {y, W, row0, n_rows, T, buf, buf + act_bytes, panel_bytes};
     if (par) {

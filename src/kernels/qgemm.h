@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Integer GEMM for many-token products (prefill) on Q8_0 and Q4_0 weights:
- * y (T, N) = x (T, K) W^T with x quantised to Q8_0 as the dot kernels
- * multiply it (same integer block sums, per-block scales applied in
- * float), on AVX-512 VNNI byte dot products. qgemm_available() says
+/* Integer GEMM for many-token products (prefill) on Q8_0, Q4_0 and Q4_K
+ * weights: y (T, N) = x (T, K) W^T with x quantised to Q8_0 as the dot
+ * kernels multiply it (same integer block sums, per-block scales applied
+ * in float), on AVX-512 VNNI byte dot products. qgemm_available() says
  * whether a weight type can run here. */
 #ifndef WHALE_QGEMM_H
 #define WHALE_QGEMM_H
@@ -11,20 +11,20 @@
 
 #include "kernels/matmul.h"
 
-/* 1 if this CPU has AVX-512 VNNI (F, BW, VL, VNNI) and t is Q8_0 or Q4_0. */
+/* 1 if this CPU has AVX-512 VNNI (F, BW, VL, VNNI) and t is Q8_0, Q4_0 or
+ * Q4_K. */
 int qgemm_available(QType t);
 
 /* y (T, n_rows) = x (T, K) W[row0 : row0+n_rows]^T, K = W->cols, with x
  * quantised to Q8_0 first exactly as quantize_row does it. Per output:
- * sum over blocks of (exact integer block sum) x d_w x d_x, in a float
+ * sum over 32-element blocks of (exact integer block sum) x d_w x d_x
+ * (Q4_K: minus its min x d_x x the block's activation code sum), in a float
  * order of its own (differs from the dot kernels by float rounding only).
  * Threads split the tokens for the quantisation and the output rows for
  * the products (OpenMP; inside a parallel region all runs on the calling
  * thread). y must not alias x. Returns 0, or -1 when the type cannot run
- * here or scratch memory cannot be had (y untouched; the caller falls back). */
+ * here or scratch memory cannot be had (y untouched; the caller falls back).
+ * Scratch: gemm_scratch (gemm.h). */
 int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows);
-
-/* Free the calling thread's scratch (weight panels and activations). */
-void qgemm_thread_free(void);
 
 #endif
