@@ -12,6 +12,7 @@
 
 #include "base/threads.h"
 #include "kernels/attention.h"
+#include "kernels/attention_latent.h"
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -160,49 +161,56 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
     const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, vd = c->v_head_dim;
     const int qk = nope + rd, W = R + rd;
     const float scale = rope->softmax_scale;
-    const DotFn dot = dot_best()->dot[QTYPE_F32];
-    const size_t per = (size_t)W + s_max;
+    const size_t per = (size_t)H * (W + s_max);
     float *ws = arena_floats(a, per * threads_max());
     float *oc = arena_floats(a, (size_t)H * T * R); /* (H, T, R) each head's latent output */
     float *oh = arena_floats(a, (size_t)T * vd);    /* (T, v) one head's output */
     float *qn = arena_floats(a, (size_t)H * T * (nope > 0 ? nope : 1)); /* (H, T, nope) */
     float *qu = arena_floats(a, (size_t)H * T * R); /* (H, T, R) W_UK[h]^T q_nope */
     if (!ws || !oc || !oh || !qn || !qu) return -1;
-    /* The absorbed queries of all rows, one product per head: each row of
-     * W_UK is converted (F16, BF16, quantised) once per step, not once per
-     * row and head. */
+    /* The absorbed queries of all rows, one product per head. W_UK in
+     * another type than F32 is converted once per step into a float copy,
+     * so the products take the packed GEMM (not once per row and head). */
     if (nope > 0) {
+        Mat wuk = L->kv_b_proj;
+        if (wuk.type != QTYPE_F32) {
+            float *f = arena_floats(a, (size_t)wuk.rows * R);
+            if (!f) return -1;
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < nope; i++) {
+                    const int r = h * (nope + vd) + i;
+                    dequantize_row(wuk.type, mat_row(&L->kv_b_proj, r), f + (size_t)r * R, R);
+                }
+            wuk = (Mat){f, QTYPE_F32, wuk.rows, wuk.cols};
+        }
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++)
                 memcpy(qn + ((size_t)h * T + t) * nope, q + ((size_t)t * H + h) * qk,
                        (size_t)nope * sizeof(float));
 #pragma omp parallel for schedule(static) if (H > 1 && (long)T * nope * R * H >= 1L << 16)
         for (int h = 0; h < H; h++)
-            matmul_t(qu + (size_t)h * T * R, qn + (size_t)h * T * nope, &L->kv_b_proj,
-                     h * (nope + vd), nope, T);
+            matmul_t(qu + (size_t)h * T * R, qn + (size_t)h * T * nope, &wuk, h * (nope + vd),
+                     nope, T);
     } else {
         memset(qu, 0, (size_t)H * T * R * sizeof(float));
     }
-#pragma omp parallel for collapse(2) schedule(static)
+    /* Row by row, all heads together over the row's latent cache: the
+     * fused kernel (kernels/attention_latent.h). */
+#pragma omp parallel for schedule(dynamic, 1) if (T > 1)
     for (int t = 0; t < T; t++) {
-        for (int h = 0; h < H; h++) {
-            float *o = oc + ((size_t)h * T + t) * R;
-            memset(o, 0, (size_t)R * sizeof(float));
-            if (seq[t] < 0) continue;
-            float *qa = ws + per * thread_id(), *p = qa + W;
-            const float *qh = q + ((size_t)t * H + h) * qk, *kv = rows[seq[t]];
-            const int S = pos[t] + 1;
-            /* qa (W) = [W_UK[h]^T q_nope, q_rope] */
-            memcpy(qa, qu + ((size_t)h * T + t) * R, (size_t)R * sizeof(float));
-            memcpy(qa + R, qh + nope, (size_t)rd * sizeof(float));
-            for (int s = 0; s < S; s++) p[s] = scale * dot(kv + (size_t)s * W, qa, NULL, W);
-            softmax(p, S);
-            for (int s = 0; s < S; s++) {
-                const float ps = p[s], *r = kv + (size_t)s * W;
-#pragma omp simd
-                for (int i = 0; i < R; i++) o[i] += ps * r[i];
-            }
+        if (seq[t] < 0) {
+            for (int h = 0; h < H; h++) memset(oc + ((size_t)h * T + t) * R, 0, (size_t)R * sizeof(float));
+            continue;
         }
+        float *qa = ws + per * thread_id(), *p = qa + (size_t)H * W; /* (H, W), (H, S) */
+        /* qa[h] (W) = [W_UK[h]^T q_nope, q_rope] */
+        for (int h = 0; h < H; h++) {
+            memcpy(qa + (size_t)h * W, qu + ((size_t)h * T + t) * R, (size_t)R * sizeof(float));
+            memcpy(qa + (size_t)h * W + R, q + ((size_t)t * H + h) * qk + nope,
+                   (size_t)rd * sizeof(float));
+        }
+        attention_latent(oc + (size_t)t * R, (size_t)T * R, qa, rows[seq[t]], H, pos[t] + 1, W, R,
+                         scale, p);
     }
     /* o_h (T, v) = o_c W_UV[h]^T; rows of other paths are overwritten by their own */
     for (int h = 0; h < H; h++) {
