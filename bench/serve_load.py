@@ -2,18 +2,21 @@
 # SPDX-License-Identifier: MIT
 """Load generator for an OpenAI-compatible server (whale serve, llama-server).
 
-N client threads each send R streamed chat requests back to back; every
-request asks for --max-tokens tokens (temperature 1, its own seed, and
-`ignore_eos`, which whale serve and llama-server both take, so a random
-model does not end early; tokens are counted from the usage the server
-reports). Reports the aggregate
-generated tokens per second (all tokens of all streams over the wall time
-from the first request to the last byte), the median time to first token,
-and the completion tokens the server reported. Standard library only.
+N client threads each send streamed chat requests back to back, R each
+or (--duration S) until S seconds have passed (a request under way then
+finishes); every request asks for --max-tokens tokens (temperature 1, its
+own seed, and `ignore_eos`, which whale serve and llama-server both take,
+so a random model does not end early; tokens are counted from the usage
+the server reports). Reports the aggregate generated tokens per second
+(all tokens of all streams over the wall time from the first request to
+the last byte), the median per-stream decode rate (a request's tokens
+after its first over the time after its first), the median time to first
+token, and the failed requests. Standard library only.
 
-  bench/serve_load.py --url http://127.0.0.1:8080 --streams 16 --requests 2
-prints one JSON line: {"streams", "requests", "tokens", "seconds", "tok_s",
-"ttft_ms_median", "per_stream_tok_s"}.
+  bench/serve_load.py --url http://127.0.0.1:8080 --streams 16 --duration 60
+prints one JSON line: {"streams", "requests", "errors", "tokens", "seconds",
+"tok_s", "ttft_ms_median", "per_stream_tok_s"}; the exit status is 1 when a
+request failed.
 """
 import argparse
 import http.client
@@ -61,6 +64,8 @@ def main():
     ap.add_argument("--url", required=True)
     ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--requests", type=int, default=2, help="requests per stream")
+    ap.add_argument("--duration", type=float, default=0,
+                    help="seconds: requests back to back until then (instead of --requests)")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--prompt", default="Write a long story about a whale who learns to count.")
     ap.add_argument("--model", default=None)
@@ -69,8 +74,11 @@ def main():
     results, errors = [], []
     lock = threading.Lock()
 
+    deadline = None
+
     def worker(i):
-        for r in range(args.requests):
+        r = 0
+        while (r < args.requests) if deadline is None else (time.perf_counter() < deadline):
             body = {
                 "messages": [{"role": "user", "content": f"{args.prompt} (stream {i}, request {r})"}],
                 "stream": True,
@@ -89,9 +97,12 @@ def main():
             except Exception as e:  # noqa: BLE001 - reported below
                 with lock:
                     errors.append(str(e))
+            r += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.streams)]
     t0 = time.perf_counter()
+    if args.duration > 0:
+        deadline = t0 + args.duration
     for t in threads:
         t.start()
     for t in threads:
@@ -99,18 +110,20 @@ def main():
     wall = time.perf_counter() - t0
     if errors:
         print(f"serve_load: {len(errors)} requests failed, first: {errors[0]}", file=sys.stderr)
-        sys.exit(1)
     tokens = sum(r[2] for r in results)
+    rates = [(r[2] - 1) / (r[1] - r[0]) for r in results if r[1] > r[0] and r[2] > 1]
     out = {
         "streams": args.streams,
         "requests": len(results),
+        "errors": len(errors),
         "tokens": tokens,
         "seconds": round(wall, 3),
         "tok_s": round(tokens / wall, 1),
-        "ttft_ms_median": round(1000 * statistics.median(r[0] for r in results), 1),
-        "per_stream_tok_s": round(statistics.median(r[2] / (r[1] - r[0]) for r in results if r[1] > r[0]), 1),
+        "ttft_ms_median": round(1000 * statistics.median(r[0] for r in results), 1) if results else None,
+        "per_stream_tok_s": round(statistics.median(rates), 1) if rates else 0,
     }
     print(json.dumps(out))
+    sys.exit(1 if errors else 0)
 
 
 if __name__ == "__main__":
