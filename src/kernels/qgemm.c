@@ -6,7 +6,9 @@
  * Eight such steps cover a 32-element block; one convert and one FMA then
  * apply the block's scales to 16 rows at once. The dot kernels (dot.c)
  * instead reduce across lanes per row and token, which costs a convert and
- * an FMA per 32 products of one row; here they come per 512. */
+ * an FMA per 32 products of one row; here they come per 512. A panel (all
+ * of K: 20 bytes per column) stays in L2 while every group of 12 tokens
+ * passes over it; threads take panels, each repacking its own. */
 #include "kernels/qgemm.h"
 
 #include <immintrin.h>
