@@ -7,6 +7,7 @@
 
 #include "base/threads.h"
 #include "kernels/attention.h"
+#include "kernels/attention_decode.h"
 #include "kernels/matmul.h"
 #include "model/blocks.h"
 
@@ -53,18 +54,29 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     int t_max = 0;
     for (int i = 0; i < N; i++)
         t_max = sr->start[i + 1] - sr->start[i] > t_max ? sr->start[i + 1] - sr->start[i] : t_max;
-    const size_t per = (size_t)attention_scratch(t_max, s_max);
+    size_t per = (size_t)attention_scratch(t_max, s_max);
+    if (per < (size_t)group * s_max) per = (size_t)group * s_max; /* the decode groups' scores */
     float *ws = arena_floats(a, per * threads_max());
     if (!ws) return -1;
-    /* one task per (sequence, head): a prefill splits its heads, a batch its rows too */
+    /* One task per (sequence, head): a prompt chunk runs head by head
+     * (blocked GEMMs from 32 rows); a sequence decoding one row runs each
+     * KV head's group of query heads together over its cache, in the
+     * group's first task (kernels/attention_decode.h: each cached row read
+     * once for the group), and its other tasks have nothing to do. */
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int i = 0; i < N; i++) {
         for (int h = 0; h < H; h++) {
-            const int r0 = sr->start[i], g = h / group;
+            const int r0 = sr->start[i], n = sr->start[i + 1] - r0, g = h / group;
             const size_t qo = (size_t)r0 * H * Dh + (size_t)h * Dh;
-            attention_head(att + qo, H * Dh, q + qo, H * Dh, rows[i] + (size_t)g * Dh, W,
-                           rows[i] + (size_t)(KV + g) * Dh, W, sr->start[i + 1] - r0, sr->pos[r0],
-                           Dh, Dh, rope->softmax_scale, ws + per * thread_id());
+            float *p = ws + per * thread_id();
+            if (n > 1)
+                attention_head(att + qo, H * Dh, q + qo, H * Dh, rows[i] + (size_t)g * Dh, W,
+                               rows[i] + (size_t)(KV + g) * Dh, W, n, sr->pos[r0], Dh, Dh,
+                               rope->softmax_scale, p);
+            else if (h % group == 0)
+                attention_decode(att + qo, Dh, q + qo, Dh, rows[i] + (size_t)g * Dh, W,
+                                 rows[i] + (size_t)(KV + g) * Dh, W, group, sr->pos[r0] + 1, Dh,
+                                 Dh, rope->softmax_scale, p);
         }
     }
     matmul(out, att, &L->o_proj, T);

@@ -12,7 +12,7 @@
 
 #include "base/threads.h"
 #include "kernels/attention.h"
-#include "kernels/attention_latent.h"
+#include "kernels/attention_decode.h"
 #include "kernels/dot.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -195,7 +195,8 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
         memset(qu, 0, (size_t)H * T * R * sizeof(float));
     }
     /* Row by row, all heads together over the row's latent cache: the
-     * fused kernel (kernels/attention_latent.h). */
+     * fused kernel (kernels/attention_decode.h), keys and values both the
+     * cached rows, the values their first R numbers. */
 #pragma omp parallel for schedule(dynamic, 1) if (T > 1)
     for (int t = 0; t < T; t++) {
         if (seq[t] < 0) {
@@ -209,8 +210,8 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
             memcpy(qa + (size_t)h * W + R, q + ((size_t)t * H + h) * qk + nope,
                    (size_t)rd * sizeof(float));
         }
-        attention_latent(oc + (size_t)t * R, (size_t)T * R, qa, rows[seq[t]], H, pos[t] + 1, W, R,
-                         scale, p);
+        attention_decode(oc + (size_t)t * R, (size_t)T * R, qa, W, rows[seq[t]], W, rows[seq[t]], W,
+                         H, pos[t] + 1, W, R, scale, p);
     }
     /* o_h (T, v) = o_c W_UV[h]^T; rows of other paths are overwritten by their own */
     for (int h = 0; h < H; h++) {
