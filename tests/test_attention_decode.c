@@ -55,21 +55,13 @@ static void check(int H, int S, int Dk, int Dv, int mla, Rng *r) {
     free(q), free(rows), free(o), free(o_ref), free(p), free(e);
 }
 
-Test(attention_decode, mla_shapes_match_the_reference_and_the_textbook_form) {
+Test(attention_decode, mla_and_gqa_shapes_match_the_reference_and_the_textbook_form) {
+    static const int shapes[][5] = {/* H, S, Dk, Dv, mla */
+                                    {1, 1, 16, 16, 1},   {8, 37, 144, 128, 1}, {3, 100, 48, 40, 1},
+                                    {16, 5, 576, 512, 1}, {2, 300, 20, 17, 1},  {6, 1, 128, 128, 0},
+                                    {6, 77, 128, 128, 0}, {4, 33, 64, 64, 0},   {7, 200, 24, 40, 0}};
     Rng r;
     rng_seed(&r, 42);
-    check(1, 1, 16, 16, 1, &r);
-    check(8, 37, 144, 128, 1, &r);
-    check(3, 100, 48, 40, 1, &r);
-    check(16, 5, 576, 512, 1, &r);
-    check(2, 300, 20, 17, 1, &r);
-}
-
-Test(attention_decode, gqa_shapes_match_the_reference_and_the_textbook_form) {
-    Rng r;
-    rng_seed(&r, 7);
-    check(6, 1, 128, 128, 0, &r);
-    check(6, 77, 128, 128, 0, &r);
-    check(4, 33, 64, 64, 0, &r);
-    check(7, 200, 24, 40, 0, &r);
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        check(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], shapes[i][4], &r);
 }
