@@ -15,9 +15,8 @@
  * same optimiser step on the summed gradients, whose sums start layer by
  * layer during the last micro-batch's backward (the top layers' travel
  * while the lower ones are computed, as PyTorch's DDP buckets do); rank 0
- * alone writes the
- * metrics and checkpoints; the ranks compare a hash of their weights at
- * every evaluation and checkpoint and stop if it drifts. */
+ * alone writes the metrics and checkpoints; the ranks compare a hash of
+ * their weights at every evaluation and checkpoint and stop if it drifts. */
 #include "train/trainer.h"
 
 #include <inttypes.h>
