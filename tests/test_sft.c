@@ -325,6 +325,11 @@ Test(sft, eval_loss_and_vocabulary_check, .timeout = 120) {
     char *m = h_read_file(h_path(h_path(g_dir, "s"), "metrics.jsonl"), NULL);
     cr_assert(m && strstr(m, "\"eval_loss\""), "no eval_loss in %s", m ? m : "(none)");
     free(m);
+    /* more held-out examples than a step's batch (the eval's own share of them) */
+    WHALE(&r, "sft", "-m", base, "--data", data, "--out", h_path(g_dir, "s1"), "--steps", "1",
+          "--batch", "1", "--val", "2", "-t", "1");
+    expect_ok(&r);
+    h_run_free(&r);
     WHALE(&r, "sft", "-m", base, "--data", data, "--out", h_path(g_dir, "s2"), "--val", "3");
     EXPECT_FAIL(&r, "--val 3", "no training examples");
     h_run_free(&r);

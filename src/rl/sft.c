@@ -40,7 +40,7 @@ typedef struct Sft {
     int *perm;            /* (n_train) the order of epoch perm_epoch */
     int64_t perm_epoch;
     const SftExample **batch; /* (batch) this step's examples, by length */
-    const SftExample **mine;  /* (batch) this rank's share of them, by length */
+    const SftExample **mine;  /* (max(batch, n_val)) this rank's share of a step or of the val set */
     int stop_any;             /* some rank was asked to stop */
     SeqItem *items;       /* (max(batch, n_val)) */
     const SftExample **val_sorted; /* (n_val) by length */
@@ -121,7 +121,7 @@ static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
     const int n_items = o->batch > s->n_val ? o->batch : s->n_val;
     s->perm = malloc(sizeof(int) * (size_t)s->n_train);
     s->batch = malloc(sizeof *s->batch * (size_t)o->batch);
-    s->mine = malloc(sizeof *s->mine * (size_t)o->batch);
+    s->mine = malloc(sizeof *s->mine * (size_t)n_items);
     s->items = malloc(sizeof *s->items * (size_t)n_items);
     s->val_sorted = malloc(sizeof *s->val_sorted * (size_t)(s->n_val > 0 ? s->n_val : 1));
     if (!s->perm || !s->batch || !s->mine || !s->items || !s->val_sorted)
