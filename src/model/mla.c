@@ -168,12 +168,14 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
     float *qn = arena_floats(a, (size_t)H * T * (nope > 0 ? nope : 1)); /* (H, T, nope) */
     float *qu = arena_floats(a, (size_t)H * T * R); /* (H, T, R) W_UK[h]^T q_nope */
     if (!ws || !oc || !oh || !qn || !qu) return -1;
-    /* The absorbed queries of all rows, one product per head. W_UK in
-     * another type than F32 is converted once per step into a float copy,
-     * so the products take the packed GEMM (not once per row and head). */
+    /* The absorbed queries of all rows, one product per head. With several
+     * rows, W_UK in another type than F32 is converted once per step into
+     * a float copy, so the products take the packed GEMM; one row reads it
+     * as stored (a float copy of a large model's W_UK would only add
+     * memory traffic). */
     if (nope > 0) {
         Mat wuk = L->kv_b_proj;
-        if (wuk.type != QTYPE_F32) {
+        if (wuk.type != QTYPE_F32 && T >= 2) {
             float *f = arena_floats(a, (size_t)wuk.rows * R);
             if (!f) return -1;
             for (int h = 0; h < H; h++)
