@@ -38,8 +38,10 @@ typedef struct FfnSaved {
  * size) over the tokens every rank routed to it; the rows travel by
  * all-to-all (the trainer provides it over MPI, train/comm.h). Attention,
  * the router and the shared experts stay with each rank's own tokens. */
+#define EP_MAX_RANKS 256 /* most ranks in one expert-parallel group */
+
 typedef struct ExpertExchange {
-    int rank, size;
+    int rank, size; /* size <= EP_MAX_RANKS */
     /* send_rows[q] rows of width floats to rank q (packed in rank order);
      * recv gets recv_rows[q] rows from each q the same way. 0 or -1. */
     int (*rows)(void *ctx, const float *send, const int *send_rows, float *recv,

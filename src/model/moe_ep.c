@@ -32,17 +32,18 @@ static void permute(const MoeSaved *sv, int E, const float *src, float *dst, int
                     int to_expert) {
     const int N = sv->ep->size, per = E / N;
     const size_t w = (size_t)width;
+    size_t sm[EP_MAX_RANKS], at = 0; /* source-major position of each source's next rows */
+    for (int s = 0; s < N; s++) {
+        sm[s] = at;
+        for (int j = 0; j < per; j++) at += (size_t)sv->ep_cnt[s * per + j];
+    }
     size_t em = 0; /* expert-major position */
     for (int j = 0; j < per; j++)
         for (int s = 0; s < N; s++) {
-            size_t sm = 0; /* source-major start of source s's rows for expert j */
-            for (int s2 = 0; s2 < s; s2++)
-                for (int j2 = 0; j2 < per; j2++) sm += (size_t)sv->ep_cnt[s2 * per + j2];
-            for (int j2 = 0; j2 < j; j2++) sm += (size_t)sv->ep_cnt[s * per + j2];
-            const size_t n = (size_t)sv->ep_cnt[s * per + j] * w;
-            if (to_expert) memcpy(dst + em * w, src + sm * w, n * sizeof(float));
-            else memcpy(dst + sm * w, src + em * w, n * sizeof(float));
-            em += (size_t)sv->ep_cnt[s * per + j];
+            const size_t n = (size_t)sv->ep_cnt[s * per + j];
+            if (to_expert) memcpy(dst + em * w, src + sm[s] * w, n * w * sizeof(float));
+            else memcpy(dst + sm[s] * w, src + em * w, n * w * sizeof(float));
+            sm[s] += n, em += n;
         }
 }
 

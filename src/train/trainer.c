@@ -69,7 +69,7 @@ static int ep_rows(void *ctx, const float *send, const int *send_rows, float *re
                    const int *recv_rows, int width) {
     Trainer *t = ctx;
     const int N = t->ep_comm.size;
-    size_t sn[256], rn[256];
+    size_t sn[EP_MAX_RANKS], rn[EP_MAX_RANKS];
     for (int q = 0; q < N; q++)
         sn[q] = (size_t)send_rows[q] * width, rn[q] = (size_t)recv_rows[q] * width;
     if (comm_alltoallv_f32(&t->ep_comm, send, sn, recv, rn, &t->ep_err) == 0) return 0;
@@ -95,7 +95,7 @@ static int pass_failed(Trainer *t, Err *err) {
 static int ep_open(Trainer *t, Err *err) {
     const int n = t->o->ep, E = t->m.cfg.n_routed_experts;
     if (n <= 1) return 0;
-    if (n > 256 || t->comm.size % n != 0)
+    if (n > EP_MAX_RANKS || t->comm.size % n != 0)
         return err_set(err, "--ep %d must divide the %d ranks of the job (mpirun -np)", n, t->comm.size);
     if (E == 0 || E % n != 0)
         return err_set(err, "--ep %d must divide the model's %d routed experts", n, E);
@@ -463,7 +463,7 @@ static void log_metrics(Trainer *t, const LossParts *lp, float lr, double gnorm,
         /* expert parallelism: each group rank's share of the routed rows
          * (all MoE layers, all groups); 1 / ranks each when balanced */
         const int N = t->ex.size, per = c->n_routed_experts / N;
-        double total = 0, share[256] = {0};
+        double total = 0, share[EP_MAX_RANKS] = {0};
         for (int l = 0; l < t->load.n_layers; l++)
             for (int e = 0; e < t->load.E; e++) {
                 share[e / per] += (double)t->load.count[(size_t)l * t->load.E + e];
