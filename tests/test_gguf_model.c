@@ -236,6 +236,73 @@ Test(gguf_model, q8_0_v3_yarn) { check_q8_0("v3_yarn"); }
 Test(gguf_model, q8_0_qwen2) { check_q8_0("qwen2"); }
 Test(gguf_model, q8_0_llama) { check_q8_0("llama"); }
 
+/* ---- matrices stored as panels for inference -------------------------------------- */
+
+/* Logits (n, V) of ids fed one at a time: the decoding path. */
+static float *decode_logits(Model *m, const int *ids, int n) {
+    KVCache kv;
+    Err e = {{0}};
+    const int V = m->cfg.vocab_size;
+    cr_assert_eq(kvcache_init(&kv, &m->cfg, n, DTYPE_F32, 0, &e), 0, "%s", e.msg);
+    float *lg = malloc(sizeof(float) * (size_t)n * V);
+    for (int i = 0; i < n; i++) {
+        ForwardOpts o = {.logits = lg + (size_t)i * V};
+        cr_assert_eq(model_forward(m, &kv, ids + i, 1, &o, &e), 0, "%s", e.msg);
+    }
+    kvcache_free(&kv);
+    return lg;
+}
+
+/* A Q8_0 / Q4_0 GGUF with its matrices repacked into panels
+ * (weights_pack_panels, as chat, serve and bench run) against the same
+ * file in the row layout. The prefill's products over 4+ tokens run the
+ * same integer tile on the same panels either way: equal logits. With
+ * panels, decoding runs that tile too, so for GQA models (whose decoding
+ * step computes what the prefill does) the decoded logits equal the
+ * prefill's. In the row layout decoding runs the one-row dot kernels:
+ * another float order, which can move an activation across a Q8_0
+ * rounding boundary downstream, so the two decodes are held only to 2% of
+ * the logits' scale; a wrong row, scale or code would be off by the
+ * scale itself. */
+static void check_panels(const char *c, const char *type) {
+    const char *gg = h_path(g_dir, "p.gguf");
+    WHALE("convert", "-m", case_dir(c), "--out", gg, "--type", type);
+    Model rows, pan;
+    open_ok(&rows, gg, 0, QTYPE_F32);
+    open_ok(&pan, gg, 0, QTYPE_F32);
+    const int packed = weights_pack_panels(&pan.w, &pan.cfg);
+    if (!qgemm_available(QTYPE_Q4_0) || dot_best() != dot_kernels(DOT_AVX512_VNNI)) {
+        cr_assert_eq(packed, 0);
+        fprintf(stderr, "panels %s %s: no AVX-512 VNNI here, nothing packed\n", type, c);
+    } else {
+        cr_assert(packed > 0, "%s %s: nothing packed", type, c);
+    }
+    int n;
+    int *ids = read_ids(c, &n);
+    const size_t N = (size_t)n * rows.cfg.vocab_size;
+    float *a = logits_of(&rows, ids, n, NULL), *b = logits_of(&pan, ids, n, NULL);
+    float *da = decode_logits(&rows, ids, n), *db = decode_logits(&pan, ids, n);
+    float scale = 0;
+    for (size_t i = 0; i < N; i++) scale = fmaxf(scale, fabsf(a[i]));
+    const float dp = max_diff(a, b, N), dd = max_diff(da, db, N), self = max_diff(b, db, N);
+    fprintf(stderr,
+            "panels %s %-8s %d matrices: prefill max|diff| %g, decode %g, panels' decode vs "
+            "their prefill %g (logits up to %g)\n",
+            type, c, packed, dp, dd, self, scale);
+    cr_assert(dp <= 1e-5f * (1 + scale), "%s %s prefill: %g", type, c, dp);
+    cr_assert(dd <= 2e-2f * (1 + scale), "%s %s decode: %g", type, c, dd);
+    if (packed && !config_is_mla(&pan.cfg))
+        cr_assert(self <= 1e-5f * (1 + scale), "%s %s decode vs prefill: %g", type, c, self);
+    free(a), free(b), free(da), free(db), free(ids);
+    model_free(&rows);
+    model_free(&pan);
+}
+
+Test(gguf_model, panels_q4_0_qwen2) { check_panels("qwen2", "q4_0"); }
+Test(gguf_model, panels_q8_0_v2_lite) { check_panels("v2_lite", "q8_0"); }
+Test(gguf_model, panels_q4_0_v3_f32) { check_panels("v3_f32", "q4_0"); }
+Test(gguf_model, panels_q4_0_llama) { check_panels("llama", "q4_0"); }
+
 /* ---- HF -> GGUF -> HF ---------------------------------------------------------------- */
 
 static void expect_same_config(const ModelConfig *a, const ModelConfig *b, const char *what) {
@@ -658,7 +725,7 @@ Test(gguf_model, kquant_matmul) {
                         quantize_row(t, w + n * K, wq + n * rb, K);
                         dequantize_row(t, wq + n * rb, wd + n * K, K);
                     }
-                    Mat m = {wq, t, N, K}, md = mat_f32(wd, N, K);
+                    Mat m = mat_of(wq, t, N, K), md = mat_f32(wd, N, K);
                     matmul_use_gemm = 0;
                     matmul(y, x, &m, T);
                     for (int tt = 0; tt < T; tt++) {

@@ -110,7 +110,7 @@ Test(kernels, matmul_types_agree) {
         if (K % qtype_block((QType)t)) continue; /* 256-blocks: tests/test_gguf_model.c */
         size_t rb = qtype_row_bytes((QType)t, K);
         for (int n = 0; n < N; n++) quantize_row((QType)t, w + n * K, wq + n * rb, K);
-        Mat m = {wq, (QType)t, N, K};
+        Mat m = mat_of(wq, (QType)t, N, K);
         matmul_use_gemm = 0; /* the dot path; gemm_matches_dot_path covers the other */
         matmul(y, x, &m, T);
         matmul_use_gemm = 1;
@@ -236,7 +236,7 @@ Test(kernels, gemm_matches_dot_path) {
                     /* the GEMM multiplies by the dequantised weights in float,
                      * the dot path by Q8_0 activations: compare quantised
                      * types against a float reference on dequantised rows */
-                    Mat m = {wq, (QType)t, N, K};
+                    Mat m = mat_of(wq, (QType)t, N, K);
                     float *y2 = malloc(sizeof(float) * T * N);
                     cr_assert_eq(gemm_nt(y1, x, &m, 0, N, T), 0);
                     const int small = gemm_nt_small(y2, x, &m, 0, N, T) == 0;
@@ -331,7 +331,7 @@ Test(kernels, qgemm_matches_scalar_reference) {
                         quantize_row(t, w + n * K, wq + n * rb, K);
                         dequantize_row(t, wq + n * rb, wd + n * K, K);
                     }
-                    Mat m = {wq, t, rows, K};
+                    Mat m = mat_of(wq, t, rows, K);
                     cr_assert_eq(qgemm_nt(y, x, T, &m, row0, N), 0);
                     for (int i = 0; i < T; i++) {
                         quantize_row(QTYPE_Q8_0, x + i * K, xq, K);
@@ -354,4 +354,99 @@ Test(kernels, qgemm_matches_scalar_reference) {
                     free(w), free(x), free(wd), free(xd), free(wq), free(xq), free(y);
                 }
     fprintf(stderr, "qgemm: %d outputs checked\n", checked);
+}
+
+/* Q8_0 / Q4_0 matrices stored as panels (qgemm_pack): every row reads back
+ * as the bytes it had; products over any token count (1 .. 40) and
+ * panel-aligned row ranges equal the integer GEMM on the row layout bit
+ * for bit (same tile, same activations, same scales); a range starting
+ * inside a panel (the fallback) equals the row layout's dot kernels bit
+ * for bit, and matmul_t the float reference; shapes and types that cannot
+ * be packed are refused and left alone. */
+Test(kernels, packed_panels_match_row_layout) {
+    if (!qgemm_available(QTYPE_Q4_0)) {
+        fprintf(stderr, "panels: no AVX-512 VNNI here\n");
+        return;
+    }
+    Rng r;
+    rng_seed(&r, 41);
+    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
+    const int Rows[] = {16, 48}, Ks[] = {32, 96, 544}, Ts[] = {1, 2, 5, 12, 13, 40};
+    int checked = 0;
+    for (int qi = 0; qi < 2; qi++)
+        for (int ri = 0; ri < 2; ri++)
+            for (int ki = 0; ki < 3; ki++) {
+                const QType t = types[qi];
+                const int rows = Rows[ri], K = Ks[ki];
+                const size_t rb = qtype_row_bytes(t, K);
+                float *w = malloc(sizeof(float) * rows * K), *wd = malloc(sizeof(float) * rows * K);
+                float *row = malloc(sizeof(float) * K);
+                unsigned char *wq = malloc(rb * rows), *wp = malloc(rb * rows);
+                fill(&r, w, rows * K, 0.1f);
+                for (int n = 0; n < rows; n++) {
+                    quantize_row(t, w + n * K, wq + n * rb, K);
+                    dequantize_row(t, wq + n * rb, wd + n * K, K);
+                }
+                memcpy(wp, wq, rb * rows);
+                Mat m = mat_of(wq, t, rows, K), p = mat_of(wp, t, rows, K);
+                cr_assert_eq(qgemm_pack(&p), 0, "%s %dx%d", qtype_name(t), rows, K);
+                cr_assert(p.panels && memcmp(wp, wq, rb * rows) != 0);
+                cr_assert_eq(qgemm_pack(&p), -1, "packed twice");
+                unsigned char *back = malloc(rb);
+                for (int n = 0; n < rows; n++) {
+                    qgemm_panel_row(&p, n, back);
+                    cr_assert_eq(memcmp(back, wq + n * rb, rb), 0,
+                                 "%s K=%d row %d reads back differently", qtype_name(t), K, n);
+                    mat_dequantize_row(&p, n, row);
+                    cr_assert_eq(memcmp(row, wd + n * K, sizeof(float) * K), 0);
+                }
+                free(back);
+                for (int ti = 0; ti < 6; ti++) {
+                    const int T = Ts[ti];
+                    float *x = malloc(sizeof(float) * T * K), *y = malloc(sizeof(float) * T * rows);
+                    float *y2 = malloc(sizeof(float) * T * rows);
+                    fill(&r, x, T * K, 1.0f);
+                    const int row0 = rows > 16 ? 16 : 0, nr = rows - row0;
+                    cr_assert_eq(qgemm_nt(y, x, T, &m, row0, nr), 0);
+                    matmul_rows(y2, x, &p, row0, nr, T);
+                    cr_assert_eq(memcmp(y, y2, sizeof(float) * T * nr), 0,
+                                 "%s K=%d T=%d: panels differ from the row layout", qtype_name(t),
+                                 K, T);
+                    /* inside a panel (rows 3 .. rows-2): rows read back into
+                     * the dot kernels, as the row layout runs them */
+                    matmul_use_gemm = 0;
+                    matmul_rows(y, x, &m, 3, rows - 4, T);
+                    matmul_use_gemm = 1;
+                    matmul_rows(y2, x, &p, 3, rows - 4, T);
+                    cr_assert_eq(memcmp(y, y2, sizeof(float) * T * (rows - 4)), 0,
+                                 "%s K=%d T=%d: rows inside a panel", qtype_name(t), K, T);
+                    checked += T * (rows - 4);
+                    /* the transposed product reads rows back too */
+                    float *xt = malloc(sizeof(float) * T * rows), *yt = malloc(sizeof(float) * T * K);
+                    fill(&r, xt, T * rows, 1.0f);
+                    matmul_t(yt, xt, &p, 0, rows, T);
+                    for (int i = 0; i < T; i++)
+                        for (int k = 0; k < K; k++) {
+                            float want = 0, mag = 0;
+                            for (int n = 0; n < rows; n++) {
+                                want += xt[i * rows + n] * wd[n * K + k];
+                                mag += fabsf(xt[i * rows + n] * wd[n * K + k]);
+                            }
+                            cr_assert(fabsf(yt[i * K + k] - want) <= 1e-5f * (1 + mag),
+                                      "%s matmul_t K=%d T=%d", qtype_name(t), K, T);
+                        }
+                    free(x), free(y), free(y2), free(xt), free(yt);
+                }
+                free(w), free(wd), free(row), free(wq), free(wp);
+            }
+    /* refused: a row count off the panel, a type without a stored panel */
+    unsigned char buf[34 * 17];
+    memset(buf, 0, sizeof buf);
+    Mat odd = mat_of(buf, QTYPE_Q8_0, 17, 32), k4 = mat_of(buf, QTYPE_Q4_K, 16, 256);
+    Mat f32 = mat_f32((const float *)buf, 16, 8);
+    cr_assert_eq(qgemm_pack(&odd), -1);
+    cr_assert_eq(qgemm_pack(&k4), -1);
+    cr_assert_eq(qgemm_pack(&f32), -1);
+    cr_assert(!odd.panels && !k4.panels && !f32.panels);
+    fprintf(stderr, "panels: %d outputs inside a panel checked\n", checked);
 }

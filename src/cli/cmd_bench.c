@@ -113,6 +113,7 @@ int cmd_bench(int argc, char **argv) {
     Model m;
     if ((quant ? model_open_as(&m, model, qt, &err) : model_open(&m, model, &err)) != 0)
         return cli_fail("bench", "%s", err.msg);
+    weights_pack_panels(&m.w, &m.cfg); /* as chat and serve run it */
     if (!quant) quant = "native";
     KVCache kv;
     int rc = 1, total = n_prompt + n_gen;

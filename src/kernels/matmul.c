@@ -37,6 +37,12 @@ static int small_max_t(QType t) { return t == QTYPE_F32 ? 32 : 128; }
 static _Thread_local void *scratch;
 static _Thread_local size_t scratch_cap;
 
+/* One row of a matrix stored as panels, back in the row layout: a
+ * grow-only buffer per thread, apart from scratch (which holds the
+ * quantised activations meanwhile). */
+static _Thread_local void *panel_row;
+static _Thread_local size_t panel_row_cap;
+
 static void *scratch_get(size_t n) {
     if (n > scratch_cap) {
         void *p = realloc(scratch, n);
@@ -56,6 +62,9 @@ void matmul_thread_free(void) {
         scratch = NULL;
         scratch_cap = 0;
         gemm_thread_free();
+        free(panel_row);
+        panel_row = NULL;
+        panel_row_cap = 0;
     }
 }
 
@@ -69,34 +78,62 @@ typedef struct RowProduct {
     size_t qstride;        /* blocks per activation row */
     int K, n_rows, T;
     DotFn dot;
+    const Mat *panels;     /* W stored as panels (the first row is row0), else NULL */
+    int row0;
 } RowProduct;
+
+static const void *unpanel_row(const Mat *W, int r) {
+    const size_t rb = qtype_row_bytes(W->type, W->cols);
+    if (rb > panel_row_cap) {
+        void *p = realloc(panel_row, rb);
+        assert(p && "out of memory");
+        panel_row = p;
+        panel_row_cap = rb;
+    }
+    qgemm_panel_row(W, r, panel_row);
+    return panel_row;
+}
 
 /* Output row u for all T tokens. */
 static void row_product(const RowProduct *p, int u) {
-    const void *wn = p->w + (size_t)u * p->rb;
+    const void *wn = p->panels ? unpanel_row(p->panels, p->row0 + u) : p->w + (size_t)u * p->rb;
     for (int t = 0; t < p->T; t++)
         p->y[(size_t)t * p->n_rows + u] =
             p->dot(wn, p->x + (size_t)t * p->K, p->xq ? p->xq + (size_t)t * p->qstride : NULL, p->K);
 }
 
+void mat_dequantize_row(const Mat *W, int r, float *out) {
+    if (!W->panels) {
+        dequantize_row(W->type, mat_row(W, r), out, W->cols);
+        return;
+    }
+    dequantize_row(W->type, unpanel_row(W, r), out, W->cols);
+}
+
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const DotKernels *dk = dot_best();
+    /* Stored panels: the integer GEMM for any T. Where it cannot run (a
+     * range starting inside a panel, WHALE_SIMD below VNNI after loading)
+     * the rows are read back one by one into the dot kernels below: slow,
+     * and the same numbers as the row layout. */
+    if (W->panels && dk == dot_kernels(DOT_AVX512_VNNI) && qgemm_nt(y, x, T, W, row0, n_rows) == 0)
+        return;
     /* Q8_0 / Q4_0 / Q4_K with VNNI from QGEMM_MIN_T tokens on: the integer GEMM
      * (qgemm.h), which unpacks each weight once per product, where the
      * float GEMM would convert every weight to float and the one-row
      * kernel unpacks each weight once per token. It honours WHALE_SIMD
      * through the dot level. */
     const int qgemm = matmul_use_gemm && T >= QGEMM_MIN_T && qgemm_available(W->type) &&
-                      dk == dot_kernels(DOT_AVX512_VNNI);
+                      dk == dot_kernels(DOT_AVX512_VNNI) && !W->panels;
     if (qgemm && qgemm_nt(y, x, T, W, row0, n_rows) == 0) return;
-    if (T >= 2 && matmul_use_gemm && gemm_available() && !qgemm) {
+    if (T >= 2 && matmul_use_gemm && gemm_available() && !qgemm && !W->panels) {
         if (T < small_max_t(W->type) && gemm_nt_small(y, x, W, row0, n_rows, T) == 0) return;
         if (T >= GEMM_MIN_T && gemm_nt(y, x, W, row0, n_rows, T) == 0) return;
     }
     const int K = W->cols;
     const size_t rb = qtype_row_bytes(W->type, K);
-    const char *w = (const char *)W->data + (size_t)row0 * rb;
+    const char *w = W->panels ? NULL : (const char *)W->data + (size_t)row0 * rb;
     const DotFn dot = dk->dot[W->type];
     const BlockQ8_0 *xq = NULL;
     if (qtype_block(W->type) > 1) {
@@ -107,7 +144,8 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
             quantize_row(QTYPE_Q8_0, x + (size_t)t * K, (char *)q + qb * t, K);
         xq = q;
     }
-    const RowProduct rp = {y, x, w, rb, xq, (size_t)K / QK, K, n_rows, T, dot};
+    const RowProduct rp = {y, x, w, rb, xq, (size_t)K / QK, K, n_rows, T, dot,
+                           W->panels ? W : NULL, row0};
     /* Parallel over output rows of W: each weight row is read once and
      * reused for all T tokens while it sits in cache. Small products
      * branch around OpenMP (threads.h). */
@@ -145,7 +183,7 @@ void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int 
         if (W->type == QTYPE_F32) {
             wn = (const float *)W->data + (size_t)(row0 + n) * K;
         } else {
-            dequantize_row(W->type, mat_row(W, row0 + n), row, K);
+            mat_dequantize_row(W, row0 + n, row);
             wn = row;
         }
         for (int t = 0; t < T; t++) {

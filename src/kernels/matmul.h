@@ -6,6 +6,8 @@
 #ifndef WHALE_MATMUL_H
 #define WHALE_MATMUL_H
 
+#include <assert.h>
+
 #include "kernels/quant.h"
 
 /* A weight matrix: rows = output features N, cols = input features K. */
@@ -13,17 +15,30 @@ typedef struct Mat {
     const void *data; /* (rows, cols) in type; rows are qtype_row_bytes apart */
     QType type;
     int rows, cols;
+    /* 1: data holds the rows repacked into 16-row panels for the integer
+     * kernels (qgemm.h, Q8_0 and Q4_0, at the same size); rows are then not
+     * addressable one by one: mat_dequantize_row reads one back. */
+    int panels;
 } Mat;
 
-static inline Mat mat_f32(const float *w, int rows, int cols) {
-    Mat m = {w, QTYPE_F32, rows, cols};
+/* A matrix in the row layout. */
+static inline Mat mat_of(const void *data, QType type, int rows, int cols) {
+    Mat m = {.data = data, .type = type, .rows = rows, .cols = cols};
     return m;
 }
 
-/* Row r of W as bytes. */
+static inline Mat mat_f32(const float *w, int rows, int cols) {
+    return mat_of(w, QTYPE_F32, rows, cols);
+}
+
+/* Row r of W as bytes (not for panels). */
 static inline const void *mat_row(const Mat *W, int r) {
+    assert(!W->panels);
     return (const char *)W->data + (size_t)r * qtype_row_bytes(W->type, W->cols);
 }
+
+/* Row r of W as floats, in either layout. */
+void mat_dequantize_row(const Mat *W, int r, float *out);
 
 /* 1 (default): products over 4 or more tokens use the packed GEMM
  * (gemm.h) where the CPU has AVX-512; 0: always the per-row dot kernels.

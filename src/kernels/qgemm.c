@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
-/* Integer prefill GEMM on Q8_0 / Q4_0 / Q4_K weights (see qgemm.h). The weights
- * go lane-per-row: a panel of 16 rows is repacked once per product so that
- * one zmm holds 4 consecutive bytes of each of the 16 rows, and vpdpbusd
- * with 4 bytes of one token broadcast adds 4 products to every row's lane.
- * Eight such steps cover a 32-element block; one convert and one FMA then
- * apply the block's scales to 16 rows at once. The dot kernels (dot.c)
- * instead reduce across lanes per row and token, which costs a convert and
- * an FMA per 32 products of one row; here they come per 512. A panel (all
- * of K: 20 bytes per column) stays in L2 while every group of 12 tokens
- * passes over it; threads take panels, each repacking its own. */
+/* Integer GEMM on Q8_0 / Q4_0 / Q4_K weights (see qgemm.h). The weights go
+ * lane-per-row: a panel of 16 rows holds them so that one zmm has 4
+ * consecutive codes of each of the 16 rows, and vpdpbusd with 4 bytes of
+ * one token broadcast adds 4 products to every row's lane. Eight such
+ * steps cover a 32-element block; one convert and one FMA then apply the
+ * block's scales to 16 rows at once. The dot kernels (dot.c) instead
+ * reduce across lanes per row and token, which costs a convert and an FMA
+ * per 32 products of one row; here they come per 512. A panel (all of K)
+ * stays in L2 while every group of 12 tokens passes over it. Q8_0 and
+ * Q4_0 matrices can be stored as panels (qgemm_pack, at load), which a
+ * decoding step then streams once; others are repacked per product,
+ * each thread its own panels. */
 #include "kernels/qgemm.h"
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/dtype.h"
@@ -25,11 +28,29 @@
  * sum and a float accumulator (2 x QG_N zmm). 32 rows x 6 tokens measured
  * within 5% of it. */
 #define QG_N 12
-/* Bytes of one block (32 elements) of a panel: codes [kq 0..7][16 rows x
- * 4 bytes], the rows' scales (16 floats), their mins (Q4_K, 16 floats). */
-#define QG_SCALES (8 * 64)
-#define QG_MINS (QG_SCALES + 64)
-#define QG_BLOCK (QG_MINS + 64)
+
+/* Panel formats. A panel is 16 rows x all nb blocks of K: the codes of
+ * every block (pf_codes bytes each), then every block's scales (pf_scales
+ * bytes each). Codes go lane-per-row: 4 bytes of row j at bytes 4j..4j+3
+ * of a 64-byte step, step kq holding elements 4kq..4kq+3 of the block.
+ *  PF_NIB  (Q4_0): 4 steps of 64 bytes; step c carries kq = c in its low
+ *          nibbles and kq = 4 + c in its high ones (codes 0..15, x = d (q - 8));
+ *          16 fp16 scales.
+ *  PF_BYTE (Q8_0): 8 steps; codes + 128 (unsigned); 16 fp16 scales.
+ *  PF_KQ   (Q4_K, repacked per product only): 8 steps of codes 0..15; 16
+ *          float scales d x sc, then 16 float mins dmin x m.
+ * PF_NIB and PF_BYTE fill exactly the bytes that their 16 rows take in
+ * the row layout (16 x 18 and 16 x 34 bytes a block), so qgemm_pack
+ * repacks a matrix in place, and a stored panel is one sequential stream
+ * for a decoding step to read. */
+enum { PF_NIB, PF_BYTE, PF_KQ, PF_COUNT };
+
+static int panel_format(QType t) {
+    return t == QTYPE_Q4_0 ? PF_NIB : t == QTYPE_Q8_0 ? PF_BYTE : PF_KQ;
+}
+static size_t pf_codes(int f) { return f == PF_NIB ? 256 : 512; }
+static size_t pf_scales(int f) { return f == PF_KQ ? 128 : 32; }
+static size_t panel_bytes(int f, int nb) { return (size_t)nb * (pf_codes(f) + pf_scales(f)); }
 
 int qgemm_available(QType t) {
     if (t != QTYPE_Q8_0 && t != QTYPE_Q4_0 && t != QTYPE_Q4_K) return 0;
@@ -69,42 +90,47 @@ VNNI static inline void transpose16x4(const __m128i v[16], __m512i out[4]) {
  * for the line this many bytes ahead in every row. */
 #define QG_PREFETCH 512
 
+/* A stored panel is two streams (codes, and scales at 1/8 of their rate,
+ * for PF_NIB) that a decoding step reads once: the tile asks for the
+ * codes this many bytes ahead, the scales an eighth of it. */
+#ifndef QG_STREAM_AHEAD
+#define QG_STREAM_AHEAD 2048
+#endif
+
 /* One block (32 elements) of 16 rows, unpacked: v[s][j] = codes 16s ..
- * 16s+15 of row j as unsigned bytes, sc[j] its scale, mn[j] its min. Rows
- * j >= nr repeat a real row (rows[j] points there) and get scale and min 0.
- * The codes are the format's: Q4_0's 0..15 (value + 8), Q8_0's plus 128,
- * Q4_K's 0..15 with x = sc * q - mn; the activations' offset sums take
- * Q4_0's and Q8_0's offsets back out. */
+ * 16s+15 of row j as unsigned bytes, h[j] its fp16 scale (Q8_0, Q4_0) or
+ * sc[j], mn[j] its float scale and min (Q4_K). Rows j >= nr repeat a real
+ * row (rows[j] points there) and get scale and min 0. The codes are the
+ * format's: Q4_0's 0..15 (value + 8), Q8_0's plus 128, Q4_K's 0..15 with
+ * x = sc * q - mn; the activations' offset sums take Q4_0's and Q8_0's
+ * offsets back out. */
 typedef struct QgBlock {
     __m128i v[2][16];
+    uint16_t h[16];
     float sc[16], mn[16];
 } QgBlock;
 
 VNNI static void unpack_q8_0(QgBlock *u, const char *const rows[16], int nr, int b) {
     const __m128i k128 = _mm_set1_epi8((char)0x80);
-    uint16_t h[16];
     for (int j = 0; j < 16; j++) {
         const BlockQ8_0 *blk = (const BlockQ8_0 *)rows[j] + b;
         _mm_prefetch((const char *)blk + QG_PREFETCH, _MM_HINT_T0);
         u->v[0][j] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)blk->qs), k128);
         u->v[1][j] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(blk->qs + 16)), k128);
-        h[j] = j < nr ? blk->d : 0;
+        u->h[j] = j < nr ? blk->d : 0;
     }
-    _mm512_storeu_ps(u->sc, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
 }
 
 VNNI static void unpack_q4_0(QgBlock *u, const char *const rows[16], int nr, int b) {
     const __m128i m = _mm_set1_epi8(15);
-    uint16_t h[16];
     for (int j = 0; j < 16; j++) {
         const BlockQ4_0 *blk = (const BlockQ4_0 *)rows[j] + b;
         _mm_prefetch((const char *)blk + QG_PREFETCH, _MM_HINT_T0);
         const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs);
         u->v[0][j] = _mm_and_si128(raw, m); /* elements 0..15: low nibbles */
         u->v[1][j] = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
-        h[j] = j < nr ? blk->d : 0;
+        u->h[j] = j < nr ? blk->d : 0;
     }
-    _mm512_storeu_ps(u->sc, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
 }
 
 /* Block b is sub-block b % 8 of super-block b / 8: the low (even) or high
@@ -128,24 +154,36 @@ VNNI static void unpack_q4_k(QgBlock *u, const char *const rows[16], int nr, int
     }
 }
 
-/* An unpacked block into the panel at dst (the block's base). */
-VNNI static void pack_block(uint8_t *dst, const QgBlock *u, int mins) {
-    for (int s = 0; s < 2; s++) {
-        __m512i o[4];
-        transpose16x4(u->v[s], o);
-        for (int c = 0; c < 4; c++) _mm512_store_si512((void *)(dst + (4 * s + c) * 64), o[c]);
+/* An unpacked block into its codes and scales in format f. */
+VNNI static void pack_block(uint8_t *codes, uint8_t *scales, const QgBlock *u, int f) {
+    __m512i lo[4], hi[4];
+    transpose16x4(u->v[0], lo);
+    transpose16x4(u->v[1], hi);
+    for (int c = 0; c < 4; c++) {
+        if (f == PF_NIB) { /* codes <= 15: the 16-bit shift keeps each in its byte */
+            _mm512_storeu_si512(codes + c * 64, _mm512_or_si512(lo[c], _mm512_slli_epi16(hi[c], 4)));
+        } else {
+            _mm512_storeu_si512(codes + c * 64, lo[c]);
+            _mm512_storeu_si512(codes + (4 + c) * 64, hi[c]);
+        }
     }
-    _mm512_store_ps((float *)(dst + QG_SCALES), _mm512_loadu_ps(u->sc));
-    if (mins) _mm512_store_ps((float *)(dst + QG_MINS), _mm512_loadu_ps(u->mn));
+    if (f == PF_KQ) {
+        _mm512_storeu_ps(scales, _mm512_loadu_ps(u->sc));
+        _mm512_storeu_ps(scales + 64, _mm512_loadu_ps(u->mn));
+    } else {
+        memcpy(scales, u->h, sizeof u->h);
+    }
 }
 
-/* The panel of rows n0 .. n0+nr-1 (nr <= 16) of W, all blocks. */
+/* The panel of rows n0 .. n0+nr-1 (nr <= 16) of W (row layout) after
+ * row0, all blocks, into panel. */
 static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
     const size_t rb = qtype_row_bytes(W->type, W->cols);
-    const int nb = W->cols / QK;
+    const int nb = W->cols / QK, f = panel_format(W->type);
     const char *base = (const char *)W->data + (size_t)row0 * rb;
     const char *rows[16];
     for (int j = 0; j < 16; j++) rows[j] = base + (size_t)(n0 + (j < nr ? j : nr - 1)) * rb;
+    uint8_t *scales = panel + (size_t)nb * pf_codes(f);
     QgBlock u;
     for (int b = 0; b < nb; b++) {
         switch (W->type) {
@@ -153,7 +191,51 @@ static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
         case QTYPE_Q4_0: unpack_q4_0(&u, rows, nr, b); break;
         default: unpack_q4_k(&u, rows, nr, b); break;
         }
-        pack_block(panel + (size_t)b * QG_BLOCK, &u, W->type == QTYPE_Q4_K);
+        pack_block(panel + (size_t)b * pf_codes(f), scales + (size_t)b * pf_scales(f), &u, f);
+    }
+}
+
+int qgemm_pack(Mat *W) {
+    if (W->panels || (W->type != QTYPE_Q8_0 && W->type != QTYPE_Q4_0) ||
+        !qgemm_available(W->type) || W->rows % 16 || W->cols % QK)
+        return -1;
+    const int nb = W->cols / QK, f = panel_format(W->type), n_panels = W->rows / 16;
+    const size_t pb = panel_bytes(f, nb);
+    /* panel p takes the bytes of rows 16p .. 16p+15, so each thread
+     * repacks its panels through a buffer of one panel */
+    const int par = n_panels > 1 && !threads_in_parallel(), slots = par ? threads_max() : 1;
+    uint8_t *tmp = malloc(pb * (size_t)slots);
+    if (!tmp) return -1;
+#pragma omp parallel for schedule(static) if (par)
+    for (int p = 0; p < n_panels; p++) {
+        uint8_t *mine = tmp + pb * (size_t)(par ? thread_id() : 0);
+        pack_panel(mine, W, 0, p * 16, 16);
+        memcpy((uint8_t *)W->data + (size_t)p * pb, mine, pb);
+    }
+    free(tmp);
+    W->panels = 1;
+    return 0;
+}
+
+void qgemm_panel_row(const Mat *W, int r, void *row) {
+    const int nb = W->cols / QK, f = panel_format(W->type), j = r % 16;
+    const uint8_t *panel = (const uint8_t *)W->data + (size_t)(r / 16) * panel_bytes(f, nb);
+    const uint8_t *scales = panel + (size_t)nb * pf_codes(f);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *codes = panel + (size_t)b * pf_codes(f) + 4 * j;
+        uint16_t d;
+        memcpy(&d, scales + (size_t)b * 32 + 2 * j, 2);
+        if (f == PF_NIB) {
+            BlockQ4_0 *o = (BlockQ4_0 *)row + b;
+            o->d = d;
+            /* step c's low nibbles are elements 4c.., its high ones 16+4c..:
+             * the byte is the row layout's qs[4c + i] as it was */
+            for (int e = 0; e < QK / 2; e++) o->qs[e] = codes[64 * (e / 4) + e % 4];
+        } else {
+            BlockQ8_0 *o = (BlockQ8_0 *)row + b;
+            o->d = d;
+            for (int e = 0; e < QK; e++) o->qs[e] = (int8_t)(codes[64 * (e / 4) + e % 4] ^ 0x80);
+        }
     }
 }
 
@@ -209,66 +291,100 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int nb, in
 /* ---- the register tile --------------------------------------------------------------- */
 
 /* y[t * ldy + i] for N tokens of one group (acts: its first block) and the
- * panel's rows i < nr. Per block: the int32 sums start at the offset
- * correction, take 8 vpdpbusd steps, and are scaled into the float sums;
- * with mins (Q4_K), min x d * sum(codes) comes off. */
+ * panel's rows i < nr, the panel in format f. Per block: the int32 sums
+ * start at the offset correction, take 8 vpdpbusd steps, and are scaled
+ * into the float sums; with mins (Q4_K), min x d * sum(codes) comes off. */
 VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *panel,
                                                                  const uint8_t *acts, int nb,
                                                                  float *y, int ldy, int nr,
-                                                                 const int N, const int mins) {
-    __m512 f[QG_N];
+                                                                 const int N, const int f) {
+    const uint8_t *scales = panel + (size_t)nb * pf_codes(f);
+    const __m512i low = _mm512_set1_epi8(15);
+    __m512 acc_f[QG_N];
 #pragma GCC unroll 16
-    for (int t = 0; t < N; t++) f[t] = _mm512_setzero_ps();
+    for (int t = 0; t < N; t++) acc_f[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const uint8_t *pb = panel + (size_t)b * QG_BLOCK, *ab = acts + (size_t)b * QG_ACT;
-        __m512i acc[QG_N];
+        const uint8_t *pb = panel + (size_t)b * pf_codes(f), *ab = acts + (size_t)b * QG_ACT;
+        /* few tokens: two sums per token (steps split between them), so
+         * that a token's chain of dependent vpdpbusd is 4 long, not 8 */
+        const int split = N <= 4;
+        __m512i acc[QG_N], acc2[QG_N];
 #pragma GCC unroll 16
         for (int t = 0; t < N; t++) {
             int32_t c;
             memcpy(&c, ab + QG_ACT_C + 4 * t, 4);
             acc[t] = _mm512_set1_epi32(c);
+            acc2[t] = _mm512_setzero_si512();
         }
+        /* step kq: 4 codes of each row against 4 activation bytes of each
+         * token; PF_NIB's step c gives steps c and 4 + c */
 #pragma GCC unroll 8
-        for (int kq = 0; kq < 8; kq++) {
-            const __m512i w = _mm512_load_si512(pb + kq * 64);
+        for (int c = 0; c < 8; c++) {
+            if (f == PF_NIB && c >= 4) break;
+            if (f != PF_KQ && QG_STREAM_AHEAD)
+                _mm_prefetch((const char *)pb + c * 64 + QG_STREAM_AHEAD, _MM_HINT_T0);
+            const __m512i raw = _mm512_loadu_si512(pb + c * 64);
+            const __m512i w = f == PF_NIB ? _mm512_and_si512(raw, low) : raw;
+            __m512i *into = split && f != PF_NIB && (c & 1) ? acc2 : acc;
 #pragma GCC unroll 16
             for (int t = 0; t < N; t++) {
                 int32_t x4;
-                memcpy(&x4, ab + t * QK + 4 * kq, 4);
-                acc[t] = _mm512_dpbusd_epi32(acc[t], w, _mm512_set1_epi32(x4));
+                memcpy(&x4, ab + t * QK + 4 * c, 4);
+                into[t] = _mm512_dpbusd_epi32(into[t], w, _mm512_set1_epi32(x4));
+            }
+            if (f == PF_NIB) {
+                const __m512i wh = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                __m512i *hi = split ? acc2 : acc;
+#pragma GCC unroll 16
+                for (int t = 0; t < N; t++) {
+                    int32_t x4;
+                    memcpy(&x4, ab + t * QK + 16 + 4 * c, 4);
+                    hi[t] = _mm512_dpbusd_epi32(hi[t], wh, _mm512_set1_epi32(x4));
+                }
             }
         }
-        const __m512 wd = _mm512_load_ps((const float *)(pb + QG_SCALES));
-        const __m512 wm = mins ? _mm512_load_ps((const float *)(pb + QG_MINS)) : wd;
+        if (split)
+#pragma GCC unroll 16
+            for (int t = 0; t < N; t++) acc[t] = _mm512_add_epi32(acc[t], acc2[t]);
+        if (f != PF_KQ && QG_STREAM_AHEAD && b % 2 == 0)
+            _mm_prefetch((const char *)scales + (size_t)b * 32 + QG_STREAM_AHEAD / 8, _MM_HINT_T0);
+        const __m512 wd =
+            f == PF_KQ ? _mm512_loadu_ps(scales + (size_t)b * 128)
+                       : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + (size_t)b * 32)));
+        const __m512 wm = f == PF_KQ ? _mm512_loadu_ps(scales + (size_t)b * 128 + 64) : wd;
 #pragma GCC unroll 16
         for (int t = 0; t < N; t++) {
             float d;
             memcpy(&d, ab + QG_ACT_D + 4 * t, 4);
-            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_mul_ps(wd, _mm512_set1_ps(d)),
-                                   f[t]);
-            if (mins) {
+            acc_f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]),
+                                       _mm512_mul_ps(wd, _mm512_set1_ps(d)), acc_f[t]);
+            if (f == PF_KQ) {
                 float ds;
                 memcpy(&ds, ab + QG_ACT_S + 4 * t, 4);
-                f[t] = _mm512_fnmadd_ps(wm, _mm512_set1_ps(ds), f[t]);
+                acc_f[t] = _mm512_fnmadd_ps(wm, _mm512_set1_ps(ds), acc_f[t]);
             }
         }
     }
     const __mmask16 m = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
 #pragma GCC unroll 16
-    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, f[t]);
+    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, acc_f[t]);
 }
 
 typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float *y, int ldy,
                        int nr);
 
 #define DEFINE_TILE(N)                                                                             \
-    VNNI static void tile_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,        \
-                              int ldy, int nr) {                                                   \
-        tile_body(panel, acts, nb, y, ldy, nr, N, 0);                                              \
+    VNNI static void tile_nib_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,    \
+                                  int ldy, int nr) {                                               \
+        tile_body(panel, acts, nb, y, ldy, nr, N, PF_NIB);                                         \
     }                                                                                              \
-    VNNI static void tile_mins_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,   \
+    VNNI static void tile_byte_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,   \
                                    int ldy, int nr) {                                              \
-        tile_body(panel, acts, nb, y, ldy, nr, N, 1);                                              \
+        tile_body(panel, acts, nb, y, ldy, nr, N, PF_BYTE);                                        \
+    }                                                                                              \
+    VNNI static void tile_kq_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
+                                 int ldy, int nr) {                                                \
+        tile_body(panel, acts, nb, y, ldy, nr, N, PF_KQ);                                          \
     }
 DEFINE_TILE(1)
 DEFINE_TILE(2)
@@ -283,12 +399,11 @@ DEFINE_TILE(10)
 DEFINE_TILE(11)
 DEFINE_TILE(12)
 _Static_assert(QG_N == 12, "one tile per token count 1..QG_N");
-/* [mins][tokens] */
-static const TileFn tiles[2][QG_N + 1] = {
-    {NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7, tile_8, tile_9, tile_10,
-     tile_11, tile_12},
-    {NULL, tile_mins_1, tile_mins_2, tile_mins_3, tile_mins_4, tile_mins_5, tile_mins_6,
-     tile_mins_7, tile_mins_8, tile_mins_9, tile_mins_10, tile_mins_11, tile_mins_12}};
+#define TILES(F)                                                                                   \
+    {NULL, F##_1, F##_2, F##_3, F##_4, F##_5, F##_6, F##_7, F##_8, F##_9, F##_10, F##_11, F##_12}
+/* [format][tokens] */
+static const TileFn tiles[PF_COUNT][QG_N + 1] = {TILES(tile_nib), TILES(tile_byte),
+                                                 TILES(tile_kq)};
 
 /* ---- the product --------------------------------------------------------------------- */
 
@@ -298,49 +413,69 @@ typedef struct QgProduct {
     const Mat *W;
     int row0, n_rows, T;
     const uint8_t *acts;
-    uint8_t *panels; /* one per thread slot, panel_bytes apart */
+    uint8_t *panels; /* row-layout W: one panel per thread slot, panel_bytes apart */
     size_t panel_bytes;
 } QgProduct;
 
-/* Panel p: repack its rows, then every group of QG_N tokens. */
+/* Panel p: the stored one, or its rows repacked, then every group of QG_N
+ * tokens. */
 static void qg_panel(const QgProduct *g, int p, int slot) {
-    const int nb = g->W->cols / QK;
+    const int nb = g->W->cols / QK, f = panel_format(g->W->type);
     const int n0 = p * 16, nr = g->n_rows - n0 < 16 ? g->n_rows - n0 : 16;
-    uint8_t *panel = g->panels + (size_t)slot * g->panel_bytes;
-    pack_panel(panel, g->W, g->row0, n0, nr);
+    const uint8_t *panel;
+    if (g->W->panels) {
+        panel = (const uint8_t *)g->W->data + (size_t)((g->row0 + n0) / 16) * g->panel_bytes;
+    } else {
+        uint8_t *mine = g->panels + (size_t)slot * g->panel_bytes;
+        pack_panel(mine, g->W, g->row0, n0, nr);
+        panel = mine;
+    }
     for (int t0 = 0; t0 < g->T; t0 += QG_N) {
         const int n = g->T - t0 < QG_N ? g->T - t0 : QG_N;
-        tiles[g->W->type == QTYPE_Q4_K][n](panel, g->acts + (size_t)(t0 / QG_N) * nb * QG_ACT,
-                                           nb, g->y + (size_t)t0 * g->n_rows + n0, g->n_rows, nr);
+        tiles[f][n](panel, g->acts + (size_t)(t0 / QG_N) * nb * QG_ACT, nb,
+                    g->y + (size_t)t0 * g->n_rows + n0, g->n_rows, nr);
     }
 }
 
 int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows) {
     if (!qgemm_available(W->type) || T <= 0 || n_rows <= 0) return -1;
+    if (W->panels && row0 % 16) return -1; /* a range inside a stored panel */
     const int K = W->cols, nb = K / QK;
     const int off = W->type == QTYPE_Q4_0 ? 8 : W->type == QTYPE_Q8_0 ? 128 : 0;
     const int n_panels = (n_rows + 15) / 16;
     /* a parallel region costs microseconds (threads.h): small products,
      * and those called inside another region, stay on this thread */
-    const int par = n_panels > 1 && (long)n_rows * K * T >= 1L << 20 && !threads_in_parallel();
-    const int slots = par ? threads_max() : 1;
-    /* the panels are read with aligned loads: 64-byte boundaries */
+    const int par = n_panels > 1 && (long)n_rows * K * T >= 1L << 18 && !threads_in_parallel();
+    const int slots = W->panels ? 0 : par ? threads_max() : 1;
     const size_t act_bytes = ((size_t)(T + QG_N - 1) / QG_N * nb * QG_ACT + 63) & ~(size_t)63;
-    const size_t panel_bytes = (size_t)nb * QG_BLOCK;
+    const size_t pb = panel_bytes(panel_format(W->type), nb);
     /* activations, then one panel per thread */
-    uint8_t *buf = gemm_scratch(act_bytes + (size_t)slots * panel_bytes);
+    uint8_t *buf = gemm_scratch(act_bytes + (size_t)slots * pb);
     if (!buf) return -1;
-    const QgProduct g = {y, W, row0, n_rows, T, buf, buf + act_bytes, panel_bytes};
+    const QgProduct g = {y, W, row0, n_rows, T, buf, buf + act_bytes, pb};
+    /* a few tokens quantise on this thread: cheaper than a barrier */
+    const int quant_par = par && T > 4;
+    if (!quant_par)
+        for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, nb, off);
     if (par) {
 #pragma omp parallel
         {
+            if (quant_par) {
 #pragma omp for schedule(static)
-            for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, nb, off);
+                for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, nb, off);
+            }
+            /* one group of tokens (decoding): each thread one run of
+             * panels, which stored panels make one stream through memory;
+             * more (prefill): panel by panel as threads come free */
+            if (T <= QG_N) {
+#pragma omp for schedule(static)
+                for (int p = 0; p < n_panels; p++) qg_panel(&g, p, thread_id());
+            } else {
 #pragma omp for schedule(dynamic, 1)
-            for (int p = 0; p < n_panels; p++) qg_panel(&g, p, thread_id());
+                for (int p = 0; p < n_panels; p++) qg_panel(&g, p, thread_id());
+            }
         }
     } else {
-        for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, nb, off);
         for (int p = 0; p < n_panels; p++) qg_panel(&g, p, 0);
     }
     return 0;

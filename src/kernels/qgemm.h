@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Integer GEMM for many-token products (prefill) on Q8_0, Q4_0 and Q4_K
- * weights: y (T, N) = x (T, K) W^T with x quantised to Q8_0 as the dot
+/* Integer GEMM on Q8_0, Q4_0 and Q4_K weights, for many-token products
+ * (prefill) and, on weights stored as panels, for any number of tokens: y (T, N) = x (T, K) W^T with x quantised to Q8_0 as the dot
  * kernels multiply it (same integer block sums, per-block scales applied
  * in float), on AVX-512 VNNI byte dot products. qgemm_available() says
  * whether a weight type can run here. */
@@ -26,5 +26,18 @@ int qgemm_available(QType t);
  * here or scratch memory cannot be had (y untouched; the caller falls back).
  * Scratch: gemm_scratch (gemm.h). */
 int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows);
+
+/* Store W (Q8_0 or Q4_0, rows a multiple of 16) as 16-row panels, in
+ * place and at the same size, and set W->panels: qgemm_nt then reads the
+ * panels as they are instead of repacking them for every product, which
+ * makes it the fastest product for one token too. Row ranges of a packed
+ * W must start at a multiple of 16 for qgemm_nt (others fall back, see
+ * matmul.c). Returns 0, or -1 with W unchanged (another type or shape, no
+ * AVX-512 VNNI here, out of memory). Threads split the panels. */
+int qgemm_pack(Mat *W);
+
+/* Row r of a packed W back in its type's row layout (qtype_row_bytes(
+ * W->type, W->cols) bytes at row): the bytes it had before packing. */
+void qgemm_panel_row(const Mat *W, int r, void *row);
 
 #endif

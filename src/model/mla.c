@@ -181,9 +181,9 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
             for (int h = 0; h < H; h++)
                 for (int i = 0; i < nope; i++) {
                     const int r = h * (nope + vd) + i;
-                    dequantize_row(wuk.type, mat_row(&L->kv_b_proj, r), f + (size_t)r * R, R);
+                    mat_dequantize_row(&L->kv_b_proj, r, f + (size_t)r * R);
                 }
-            wuk = (Mat){f, QTYPE_F32, wuk.rows, wuk.cols};
+            wuk = mat_f32(f, wuk.rows, wuk.cols);
         }
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++)

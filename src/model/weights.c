@@ -73,7 +73,7 @@ static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const 
 
 /* The Mat of the spec just added (its storage type is known only now). */
 static Mat last_mat(Builder *b, float *p, int64_t rows, int64_t cols) {
-    Mat m = {p, b->w->specs[b->n - 1].type, (int)rows, (int)cols};
+    Mat m = mat_of(p, b->w->specs[b->n - 1].type, (int)rows, (int)cols);
     return m;
 }
 

@@ -78,6 +78,7 @@ typedef struct Weights {
     Mat embed;               /* (V, D); rows are looked up with mat_row + dequantize_row */
     const float *final_norm; /* (D) */
     Mat lm_head;             /* (V, D); the embedding when tied */
+    int n_panels;            /* matrices stored as 16-row panels (weights_pack_panels) */
 } Weights;
 
 /* Build the tensor table for cfg and allocate the zeroed flat buffer, with
@@ -122,6 +123,17 @@ int weights_save(const Weights *w, const char *path, DType type, Err *err);
  * are one run of the buffer, so a trainer can hand a finished layer's
  * gradients on (train/comm.h) while the backward goes on below it. */
 void weights_layer_span(const Weights *w, int layer, size_t *off, size_t *n);
+
+/* For inference: store every Q8_0 / Q4_0 matrix that only products read
+ * (all but the embedding, a head tied to it, and MLA's kv_b_proj) as
+ * 16-row panels, in place (kernels/qgemm.h: one stream per decoding step,
+ * no repacking per product). Needs the VNNI dot level (kernels/dot.h; not
+ * capped by WHALE_SIMD) and rows in multiples of 16; other matrices stay
+ * as they are. Weights so stored can no longer be
+ * saved or converted (both take F32 or BF16 storage only). Returns the
+ * number of Mats now in panels; WHALE_PANELS=0 in the environment turns it
+ * off (A/B benchmarks). */
+int weights_pack_panels(Weights *w, const ModelConfig *cfg);
 
 /* Find a tensor by name; NULL if not in the table. */
 const ParamSpec *weights_find(const Weights *w, const char *name);
