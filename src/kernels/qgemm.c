@@ -201,16 +201,17 @@ int qgemm_pack(Mat *W) {
         return -1;
     const int nb = W->cols / QK, f = panel_format(W->type), n_panels = W->rows / 16;
     const size_t pb = panel_bytes(f, nb);
-    /* panel p takes the bytes of rows 16p .. 16p+15, so each thread
-     * repacks its panels through a buffer of one panel */
-    const int par = n_panels > 1 && !threads_in_parallel(), slots = par ? threads_max() : 1;
-    uint8_t *tmp = malloc(pb * (size_t)slots);
+    /* panel p takes the bytes of rows 16p .. 16p+15: through a buffer of
+     * one panel, in place. On the calling thread alone: a parallel region
+     * here would leave an OpenMP team behind on the thread that loads the
+     * model, and with the serving worker's own team that is more threads
+     * than cores, which makes libgomp put idle threads to sleep at once
+     * (a futex wake per product after that: ~10 ms a token measured). */
+    uint8_t *tmp = malloc(pb);
     if (!tmp) return -1;
-#pragma omp parallel for schedule(static) if (par)
     for (int p = 0; p < n_panels; p++) {
-        uint8_t *mine = tmp + pb * (size_t)(par ? thread_id() : 0);
-        pack_panel(mine, W, 0, p * 16, 16);
-        memcpy((uint8_t *)W->data + (size_t)p * pb, mine, pb);
+        pack_panel(tmp, W, 0, p * 16, 16);
+        memcpy((uint8_t *)W->data + (size_t)p * pb, tmp, pb);
     }
     free(tmp);
     W->panels = 1;

@@ -33,7 +33,7 @@ int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows
  * makes it the fastest product for one token too. Row ranges of a packed
  * W must start at a multiple of 16 for qgemm_nt (others fall back, see
  * matmul.c). Returns 0, or -1 with W unchanged (another type or shape, no
- * AVX-512 VNNI here, out of memory). Threads split the panels. */
+ * AVX-512 VNNI here, out of memory). Runs on the calling thread. */
 int qgemm_pack(Mat *W);
 
 /* Row r of a packed W back in its type's row layout (qtype_row_bytes(
