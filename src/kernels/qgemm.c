@@ -334,7 +334,10 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                 into[t] = _mm512_dpbusd_epi32(into[t], w, _mm512_set1_epi32(x4));
             }
             if (f == PF_NIB) {
-                const __m512i wh = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                /* split: the high nibbles in place (16 x the code) into
+                 * their own sums, which one shift takes back below */
+                const __m512i wh = split ? _mm512_andnot_si512(low, raw)
+                                         : _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
                 __m512i *hi = split ? acc2 : acc;
 #pragma GCC unroll 16
                 for (int t = 0; t < N; t++) {
@@ -346,7 +349,9 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
         }
         if (split)
 #pragma GCC unroll 16
-            for (int t = 0; t < N; t++) acc[t] = _mm512_add_epi32(acc[t], acc2[t]);
+            for (int t = 0; t < N; t++)
+                acc[t] = _mm512_add_epi32(
+                    acc[t], f == PF_NIB ? _mm512_srai_epi32(acc2[t], 4) : acc2[t]);
         if (f != PF_KQ && QG_STREAM_AHEAD && b % 2 == 0)
             _mm_prefetch((const char *)scales + (size_t)b * 32 + QG_STREAM_AHEAD / 8, _MM_HINT_T0);
         const __m512 wd =
