@@ -450,3 +450,54 @@ Test(kernels, packed_panels_match_row_layout) {
     cr_assert(!odd.panels && !k4.panels && !f32.panels);
     fprintf(stderr, "panels: %d outputs inside a panel checked\n", checked);
 }
+
+/* Products of one x in one pass (matmul_same_x / qgemm_nt_multi): the
+ * same numbers as one matmul each, for stored panels and the row layout,
+ * at decoding and prefill token counts; a mixed list (another type, or
+ * panels beside rows) is refused by qgemm_nt_multi and still right through
+ * matmul_same_x. */
+Test(kernels, same_x_products_match_single) {
+    Rng r;
+    rng_seed(&r, 43);
+    const int K = 96, rows[3] = {48, 16, 32}, Ts[] = {1, 3, 12, 30};
+    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
+    for (int qi = 0; qi < 2; qi++)
+        for (int packed = 0; packed < 2; packed++)
+            for (int ti = 0; ti < 4; ti++) {
+                const QType t = types[qi];
+                const int T = Ts[ti];
+                const size_t rb = qtype_row_bytes(t, K);
+                Mat m[3];
+                const Mat *mp[3];
+                float *y[3], *y1[3];
+                float *x = malloc(sizeof(float) * T * K), *w = malloc(sizeof(float) * K);
+                fill(&r, x, T * K, 1.0f);
+                for (int i = 0; i < 3; i++) {
+                    unsigned char *q = malloc(rb * rows[i]);
+                    for (int n = 0; n < rows[i]; n++) {
+                        fill(&r, w, K, 0.1f);
+                        quantize_row(t, w, q + n * rb, K);
+                    }
+                    m[i] = mat_of(q, t, rows[i], K);
+                    if (packed && qgemm_available(t)) cr_assert_eq(qgemm_pack(&m[i]), 0);
+                    mp[i] = &m[i];
+                    y[i] = malloc(sizeof(float) * T * rows[i]);
+                    y1[i] = malloc(sizeof(float) * T * rows[i]);
+                }
+                matmul_same_x(y, x, mp, 3, T);
+                for (int i = 0; i < 3; i++) {
+                    matmul(y1[i], x, &m[i], T);
+                    cr_assert_eq(memcmp(y[i], y1[i], sizeof(float) * T * rows[i]), 0,
+                                 "%s packed=%d T=%d product %d", qtype_name(t), packed, T, i);
+                }
+                if (packed && qgemm_available(t)) {
+                    Mat rowsm = mat_of(NULL, t, 16, K), other = m[1];
+                    other.type = t == QTYPE_Q8_0 ? QTYPE_Q4_0 : QTYPE_Q8_0;
+                    const Mat *mixed[2] = {&m[0], &rowsm}, *mixed_t[2] = {&m[0], &other};
+                    cr_assert_eq(qgemm_nt_multi(y, x, T, mixed, 2), -1);
+                    cr_assert_eq(qgemm_nt_multi(y, x, T, mixed_t, 2), -1);
+                }
+                for (int i = 0; i < 3; i++) free((void *)m[i].data), free(y[i]), free(y1[i]);
+                free(x), free(w);
+            }
+}

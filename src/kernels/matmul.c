@@ -161,6 +161,15 @@ int matmul_use_gemm = 1;
 
 void matmul(float *y, const float *x, const Mat *W, int T) { matmul_rows(y, x, W, 0, W->rows, T); }
 
+void matmul_same_x(float *const *y, const float *x, const Mat *const *W, int n, int T) {
+    /* the integer GEMM where matmul_rows would take it for each: stored
+     * panels, or QGEMM_MIN_T tokens on the row layout */
+    const int int8 = dot_best() == dot_kernels(DOT_AVX512_VNNI) &&
+                     (W[0]->panels || (matmul_use_gemm && T >= QGEMM_MIN_T));
+    if (int8 && qgemm_nt_multi(y, x, T, W, n) == 0) return;
+    for (int i = 0; i < n; i++) matmul(y[i], x, W[i], T);
+}
+
 void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const int K = W->cols;

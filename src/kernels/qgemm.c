@@ -413,6 +413,9 @@ static const TileFn tiles[PF_COUNT][QG_N + 1] = {TILES(tile_nib), TILES(tile_byt
 
 /* ---- the product --------------------------------------------------------------------- */
 
+/* At most this many products in one qgemm_nt_multi. */
+#define QG_MULTI 4
+
 /* One product's operands for the panel loop. */
 typedef struct QgProduct {
     float *y;
@@ -443,26 +446,45 @@ static void qg_panel(const QgProduct *g, int p, int slot) {
     }
 }
 
-int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows) {
-    if (!qgemm_available(W->type) || T <= 0 || n_rows <= 0) return -1;
-    if (W->panels && row0 % 16) return -1; /* a range inside a stored panel */
-    const int K = W->cols, nb = K / QK;
+/* Products of one x: g[i] for i < n (the same type and K), their panels
+ * numbered one after the other across the list. */
+static int qg_run(const QgProduct *g, int n, const float *x) {
+    const Mat *W = g[0].W;
+    const int T = g[0].T, K = W->cols, nb = K / QK;
     const int off = W->type == QTYPE_Q4_0 ? 8 : W->type == QTYPE_Q8_0 ? 128 : 0;
-    const int n_panels = (n_rows + 15) / 16;
+    int first[QG_MULTI + 1] = {0};
+    long work = 0;
+    for (int i = 0; i < n; i++) {
+        first[i + 1] = first[i] + (g[i].n_rows + 15) / 16;
+        work += (long)g[i].n_rows * K * T;
+    }
+    const int n_panels = first[n];
     /* a parallel region costs microseconds (threads.h): small products,
      * and those called inside another region, stay on this thread */
-    const int par = n_panels > 1 && (long)n_rows * K * T >= 1L << 18 && !threads_in_parallel();
+    const int par = n_panels > 1 && work >= 1L << 18 && !threads_in_parallel();
     const int slots = W->panels ? 0 : par ? threads_max() : 1;
     const size_t act_bytes = ((size_t)(T + QG_N - 1) / QG_N * nb * QG_ACT + 63) & ~(size_t)63;
     const size_t pb = panel_bytes(panel_format(W->type), nb);
     /* activations, then one panel per thread */
     uint8_t *buf = gemm_scratch(act_bytes + (size_t)slots * pb);
     if (!buf) return -1;
-    const QgProduct g = {y, W, row0, n_rows, T, buf, buf + act_bytes, pb};
+    QgProduct gs[QG_MULTI];
+    for (int i = 0; i < n; i++) {
+        gs[i] = g[i];
+        gs[i].acts = buf;
+        gs[i].panels = buf + act_bytes;
+        gs[i].panel_bytes = pb;
+    }
     /* a few tokens quantise on this thread: cheaper than a barrier */
     const int quant_par = par && T > 4;
     if (!quant_par)
         for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, nb, off);
+#define QG_PANEL(p, slot)                                                                          \
+    do {                                                                                           \
+        int i_ = 0;                                                                                \
+        while ((p) >= first[i_ + 1]) i_++;                                                         \
+        qg_panel(&gs[i_], (p) - first[i_], (slot));                                                \
+    } while (0)
     if (par) {
 #pragma omp parallel
         {
@@ -475,14 +497,34 @@ int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows
              * more (prefill): panel by panel as threads come free */
             if (T <= QG_N) {
 #pragma omp for schedule(static)
-                for (int p = 0; p < n_panels; p++) qg_panel(&g, p, thread_id());
+                for (int p = 0; p < n_panels; p++) QG_PANEL(p, thread_id());
             } else {
 #pragma omp for schedule(dynamic, 1)
-                for (int p = 0; p < n_panels; p++) qg_panel(&g, p, thread_id());
+                for (int p = 0; p < n_panels; p++) QG_PANEL(p, thread_id());
             }
         }
     } else {
-        for (int p = 0; p < n_panels; p++) qg_panel(&g, p, 0);
+        for (int p = 0; p < n_panels; p++) QG_PANEL(p, 0);
     }
+#undef QG_PANEL
     return 0;
+}
+
+int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows) {
+    if (!qgemm_available(W->type) || T <= 0 || n_rows <= 0) return -1;
+    if (W->panels && row0 % 16) return -1; /* a range inside a stored panel */
+    const QgProduct g = {y, W, row0, n_rows, T, NULL, NULL, 0};
+    return qg_run(&g, 1, x);
+}
+
+int qgemm_nt_multi(float *const *y, const float *x, int T, const Mat *const *W, int n) {
+    if (n < 1 || n > QG_MULTI || T <= 0) return -1;
+    QgProduct g[QG_MULTI];
+    for (int i = 0; i < n; i++) {
+        if (!qgemm_available(W[i]->type) || W[i]->type != W[0]->type ||
+            W[i]->cols != W[0]->cols || W[i]->panels != W[0]->panels || W[i]->rows <= 0)
+            return -1;
+        g[i] = (QgProduct){y[i], W[i], 0, W[i]->rows, T, NULL, NULL, 0};
+    }
+    return qg_run(g, n, x);
 }

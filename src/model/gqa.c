@@ -27,9 +27,9 @@ int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     float *rowbuf = arena_floats(a, (size_t)T * W), *att = arena_floats(a, (size_t)T * H * Dh);
     const float **rows = arena_take(a, (size_t)N * sizeof *rows);
     if (!q || !k || !v || !rowbuf || !att || !rows) return -1;
-    matmul(q, x, &L->wq, T);
-    matmul(k, x, &L->wk, T);
-    matmul(v, x, &L->wv, T);
+    float *const qkv[3] = {q, k, v};
+    const Mat *const wqkv[3] = {&L->wq, &L->wk, &L->wv};
+    matmul_same_x(qkv, x, wqkv, 3, T);
     add_bias(q, L->bq, T, H * Dh);
     add_bias(k, L->bk, T, KV * Dh);
     add_bias(v, L->bv, T, KV * Dh);

@@ -58,13 +58,16 @@ int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, con
         float *cq = sv ? sv->cq : arena_floats(a, (size_t)T * ql);
         float *cqn = sv ? sv->cq_n : cq;
         if (!cq) return -1;
-        matmul(cq, x, &L->q_a_proj, T);
+        float *const y[2] = {cq, lat};
+        const Mat *const w[2] = {&L->q_a_proj, &L->kv_a_proj};
+        matmul_same_x(y, x, w, 2, T);
         rmsnorm(cqn, cq, L->q_a_norm, T, ql, eps);
         matmul(q, cqn, &L->q_b_proj, T);
     } else {
-        matmul(q, x, &L->q_proj, T);
+        float *const y[2] = {q, lat};
+        const Mat *const w[2] = {&L->q_proj, &L->kv_a_proj};
+        matmul_same_x(y, x, w, 2, T);
     }
-    matmul(lat, x, &L->kv_a_proj, T);
     if (sv) memcpy(sv->kva, lat, (size_t)T * W * sizeof(float));
 #pragma omp parallel for schedule(static) if (T >= 64)
     for (int t = 0; t < T; t++) {

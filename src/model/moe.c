@@ -51,8 +51,9 @@ int ffn_forward(float *out, const float *x, const Mat *gate, const Mat *up, cons
     float *g = sv ? sv->g : arena_floats(a, (size_t)T * I);
     float *u = sv ? sv->u : arena_floats(a, (size_t)T * I);
     if (!g || !u) return -1;
-    matmul(g, x, gate, T);
-    matmul(u, x, up, T);
+    float *const gu[2] = {g, u};
+    const Mat *const wgu[2] = {gate, up};
+    matmul_same_x(gu, x, wgu, 2, T);
     float *act = g;
     if (sv) {
         /* keep the gate's input for the backward: the product goes apart */
