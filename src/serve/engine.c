@@ -92,6 +92,7 @@ struct Engine {
     int *start;             /* (parallel + 1) */
     Slot **seq;             /* (parallel) */
     float *logits;          /* (parallel, V) */
+    int *drawn;             /* (parallel) each sequence's sampled token of a step, or -1 */
     pthread_t worker;
     int started;
     pthread_mutex_t mu;     /* guards everything below */
@@ -565,14 +566,21 @@ static void engine_step(Engine *e) {
         for (int i = 0; i < N; i++) slot_finish(e, e->seq[i], "error", err.msg);
         return;
     }
+    /* Each slot samples with its own sampler (generator, candidates), so
+     * the draws over V logits run side by side; taking the tokens (stops,
+     * text, the reader's wake-up) stays in slot order. */
+#pragma omp parallel for schedule(dynamic, 1) if (N >= 4)
+    for (int i = 0; i < N; i++) {
+        Slot *sl = e->seq[i];
+        const int more_prompt = sl->next < 0 && sl->kv.len < sl->n_prompt;
+        e->drawn[i] = more_prompt ? -1 : sampler_sample(&sl->smp, e->logits + (size_t)i * V);
+    }
     double now = time_now();
     for (int i = 0; i < N; i++) {
         Slot *sl = e->seq[i];
-        if (sl->next < 0) {
-            if (sl->kv.len < sl->n_prompt) continue; /* more prompt next step */
-            sl->t_prompt = now;
-        }
-        slot_take_token(e, sl, sampler_sample(&sl->smp, e->logits + (size_t)i * V));
+        if (e->drawn[i] < 0) continue; /* more prompt next step */
+        if (sl->next < 0) sl->t_prompt = now;
+        slot_take_token(e, sl, e->drawn[i]);
     }
     for (int i = 0; i < N; i++) {
         Slot *sl = e->seq[i];
@@ -705,7 +713,8 @@ int engine_open(Engine **out, const char *path, const EngineOpts *o, Err *err) {
     e->start = malloc(sizeof(int) * (size_t)(P + 1));
     e->seq = malloc(sizeof(Slot *) * (size_t)P);
     e->logits = malloc(sizeof(float) * (size_t)P * (size_t)V);
-    if (!e->slots || !e->rows || !e->start || !e->seq || !e->logits) {
+    e->drawn = malloc(sizeof(int) * (size_t)P);
+    if (!e->slots || !e->rows || !e->start || !e->seq || !e->logits || !e->drawn) {
         err_set(err, "out of memory for %d slots", P);
         goto fail;
     }
@@ -757,6 +766,7 @@ void engine_close(Engine *e) {
     free(e->start);
     free(e->seq);
     free(e->logits);
+    free(e->drawn);
     prefix_cache_free(e->pc);
     chat_close(&e->cs);
     pthread_mutex_destroy(&e->mu);
