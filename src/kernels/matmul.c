@@ -103,11 +103,7 @@ static void row_product(const RowProduct *p, int u) {
 }
 
 void mat_dequantize_row(const Mat *W, int r, float *out) {
-    if (!W->panels) {
-        dequantize_row(W->type, mat_row(W, r), out, W->cols);
-        return;
-    }
-    dequantize_row(W->type, unpanel_row(W, r), out, W->cols);
+    dequantize_row(W->type, W->panels ? unpanel_row(W, r) : mat_row(W, r), out, W->cols);
 }
 
 void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
