@@ -74,3 +74,14 @@ void arena_free(Arena *a) {
     a->head = NULL;
     a->used_total = 0;
 }
+
+ArenaMark arena_mark(const Arena *a) {
+    ArenaMark m = {a->head, a->head ? a->head->used : 0, a->used_total};
+    return m;
+}
+
+void arena_release(Arena *a, ArenaMark m) {
+    if (!a->head || a->head != m.block) return; /* none yet, or chained since */
+    a->head->used = m.used;
+    a->used_total = m.total;
+}

@@ -25,4 +25,17 @@ void *arena_take(Arena *a, size_t n);
 void arena_reset(Arena *a);
 void arena_free(Arena *a);
 
+/* A point to come back to: arena_release gives back everything taken
+ * since arena_mark, so a loop whose iterations each need scratch (the
+ * layers of a forward pass) peaks at one iteration's, not at the sum.
+ * Pointers taken after the mark are invalid after the release. If a block
+ * was chained meanwhile, the release keeps it all until the next reset,
+ * which makes one block of the high-water mark (then releases hold). */
+typedef struct ArenaMark {
+    ArenaBlock *block;
+    size_t used, total;
+} ArenaMark;
+ArenaMark arena_mark(const Arena *a);
+void arena_release(Arena *a, ArenaMark m);
+
 #endif
