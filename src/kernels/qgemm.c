@@ -93,9 +93,7 @@ VNNI static inline void transpose16x4(const __m128i v[16], __m512i out[4]) {
 /* A stored panel is two streams (codes, and scales at 1/8 of their rate,
  * for PF_NIB) that a decoding step reads once: the tile asks for the
  * codes this many bytes ahead, the scales an eighth of it. */
-#ifndef QG_STREAM_AHEAD
 #define QG_STREAM_AHEAD 2048
-#endif
 
 /* One block (32 elements) of 16 rows, unpacked: v[s][j] = codes 16s ..
  * 16s+15 of row j as unsigned bytes, h[j] its fp16 scale (Q8_0, Q4_0) or
@@ -322,8 +320,7 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
             if (f == PF_NIB && c >= 4) break;
-            if (f != PF_KQ && QG_STREAM_AHEAD)
-                _mm_prefetch((const char *)pb + c * 64 + QG_STREAM_AHEAD, _MM_HINT_T0);
+            if (f != PF_KQ) _mm_prefetch((const char *)pb + c * 64 + QG_STREAM_AHEAD, _MM_HINT_T0);
             const __m512i raw = _mm512_loadu_si512(pb + c * 64);
             const __m512i w = f == PF_NIB ? _mm512_and_si512(raw, low) : raw;
             __m512i *into = split && f != PF_NIB && (c & 1) ? acc2 : acc;
@@ -352,7 +349,7 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
             for (int t = 0; t < N; t++)
                 acc[t] = _mm512_add_epi32(
                     acc[t], f == PF_NIB ? _mm512_srai_epi32(acc2[t], 4) : acc2[t]);
-        if (f != PF_KQ && QG_STREAM_AHEAD && b % 2 == 0)
+        if (f != PF_KQ && b % 2 == 0)
             _mm_prefetch((const char *)scales + (size_t)b * 32 + QG_STREAM_AHEAD / 8, _MM_HINT_T0);
         const __m512 wd =
             f == PF_KQ ? _mm512_loadu_ps(scales + (size_t)b * 128)
@@ -446,6 +443,13 @@ static void qg_panel(const QgProduct *g, int p, int slot) {
     }
 }
 
+/* Panel p of a list whose product i starts at panel first[i]. */
+static void qg_panel_of(const QgProduct *g, const int *first, int p, int slot) {
+    int i = 0;
+    while (p >= first[i + 1]) i++;
+    qg_panel(&g[i], p - first[i], slot);
+}
+
 /* Products of one x: g[i] for i < n (the same type and K), their panels
  * numbered one after the other across the list. */
 static int qg_run(const QgProduct *g, int n, const float *x) {
@@ -479,12 +483,6 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
     const int quant_par = par && T > 4;
     if (!quant_par)
         for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, nb, off);
-#define QG_PANEL(p, slot)                                                                          \
-    do {                                                                                           \
-        int i_ = 0;                                                                                \
-        while ((p) >= first[i_ + 1]) i_++;                                                         \
-        qg_panel(&gs[i_], (p) - first[i_], (slot));                                                \
-    } while (0)
     if (par) {
 #pragma omp parallel
         {
@@ -497,16 +495,15 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
              * more (prefill): panel by panel as threads come free */
             if (T <= QG_N) {
 #pragma omp for schedule(static)
-                for (int p = 0; p < n_panels; p++) QG_PANEL(p, thread_id());
+                for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, thread_id());
             } else {
 #pragma omp for schedule(dynamic, 1)
-                for (int p = 0; p < n_panels; p++) QG_PANEL(p, thread_id());
+                for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, thread_id());
             }
         }
     } else {
-        for (int p = 0; p < n_panels; p++) QG_PANEL(p, 0);
+        for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, 0);
     }
-#undef QG_PANEL
     return 0;
 }
 

@@ -16,15 +16,17 @@ static int by_data(const void *a, const void *b) {
 
 /* The matrices that only matmul reads, appended to list (may hold Mats
  * without data, and Mats that share their data with others). */
+#define LAYER_MATS 13 /* the Mats of a LayerWeights that collect lists, experts apart */
+
 static int collect(Mat **list, Weights *w, const ModelConfig *c) {
     int n = 0;
     const int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
     for (int l = 0; l < n_layers; l++) {
         LayerWeights *L = &w->layers[l];
-        Mat *m[] = {&L->q_proj, &L->q_a_proj, &L->q_b_proj, &L->kv_a_proj, &L->o_proj,
-                    &L->wq,     &L->wk,       &L->wv,       &L->gate,      &L->up,
-                    &L->down,   &L->eh_proj,  &L->head};
-        for (size_t i = 0; i < sizeof m / sizeof *m; i++) list[n++] = m[i];
+        Mat *m[LAYER_MATS] = {&L->q_proj, &L->q_a_proj, &L->q_b_proj, &L->kv_a_proj, &L->o_proj,
+                              &L->wq,     &L->wk,       &L->wv,       &L->gate,      &L->up,
+                              &L->down,   &L->eh_proj,  &L->head};
+        for (int i = 0; i < LAYER_MATS; i++) list[n++] = m[i];
         if (L->is_moe)
             for (int e = 0; e < c->n_routed_experts; e++) {
                 list[n++] = &L->exp_gate[e];
@@ -42,7 +44,8 @@ int weights_pack_panels(Weights *w, const ModelConfig *c) {
     /* the panels' kernel runs at the VNNI level only (WHALE_SIMD may cap it) */
     if (dot_best() != dot_kernels(DOT_AVX512_VNNI)) return 0;
     const int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
-    size_t cap = (size_t)n_layers * (13 + 3 * (size_t)(c->n_routed_experts > 0 ? c->n_routed_experts : 0)) + 1;
+    const size_t per_layer = LAYER_MATS + 3 * (size_t)(c->n_routed_experts > 0 ? c->n_routed_experts : 0);
+    const size_t cap = (size_t)n_layers * per_layer + 1;
     Mat **list = malloc(cap * sizeof *list);
     if (!list) return 0;
     const int n = collect(list, w, c);
