@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The scratch arena: reset keeps one block of the high-water mark, and
- * mark/release gives back what a loop iteration took. */
+ * mark/release gives back what a loop iteration took, chained blocks too. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 
@@ -8,11 +8,8 @@
 
 Test(arena, release_gives_back_what_was_taken_since_the_mark) {
     Arena a = {0};
-    ArenaMark none = arena_mark(&a); /* before any block: a release does nothing */
     char *base = arena_take(&a, 100);
     cr_assert(base);
-    arena_release(&a, none);
-    cr_assert_eq(a.used_total, 128, "nothing given back past a mark taken before any block");
     const ArenaMark m = arena_mark(&a);
     char *p = arena_take(&a, 1000);
     cr_assert(p && (uintptr_t)p % 64 == 0);
@@ -25,21 +22,38 @@ Test(arena, release_gives_back_what_was_taken_since_the_mark) {
     arena_free(&a);
 }
 
-Test(arena, release_after_a_chained_block_waits_for_the_reset) {
+Test(arena, release_unchains_the_blocks_taken_since_the_mark) {
     Arena a = {0};
     cr_assert(arena_take(&a, 64));
     const ArenaMark m = arena_mark(&a);
-    cr_assert(arena_take(&a, (size_t)2 << 20)); /* more than the first 1 MiB block: chains */
-    const size_t used = a.used_total;
+    char *big = arena_take(&a, (size_t)2 << 20); /* more than the first 1 MiB block: chains */
+    cr_assert(big);
     arena_release(&a, m);
-    cr_assert_eq(a.used_total, used, "a chained block is kept until the reset");
-    arena_reset(&a); /* one block of 1.5 x the high-water mark */
+    cr_assert_eq(a.used_total, 64, "the chained block is given back at once");
+    cr_assert_eq(arena_take(&a, (size_t)2 << 20), big, "and taken again by the next chain");
+    arena_release(&a, m);
+    char *other = arena_take(&a, (size_t)3 << 20); /* larger than the spare: a new block */
+    cr_assert(other && other != big);
+    arena_release(&a, m);
+    cr_assert_eq(a.high_water, 64 + ((size_t)3 << 20), "the high-water mark is the peak, not the sum");
+    arena_reset(&a); /* one block of 1.5 x the peak */
     cr_assert_eq(a.used_total, 0);
     cr_assert(arena_take(&a, 64));
     const ArenaMark m2 = arena_mark(&a);
-    char *p = arena_take(&a, (size_t)2 << 20);
+    char *p = arena_take(&a, (size_t)3 << 20);
     arena_release(&a, m2);
     cr_assert_eq(a.used_total, 64, "inside one block the release holds");
-    cr_assert_eq(arena_take(&a, (size_t)2 << 20), p);
+    cr_assert_eq(arena_take(&a, (size_t)3 << 20), p, "no chain after the reset");
+    arena_free(&a);
+}
+
+Test(arena, release_to_a_mark_before_any_block_gives_back_everything) {
+    Arena a = {0};
+    ArenaMark none = arena_mark(&a);
+    cr_assert(arena_take(&a, 100));
+    cr_assert(arena_take(&a, (size_t)2 << 20));
+    arena_release(&a, none);
+    cr_assert_eq(a.used_total, 0);
+    cr_assert(arena_take(&a, 100), "taking again after an empty release");
     arena_free(&a);
 }

@@ -15,7 +15,7 @@ struct ArenaBlock {
 static ArenaBlock *block_new(size_t size, ArenaBlock *prev) {
     ArenaBlock *b = malloc(sizeof *b);
     if (!b) return NULL;
-    b->mem = mem_alloc(size);
+    b->mem = mem_alloc_uninit(size);
     if (!b->mem) {
         free(b);
         return NULL;
@@ -26,13 +26,26 @@ static ArenaBlock *block_new(size_t size, ArenaBlock *prev) {
     return b;
 }
 
+static void block_free(ArenaBlock *b) {
+    if (!b) return;
+    mem_free(b->mem);
+    free(b);
+}
+
 void *arena_take(Arena *a, size_t n) {
     size_t need = (n + 63) & ~(size_t)63;
     if (need < n) return NULL;
     if (!a->head || a->head->size - a->head->used < need) {
-        size_t size = need > ((size_t)1 << 20) ? need : ((size_t)1 << 20);
-        ArenaBlock *b = block_new(size, a->head);
-        if (!b) return NULL;
+        ArenaBlock *b = a->spare;
+        if (b && b->size >= need) {
+            a->spare = NULL;
+            b->prev = a->head;
+            b->used = 0;
+        } else {
+            size_t size = need > ((size_t)1 << 20) ? need : ((size_t)1 << 20);
+            b = block_new(size, a->head);
+            if (!b) return NULL;
+        }
         a->head = b;
     }
     void *p = a->head->mem + a->head->used;
@@ -49,11 +62,12 @@ float *arena_floats(Arena *a, size_t n) {
 }
 
 void arena_reset(Arena *a) {
-    if (a->head && a->head->prev) {
-        /* More than one block was needed: replace the chain by one block that
-         * holds the high-water mark, so the next step does not chain. */
-        arena_free(a);
+    if (a->head && (a->head->prev || a->high_water > a->head->size)) {
+        /* More than one block was needed (chained now, or chained and
+         * released): replace them by one block that holds the high-water
+         * mark, so the next step does not chain. */
         size_t hw = a->high_water;
+        arena_free(a);
         /* 1.5x headroom: decode needs a little more scratch at every
          * position, and must not come back here at every token */
         a->head = block_new(hw + hw / 2, NULL);
@@ -67,11 +81,11 @@ void arena_free(Arena *a) {
     ArenaBlock *b = a->head;
     while (b) {
         ArenaBlock *prev = b->prev;
-        mem_free(b->mem);
-        free(b);
+        block_free(b);
         b = prev;
     }
-    a->head = NULL;
+    block_free(a->spare);
+    a->head = a->spare = NULL;
     a->used_total = 0;
 }
 
@@ -81,7 +95,17 @@ ArenaMark arena_mark(const Arena *a) {
 }
 
 void arena_release(Arena *a, ArenaMark m) {
-    if (!a->head || a->head != m.block) return; /* none yet, or chained since */
-    a->head->used = m.used;
+    /* blocks chained since the mark hold only what was taken since it */
+    while (a->head && a->head != m.block) {
+        ArenaBlock *b = a->head;
+        a->head = b->prev;
+        if (!a->spare || b->size > a->spare->size) {
+            block_free(a->spare);
+            a->spare = b;
+        } else {
+            block_free(b);
+        }
+    }
+    if (a->head) a->head->used = m.used;
     a->used_total = m.total;
 }

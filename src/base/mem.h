@@ -20,6 +20,10 @@ static inline int size_add(size_t a, size_t b, size_t *out) {
 /* 64-byte aligned, zero-filled allocation of n bytes (n may be 0). Returns NULL
  * when memory is exhausted. Free with mem_free. */
 void *mem_alloc(size_t n);
+/* The same, not zero-filled: for scratch that is written before it is
+ * read (arena blocks). Zeroing hundreds of megabytes up front costs a
+ * page fault and a clear per page whether or not the pages are used. */
+void *mem_alloc_uninit(size_t n);
 void mem_free(void *p);
 
 #endif
