@@ -13,6 +13,7 @@
 # to bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/results.sh
 W=$PWD/build/whale
 D=build/bench/train
 CORES=${CORES:-$(nproc)}
@@ -64,4 +65,4 @@ fi
     echo "| $day | $cpu | 1 rank x $CORES threads | $o | 100% |"
     echo "| $day | $cpu | $CORES ranks x 1 thread | $t | $(eff "$t") |"
     echo "| $day | $cpu | $CORES ranks x 1 thread, sums after the backward | $a | $(eff "$a") |"
-} >> bench/RESULTS.md
+} | results_rows "Data-parallel scaling"

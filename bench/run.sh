@@ -11,6 +11,7 @@
 # picks models; THREADS sets the thread count (default: all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/results.sh
 W=build/whale
 THREADS=${THREADS:-$(nproc)}
 MODELS=${BENCH_MODELS:-"small qwen1.5b v2lite8"}
@@ -96,7 +97,7 @@ fi
 {
     echo "| $day | limits: read $bw GB/s, FMA peak $peak GFLOP/s, whale GEMM 256x2048x2048 $g GFLOP/s ($THREADS threads) | | | | | | |"
     printf "%s" "$rows"
-} >> bench/RESULTS.md
+} | results_rows 'Inference (`make bench`)'
 if [ -n "$side" ]; then
     if ! grep -q "^## Inference side by side" bench/RESULTS.md; then
         cat >> bench/RESULTS.md <<'HDR'
@@ -110,6 +111,6 @@ same threads, one after the other in one run; llama-bench's mean of 3, whale's m
 |---|---|---|---|---:|---:|---:|---:|---:|---:|
 HDR
     fi
-    printf "%s" "$side" >> bench/RESULTS.md
+    printf "%s" "$side" | results_rows "Inference side by side"
 fi
 if [ -x bench/tokenizer.sh ] || [ -f bench/tokenizer.sh ]; then bash bench/tokenizer.sh || true; fi

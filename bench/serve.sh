@@ -18,6 +18,7 @@
 # cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/results.sh
 W=build/whale
 THREADS=${THREADS:-$(nproc)}
 CLIENTS=${CLIENTS:-"1 4 16"}
@@ -151,4 +152,4 @@ fi
             echo "| $day | $cpu, $THREADS threads | llama-server -np $n (llama.cpp $(llama_version)) | $n | ${agg[llama,$n]} | ${per[llama,$n]} | ${errs[llama,$n]} | |"
         done
     fi
-} >> bench/RESULTS.md
+} | results_rows "Serving, R1-Distill-Qwen-1.5B Q4_0"

@@ -19,6 +19,7 @@
 # two must agree (a warning otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/results.sh
 RUNS=${RUNS:-3}
 JS_RUNS=${JS_RUNS:-1}
 W=build/whale
@@ -117,10 +118,4 @@ if ! grep -q '^## Tokenizer encode' $R 2>/dev/null; then
     awk -v s="$section" 'NR == 1 { print; print ""; printf "%s", s; next } { print }' $R > $R.tmp
     mv $R.tmp $R
 fi
-awk -v rows="$rows" '
-    { lines[NR] = $0 }
-    /^## Tokenizer encode/ { insec = 1 }
-    insec && /^\|/ { last = NR; intable = 1; next }
-    insec && intable { insec = 0 }
-    END { for (i = 1; i <= NR; i++) { print lines[i]; if (i == last) printf "%s", rows } }' $R > $R.tmp
-mv $R.tmp $R
+printf "%s" "$rows" | results_rows "Tokenizer encode"

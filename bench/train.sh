@@ -13,6 +13,7 @@
 # Appends rows to bench/RESULTS.md. STEPS (default 20), THREADS (all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/results.sh
 W=build/whale
 THREADS=${THREADS:-$(nproc)}
 STEPS=${STEPS:-20}
@@ -93,4 +94,4 @@ fi
     echo "| $day | $cpu, $THREADS threads | PyTorch $($py -c 'import torch; print(torch.__version__)'), OpenBLAS default | $td | $(mfu $td) | |"
     echo "| $day | $cpu, $THREADS threads | PyTorch, OPENBLAS_CORETYPE=SkylakeX | $ts | $(mfu $ts) | |"
     echo "| $day | $cpu, $THREADS threads | PyTorch, SkylakeX, jemalloc preloaded | $tj | $(mfu $tj) | |"
-} >> bench/RESULTS.md
+} | results_rows "Training"
