@@ -138,6 +138,35 @@ void gemm_thread_free(void) {
     pack_cap = 0;
 }
 
+/* One gemm_nt call's operands and buffers. */
+typedef struct GemmNt {
+    float *y;
+    const float *x;
+    const Mat *W;
+    int row0, n_rows, T, K;
+    float *ap, *bp;      /* packed strips of x; per-thread panels of W */
+    size_t per_thread;
+} GemmNt;
+
+static void gemm_nt_strip(const GemmNt *g, int s, int k0, int kc) {
+    const int t0 = s * MR, mr = g->T - t0 < MR ? g->T - t0 : MR;
+    pack_a(g->ap + (size_t)s * MR * KC, g->x, g->K, 0, t0, mr, k0, kc);
+}
+
+/* Panel p (NR rows of W, NR columns of y) against every strip, on thread
+ * slot tid's buffer. */
+static void gemm_nt_panel(const GemmNt *g, int p, int k0, int kc, int tid) {
+    float *b = g->bp + (size_t)tid * g->per_thread;
+    const int n0 = p * NR, nr = g->n_rows - n0 < NR ? g->n_rows - n0 : NR;
+    const int n_strips = (g->T + MR - 1) / MR;
+    pack_b(b, g->W, g->row0 + n0, nr, k0, kc, b + NR * KC);
+    for (int s = 0; s < n_strips; s++) {
+        const int t0 = s * MR, mr = g->T - t0 < MR ? g->T - t0 : MR;
+        micro_12x32(g->ap + (size_t)s * MR * KC, b, kc, g->y + (size_t)t0 * g->n_rows + n0,
+                    g->n_rows, mr, nr, k0 == 0);
+    }
+}
+
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     const int K = W->cols, n_strips = (T + MR - 1) / MR, n_panels = (n_rows + NR - 1) / NR;
     const int nt = threads_max();
@@ -146,23 +175,23 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
     const size_t a_floats = (size_t)n_strips * MR * KC;
     float *ap = pack_get(a_floats + (size_t)nt * per_thread);
     if (!ap) return -1;
-    float *bp = ap + a_floats;
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        const int kc = K - k0 < KC ? K - k0 : KC;
-        for (int s = 0; s < n_strips; s++) {
-            int t0 = s * MR, mr = T - t0 < MR ? T - t0 : MR;
-            pack_a(ap + (size_t)s * MR * KC, x, K, 0, t0, mr, k0, kc);
+    const GemmNt g = {y, x, W, row0, n_rows, T, K, ap, ap + a_floats, per_thread};
+    if (!threads_in_parallel()) {
+        /* one region for the whole product, the strips' packing shared out
+         * too: the loops' barriers order each slice's packing and panels */
+#pragma omp parallel
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = K - k0 < KC ? K - k0 : KC;
+#pragma omp for schedule(static)
+            for (int s = 0; s < n_strips; s++) gemm_nt_strip(&g, s, k0, kc);
+#pragma omp for schedule(dynamic, 1)
+            for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, p, k0, kc, thread_id());
         }
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int p = 0; p < n_panels; p++) {
-            float *b = bp + (size_t)thread_id() * per_thread;
-            const int n0 = p * NR, nr = n_rows - n0 < NR ? n_rows - n0 : NR;
-            pack_b(b, W, row0 + n0, nr, k0, kc, b + NR * KC);
-            for (int s = 0; s < n_strips; s++) {
-                int t0 = s * MR, mr = T - t0 < MR ? T - t0 : MR;
-                micro_12x32(ap + (size_t)s * MR * KC, b, kc, y + (size_t)t0 * n_rows + n0,
-                            n_rows, mr, nr, k0 == 0);
-            }
+    } else {
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = K - k0 < KC ? K - k0 : KC;
+            for (int s = 0; s < n_strips; s++) gemm_nt_strip(&g, s, k0, kc);
+            for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, p, k0, kc, 0);
         }
     }
     return 0;
@@ -330,20 +359,20 @@ void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const f
      * system call (threads.h): small products, and those called inside
      * another region, stay out of OpenMP */
     const int big = n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel();
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        const int kc = K - k0 < KC ? K - k0 : KC;
-        /* the first slice overwrites C unless beta is 1 */
-        const int first = k0 == 0 && beta == 0.0f;
-        if (big && n_strips > 8) {
-#pragma omp parallel for schedule(static)
+    if (big) {
+        /* one region: the loops' barriers order each slice's packing and panels */
+#pragma omp parallel
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0 && beta == 0.0f;
+#pragma omp for schedule(static)
             for (int s = 0; s < n_strips; s++) sgemm_pack_strip(&g, s, k0, kc);
-        } else {
-            for (int s = 0; s < n_strips; s++) sgemm_pack_strip(&g, s, k0, kc);
-        }
-        if (big) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1)
             for (int p = 0; p < n_panels; p++) sgemm_panel(&g, p, k0, kc, first, thread_id());
-        } else {
+        }
+    } else {
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0 && beta == 0.0f;
+            for (int s = 0; s < n_strips; s++) sgemm_pack_strip(&g, s, k0, kc);
             for (int p = 0; p < n_panels; p++) sgemm_panel(&g, p, k0, kc, first, 0);
         }
     }
