@@ -55,13 +55,14 @@ print(round(statistics.median(r["tok_s"] for r in rows[2:]), 1))
 PY
 )
 jem=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
-pre=""; [ -f $jem ] && pre=$jem || echo "note: jemalloc not installed (apt-get install libjemalloc2); PyTorch runs without it"
+pre=""; [ -f $jem ] && pre=$jem || echo "note: jemalloc not installed (apt-get install libjemalloc2): no jemalloc run"
 # PyTorch three ways; whale is compared with the fastest. On this machine
 # Debian's jemalloc made PyTorch 3x slower (page faults), so the runs
 # without it count too.
 torch_default=$(env -u OPENBLAS_CORETYPE $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
 torch_skx=$(OPENBLAS_CORETYPE=SkylakeX $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
-torch_jem=$(LD_PRELOAD=$pre OPENBLAS_CORETYPE=SkylakeX $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
+torch_jem='{"tok_s": 0}'
+[ -n "$pre" ] && torch_jem=$(LD_PRELOAD=$pre OPENBLAS_CORETYPE=SkylakeX $py bench/train_torch.py --steps "$STEPS" --threads "$THREADS")
 td=$(json "$torch_default" tok_s); ts=$(json "$torch_skx" tok_s); tj=$(json "$torch_jem" tok_s)
 best=$($py -c "print(max($td, $ts, $tj))")
 mfu() { $py -c "print(f'{$1 * $flop / 1e9 / $peak * 100:.1f}%')"; }
@@ -70,7 +71,7 @@ echo "train-bench ($flop FLOP/token, FMA peak $peak GFLOP/s, $THREADS threads):"
 echo "  whale          $whale_tok tok/s  MFU $(mfu $whale_tok)"
 echo "  torch default  $td tok/s  MFU $(mfu $td)"
 echo "  torch SkylakeX $ts tok/s  MFU $(mfu $ts)"
-echo "  torch SkylakeX + jemalloc $tj tok/s  MFU $(mfu $tj)"
+[ -n "$pre" ] && echo "  torch SkylakeX + jemalloc $tj tok/s  MFU $(mfu $tj)"
 echo "  whale / best torch: $ratio"
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
@@ -93,5 +94,5 @@ fi
     echo "| $day | $cpu, $THREADS threads | whale | $whale_tok | $(mfu $whale_tok) | $ratio |"
     echo "| $day | $cpu, $THREADS threads | PyTorch $($py -c 'import torch; print(torch.__version__)'), OpenBLAS default | $td | $(mfu $td) | |"
     echo "| $day | $cpu, $THREADS threads | PyTorch, OPENBLAS_CORETYPE=SkylakeX | $ts | $(mfu $ts) | |"
-    echo "| $day | $cpu, $THREADS threads | PyTorch, SkylakeX, jemalloc preloaded | $tj | $(mfu $tj) | |"
+    [ -z "$pre" ] || echo "| $day | $cpu, $THREADS threads | PyTorch, SkylakeX, jemalloc preloaded | $tj | $(mfu $tj) | |"
 } | results_rows "Training"
