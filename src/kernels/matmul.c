@@ -5,6 +5,7 @@
 #include "kernels/matmul.h"
 
 #include <assert.h>
+#include <immintrin.h>
 #include <stdlib.h>
 
 #include "base/threads.h"
@@ -166,6 +167,21 @@ void matmul_same_x(float *const *y, const float *x, const Mat *const *W, int n, 
     for (int i = 0; i < n; i++) matmul(y[i], x, W[i], T);
 }
 
+/* y[0..n) += a x[0..n). At -O2 the plain loop stays scalar: the absorbed
+ * MLA query spent 9% of a V2-Lite decoding step in it. */
+__attribute__((target("avx512f"))) static void axpy_avx512(float *y, float a, const float *x,
+                                                           int n) {
+    const __m512 va = _mm512_set1_ps(a);
+    int k = 0;
+    for (; k + 16 <= n; k += 16)
+        _mm512_storeu_ps(y + k, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
+    for (; k < n; k++) y[k] += a * x[k];
+}
+
+static void axpy_scalar(float *y, float a, const float *x, int n) {
+    for (int k = 0; k < n; k++) y[k] += a * x[k];
+}
+
 void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     assert(row0 >= 0 && row0 + n_rows <= W->rows);
     const int K = W->cols;
@@ -182,6 +198,10 @@ void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int 
         float *yt = y + (size_t)t * K;
         for (int k = 0; k < K; k++) yt[k] = 0.0f;
     }
+    const DotKernels *dk = dot_best();
+    void (*axpy)(float *, float, const float *, int) =
+        dk == dot_kernels(DOT_AVX512) || dk == dot_kernels(DOT_AVX512_VNNI) ? axpy_avx512
+                                                                            : axpy_scalar;
     /* rows of W in order, each dequantised once and added to every token */
     for (int n = 0; n < n_rows; n++) {
         const float *wn;
@@ -191,11 +211,7 @@ void matmul_t(float *y, const float *x, const Mat *W, int row0, int n_rows, int 
             mat_dequantize_row(W, row0 + n, row);
             wn = row;
         }
-        for (int t = 0; t < T; t++) {
-            const float a = x[(size_t)t * n_rows + n];
-            float *yt = y + (size_t)t * K;
-            for (int k = 0; k < K; k++) yt[k] += a * wn[k];
-        }
+        for (int t = 0; t < T; t++) axpy(y + (size_t)t * K, x[(size_t)t * n_rows + n], wn, K);
     }
 }
 

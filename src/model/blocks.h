@@ -95,6 +95,10 @@ int mla_forward_train(float *out, const float *x, const LayerWeights *L, const M
  * sequence of one row). */
 int mla_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
                 const Rope *rope, const SeqRows *sr, int layer, MlaPath path, Arena *a);
+/* From this much work (heads x cached rows x latent width) one decoding
+ * row's absorbed heads are split over the threads (the row alone would
+ * leave them waiting). Tests set 0 to run the split on small models. */
+extern long mla_heads_split_min;
 
 int gqa_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c,
                 const Rope *rope, const SeqRows *sr, int layer, Arena *a);

@@ -149,6 +149,38 @@ static int mla_attend_prefill(float *att, const float *q, const float *rows, int
     return 0;
 }
 
+/* Heads h0..h1-1 of absorbed row t (of T) at position pos against its
+ * cached rows: qa[h] = [W_UK[h]^T q_nope, q_rope] into ws (then the
+ * scores), their latent outputs into oc (H, T, R). */
+static void absorbed_row(float *oc, float *ws, const float *qu, const float *q, const float *rows,
+                         int t, int T, int h0, int h1, int pos, const ModelConfig *c, float scale) {
+    const int H = c->num_attention_heads, R = c->kv_lora_rank;
+    const int nope = c->qk_nope_head_dim, rd = c->qk_rope_head_dim, qk = nope + rd, W = R + rd;
+    float *qa = ws, *p = qa + (size_t)(h1 - h0) * W; /* (heads, W), (heads, S) */
+    for (int h = h0; h < h1; h++) {
+        memcpy(qa + (size_t)(h - h0) * W, qu + ((size_t)h * T + t) * R, (size_t)R * sizeof(float));
+        memcpy(qa + (size_t)(h - h0) * W + R, q + ((size_t)t * H + h) * qk + nope,
+               (size_t)rd * sizeof(float));
+    }
+    if (h1 > h0)
+        attention_decode(oc + ((size_t)h0 * T + t) * R, (size_t)T * R, qa, W, rows, W, rows, W,
+                         h1 - h0, pos + 1, W, R, scale, p);
+}
+
+long mla_heads_split_min = 1L << 16;
+
+/* Head h's output rows: att[t][h] (v) = W_UV[h] oc[h][t] for the absorbed
+ * rows t; oh: scratch of (T, v). */
+static void absorbed_out(float *att, float *oh, const float *oc, const int *seq, int T, int h,
+                         const LayerWeights *L, const ModelConfig *c) {
+    const int H = c->num_attention_heads, R = c->kv_lora_rank;
+    const int nope = c->qk_nope_head_dim, vd = c->v_head_dim;
+    matmul_rows(oh, oc + (size_t)h * T * R, &L->kv_b_proj, h * (nope + vd) + nope, vd, T);
+    for (int t = 0; t < T; t++)
+        if (seq[t] >= 0)
+            memcpy(att + ((size_t)t * H + h) * vd, oh + (size_t)t * vd, (size_t)vd * sizeof(float));
+}
+
 /* The absorbed path for every row t with seq[t] >= 0: query t (H, qk) at
  * position pos[t] against rows[seq[t]], the cached rows 0..pos[t] of its
  * sequence; att (T, H, v). With W_UK absorbed, head h attends to the
@@ -167,10 +199,10 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
     const size_t per = (size_t)H * (W + s_max);
     float *ws = arena_floats(a, per * threads_max());
     float *oc = arena_floats(a, (size_t)H * T * R); /* (H, T, R) each head's latent output */
-    float *oh = arena_floats(a, (size_t)T * vd);    /* (T, v) one head's output */
+    float *ohs = arena_floats(a, (size_t)threads_max() * T * vd); /* (T, v) one head's output, per thread */
     float *qn = arena_floats(a, (size_t)H * T * (nope > 0 ? nope : 1)); /* (H, T, nope) */
     float *qu = arena_floats(a, (size_t)H * T * R); /* (H, T, R) W_UK[h]^T q_nope */
-    if (!ws || !oc || !oh || !qn || !qu) return -1;
+    if (!ws || !oc || !ohs || !qn || !qu) return -1;
     /* The absorbed queries of all rows, one product per head. With several
      * rows, W_UK in another type than F32 is converted once per step into
      * a float copy, so the products take the packed GEMM; one row reads it
@@ -201,29 +233,38 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
     }
     /* Row by row, all heads together over the row's latent cache: the
      * fused kernel (kernels/attention_decode.h), keys and values both the
-     * cached rows, the values their first R numbers. */
+     * cached rows, the values their first R numbers. One row alone (one
+     * sequence decoding) would leave the other threads waiting: its heads
+     * are split over them instead, each reading the cache for its own. */
+    const int split_heads = T == 1 && seq[0] >= 0 && H > 1 && threads_max() > 1 &&
+                            !threads_in_parallel() && (long)H * (pos[0] + 1) * W >= mla_heads_split_min;
+    if (split_heads) {
+#pragma omp parallel
+        {
+            const int nth = threads_in_team(), i = thread_id();
+            absorbed_row(oc, ws + per * i, qu, q, rows[seq[0]], 0, 1, H * i / nth, H * (i + 1) / nth,
+                         pos[0], c, scale);
+        }
+    } else {
 #pragma omp parallel for schedule(dynamic, 1) if (T > 1)
-    for (int t = 0; t < T; t++) {
-        if (seq[t] < 0) {
-            for (int h = 0; h < H; h++) memset(oc + ((size_t)h * T + t) * R, 0, (size_t)R * sizeof(float));
-            continue;
+        for (int t = 0; t < T; t++) {
+            if (seq[t] < 0) {
+                for (int h = 0; h < H; h++) memset(oc + ((size_t)h * T + t) * R, 0, (size_t)R * sizeof(float));
+                continue;
+            }
+            absorbed_row(oc, ws + per * thread_id(), qu, q, rows[seq[t]], t, T, 0, H, pos[t], c, scale);
         }
-        float *qa = ws + per * thread_id(), *p = qa + (size_t)H * W; /* (H, W), (H, S) */
-        /* qa[h] (W) = [W_UK[h]^T q_nope, q_rope] */
-        for (int h = 0; h < H; h++) {
-            memcpy(qa + (size_t)h * W, qu + ((size_t)h * T + t) * R, (size_t)R * sizeof(float));
-            memcpy(qa + (size_t)h * W + R, q + ((size_t)t * H + h) * qk + nope,
-                   (size_t)rd * sizeof(float));
-        }
-        attention_decode(oc + (size_t)t * R, (size_t)T * R, qa, W, rows[seq[t]], W, rows[seq[t]], W,
-                         H, pos[t] + 1, W, R, scale, p);
     }
-    /* o_h (T, v) = o_c W_UV[h]^T; rows of other paths are overwritten by their own */
-    for (int h = 0; h < H; h++) {
-        matmul_rows(oh, oc + (size_t)h * T * R, &L->kv_b_proj, h * (nope + vd) + nope, vd, T);
-        for (int t = 0; t < T; t++)
-            if (seq[t] >= 0)
-                memcpy(att + ((size_t)t * H + h) * vd, oh + (size_t)t * vd, (size_t)vd * sizeof(float));
+    /* o_h (T, v) = o_c W_UV[h]^T, the heads side by side when each product
+     * is too small to split; rows of other paths are overwritten by their own */
+    const int heads_par = H > 1 && !threads_in_parallel() && (long)T * vd * R * H >= 1L << 16 &&
+                          (long)T * vd * R < 1L << 20;
+    if (heads_par) {
+#pragma omp parallel for schedule(static)
+        for (int h = 0; h < H; h++)
+            absorbed_out(att, ohs + (size_t)thread_id() * T * vd, oc, seq, T, h, L, c);
+    } else {
+        for (int h = 0; h < H; h++) absorbed_out(att, ohs, oc, seq, T, h, L, c);
     }
     return 0;
 }
