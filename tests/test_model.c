@@ -100,6 +100,18 @@ static void run_close(Run *r) {
     free(r->ref);
 }
 
+/* Every token of the case fed alone (the decode path); logits (n, V), malloc'd. */
+static float *decode_one_by_one(Run *r) {
+    float *lg = malloc(sizeof(float) * (size_t)r->n * r->V);
+    Err err = {0};
+    for (int t = 0; t < r->n; t++) {
+        ForwardOpts o = {.logits = lg + (size_t)t * r->V};
+        cr_assert_eq(model_forward(&r->m, &r->kv, r->ids + t, 1, &o, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(r->kv.len, r->n);
+    return lg;
+}
+
 Test(model, prefill_matches_reference) {
     for (int i = 0; i < N_CASES; i++) {
         Run r;
@@ -120,13 +132,7 @@ Test(model, decode_matches_reference) {
     for (int i = 0; i < N_CASES; i++) {
         Run r;
         run_open(&r, cases[i], 0);
-        float *lg = malloc(sizeof(float) * (size_t)r.n * r.V);
-        Err err = {0};
-        for (int t = 0; t < r.n; t++) {
-            ForwardOpts o = {.logits = lg + (size_t)t * r.V};
-            cr_assert_eq(model_forward(&r.m, &r.kv, r.ids + t, 1, &o, &err), 0, "%s", err.msg);
-        }
-        cr_assert_eq(r.kv.len, r.n);
+        float *lg = decode_one_by_one(&r);
         float d = compare(cases[i], lg, r.ref, (size_t)r.n * r.V, r.V, TOL);
         fprintf(stderr, "decode  %-9s max|diff| %.2e\n", cases[i], d);
         cr_expect(d <= TOL, "%s decode: max |diff| %g > %g", cases[i], d, TOL);
@@ -170,12 +176,7 @@ Test(model, decode_with_heads_split_matches_reference) {
     for (int i = 0; i < 3; i++) {
         Run r;
         run_open(&r, mla[i], 0);
-        float *lg = malloc(sizeof(float) * (size_t)r.n * r.V);
-        Err err = {0};
-        for (int t = 0; t < r.n; t++) {
-            ForwardOpts o = {.logits = lg + (size_t)t * r.V};
-            cr_assert_eq(model_forward(&r.m, &r.kv, r.ids + t, 1, &o, &err), 0, "%s", err.msg);
-        }
+        float *lg = decode_one_by_one(&r);
         float d = compare(mla[i], lg, r.ref, (size_t)r.n * r.V, r.V, TOL);
         cr_expect(d <= TOL, "%s decode, heads split: max |diff| %g > %g", mla[i], d, TOL);
         free(lg);

@@ -422,6 +422,7 @@ void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const f
      * system call (threads.h): small products, and those called inside
      * another region, stay out of OpenMP */
     const int big = n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel();
+    /* the first slice overwrites C unless beta is 1 */
     if (big) {
         /* one region: the loops' barriers order each slice's packing and panels */
 #pragma omp parallel
