@@ -5,15 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *mem_alloc_uninit(size_t n) {
+/* n rounded up to whole 64-byte lines (at least one), or 0 on overflow. */
+static size_t lines_of(size_t n) {
     size_t rounded = (n + 63) & ~(size_t)63;
-    if (rounded < n) return NULL;
-    return aligned_alloc(64, rounded ? rounded : 64);
+    if (rounded < n) return 0;
+    return rounded ? rounded : 64;
+}
+
+void *mem_alloc_uninit(size_t n) {
+    const size_t bytes = lines_of(n);
+    return bytes ? aligned_alloc(64, bytes) : NULL;
 }
 
 void *mem_alloc(size_t n) {
     void *p = mem_alloc_uninit(n);
-    if (p) memset(p, 0, n ? (n + 63) & ~(size_t)63 : 64); /* the padding too */
+    if (p) memset(p, 0, lines_of(n)); /* the padding too */
     return p;
 }
 
