@@ -333,6 +333,62 @@ Test(rl_tasks, traces_read_as_documented) {
     find("linear")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
     cr_assert_str_eq(think, "3x=8+7=15, x=15/3=5, result 5");
     cr_assert_str_eq(ans, "5");
+    /* countdown: every move in order, the larger first for - and /, the
+     * new value in front of what is left */
+    p = (TaskProblem){.n_numbers = 3, .numbers = {4, 15, 10}, .target = 70};
+    find("countdown")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
+    cr_assert_str_eq(think, "4+15=19: 19+10=29, 19*10=190, 19-10=9; 4*15=60: 60+10=70 yes");
+    cr_assert_str_eq(ans, "(4*15)+10");
+    p = (TaskProblem){.n_numbers = 2, .numbers = {3, 12}, .target = 4};
+    find("countdown")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
+    cr_assert_str_eq(think, "3+12=15, 3*12=36, 12-3=9, 12/3=4 yes");
+    cr_assert_str_eq(ans, "12/3");
+}
+
+/* Every try a countdown trace writes ("x op y=v") is computed right but
+ * the slip, which is the last, a near miss written as the target; the
+ * answer is the path that the last try ends. */
+Test(rl_tasks, countdown_tries_are_computed) {
+    const Task *t = find("countdown");
+    int n_slips = 0;
+    for (int i = 0; i < 400; i++) {
+        TaskProblem p;
+        gen(t, 5, TASK_TRAIN, (uint64_t)i, 2 + i % 3, &p);
+        char think[TASK_THINK_MAX], ans[TASK_ANSWER_MAX];
+        Rng r;
+        rng_seed(&r, (uint64_t)i);
+        int e = t->solve(&p, &r, 0.6f, think, sizeof think, ans, sizeof ans);
+        cr_assert_geq(e, 0);
+        const char *q = think;
+        long long x, y, v, last_true = 0;
+        char op;
+        int n, tries = 0;
+        while (sscanf(q, "%lld%c%lld=%lld%n", &x, &op, &y, &v, &n) == 4) {
+            long long want = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y
+                           : y && x % y == 0 ? x / y : -1;
+            cr_assert(want > 0, "%s: a useless try %lld%c%lld in %s", p.question, x, op, y, think);
+            q += n;
+            tries++;
+            last_true = want;
+            if (!strncmp(q, " yes", 4)) break;
+            cr_assert_eq(v, want, "%s: %lld%c%lld=%lld in %s", p.question, x, op, y, v, think);
+            q += strspn(q, ":;, ");
+        }
+        cr_assert(tries > 0 && !strcmp(q, " yes"), "%s: the trace does not end in a try and "
+                  "yes: %s", p.question, think);
+        cr_assert_eq(v, p.target);
+        int64_t got;
+        cr_assert_eq(countdown_eval(ans, p.numbers, p.n_numbers, &got), COUNTDOWN_OK, "%s", ans);
+        cr_assert_eq(got, last_true, "%s: answer %s is not the path of %s", p.question, ans,
+                     think);
+        cr_assert_eq(e > 0, last_true != p.target);
+        if (e > 0) {
+            long long d = llabs(last_true - p.target), tol = p.target / 10 > 1 ? p.target / 10 : 1;
+            cr_assert(d <= tol, "%s: the slip %lld is not a near miss", p.question, last_true);
+        }
+        n_slips += e > 0;
+    }
+    cr_assert(n_slips > 20, "only %d slips in 400 noisy traces", n_slips);
 }
 
 Test(rl_tasks, integer_answers_are_exact) {
@@ -807,6 +863,21 @@ Test(rl_tasks, corpus_options) {
         seen[ex->problem.difficulty]++;
     }
     cr_assert(seen[2] > 60 && seen[3] > 60 && seen[4] > 60, "%d %d %d", seen[2], seen[3], seen[4]);
+    /* a weighted mix: 2,2,3 is two thirds 2 */
+    o.n_mix = 3;
+    o.mix[0] = o.mix[1] = 2;
+    o.mix[2] = 3;
+    memset(seen, 0, sizeof seen);
+    for (uint64_t i = 0; i < 600; i++) {
+        cr_assert_eq(corpus_example(&o, i, ex, &err), 0, "%s", err.msg);
+        seen[ex->problem.difficulty]++;
+    }
+    cr_assert(seen[2] > 360 && seen[2] < 440 && seen[2] + seen[3] == 600, "%d %d", seen[2],
+              seen[3]);
+    o.mix[1] = 7;
+    cr_assert_eq(corpus_example(&o, 0, ex, &err), -1);
+    cr_assert(strstr(err.msg, "not 7"), "%s", err.msg);
+    o.n_mix = 0;
     o.difficulty_max = 7;
     cr_assert_eq(corpus_example(&o, 0, ex, &err), -1);
     cr_assert(strstr(err.msg, "difficulty"), "%s", err.msg);
@@ -867,6 +938,8 @@ Test(rl_tasks, cli_task_data) {
         {"--task", "nope", "unknown task"},   {"--difficulty", "0", "--difficulty"},
         {"--difficulty", "4-3", "--difficulty"}, {"--difficulty", "x", "--difficulty"},
         {"--difficulty", "9", "1..6"},        {"--difficulty", "3-", "--difficulty"},
+        {"--difficulty", "2,9", "1..6"},      {"--difficulty", "2,,3", "--difficulty"},
+        {"--difficulty", "2,3,", "--difficulty"},
         {"--skip-think", "1.5", "--skip-think"}, {"--error-rate", "-0.1", "--error-rate"},
         {"--template", "long", "--template"}, {"--n", "-3", "--n"},
         {"--n", "ten", "--n"},                {"--bogus", "1", "bogus"},

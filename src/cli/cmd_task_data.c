@@ -13,19 +13,30 @@
 
 #define CMD "task-data"
 
-/* "D" or "D1-D2" (0 < D1 <= D2) into *lo, *hi; -1 if malformed. */
-static int parse_range(const char *s, int *lo, int *hi) {
+/* "D", "D1-D2" (0 < D1 <= D2) or "D,D,..." (at most CORPUS_MIX_MAX) into
+ * o's difficulty, difficulty_max or mix; -1 if malformed. */
+static int parse_difficulty(const char *s, CorpusOpts *o) {
     char *end;
     long a = strtol(s, &end, 10), b = a;
     if (end == s || a < 1 || a > 1000) return -1;
+    if (*end == ',') {
+        o->mix[0] = (int)a;
+        for (o->n_mix = 1; *end == ','; o->n_mix++) {
+            const char *t = end + 1;
+            long v = strtol(t, &end, 10);
+            if (end == t || v < 1 || v > 1000 || o->n_mix == CORPUS_MIX_MAX) return -1;
+            o->mix[o->n_mix] = (int)v;
+        }
+        return *end ? -1 : 0;
+    }
     if (*end == '-') {
         const char *t = end + 1;
         b = strtol(t, &end, 10);
         if (end == t || b < a || b > 1000) return -1;
     }
     if (*end) return -1;
-    *lo = (int)a;
-    *hi = (int)b;
+    o->difficulty = (int)a;
+    o->difficulty_max = (int)b;
     return 0;
 }
 
@@ -40,7 +51,8 @@ int cmd_task_data(int argc, char **argv) {
         {"out", 'o', ARG_STR, &out, "FILE: the JSONL file to write"},
         {"seed", 0, ARG_INT, &seed, "N: seed of the problems and the noise (default 0)"},
         {"difficulty", 0, ARG_STR, &difficulty,
-         "D: the task's difficulty (default: the task's), or D1-D2 for a uniform mix"},
+         "D: the task's difficulty (default: the task's), D1-D2 for a uniform mix, or "
+         "D,D,... drawn uniformly (2,2,3: two thirds 2)"},
         {"skip-think", 0, ARG_FLOAT, &skip,
          "P: share of examples without reasoning and with a guessed answer (default 0.3)"},
         {"error-rate", 0, ARG_FLOAT, &error_rate,
@@ -59,11 +71,13 @@ int cmd_task_data(int argc, char **argv) {
     if (!(o.task = task_find(task)))
         return cli_fail(CMD, "--task: unknown task '%s' (tasks: %s)", task, task_names()), 2;
     o.seed = (uint64_t)(int64_t)seed;
-    if (difficulty && parse_range(difficulty, &o.difficulty, &o.difficulty_max) != 0)
-        return cli_fail(CMD, "--difficulty expects D or D1-D2 (D1 <= D2, from 1), got '%s'",
-                        difficulty), 2;
-    if (difficulty && (task_difficulty(o.task, o.difficulty) < 0 ||
-                       task_difficulty(o.task, o.difficulty_max) < 0))
+    if (difficulty && parse_difficulty(difficulty, &o) != 0)
+        return cli_fail(CMD, "--difficulty expects D, D1-D2 (D1 <= D2, from 1) or D,D,... (at "
+                        "most %d), got '%s'", CORPUS_MIX_MAX, difficulty), 2;
+    int bad = difficulty && (task_difficulty(o.task, o.difficulty) < 0 ||
+                             task_difficulty(o.task, o.difficulty_max) < 0);
+    for (int i = 0; i < o.n_mix; i++) bad |= task_difficulty(o.task, o.mix[i]) < 0;
+    if (bad)
         return cli_fail(CMD, "--difficulty: %s takes %d..%d, not %s", o.task->name,
                         o.task->difficulty_min, o.task->difficulty_max, difficulty), 2;
     if (skip != -1) {
@@ -87,7 +101,8 @@ int cmd_task_data(int argc, char **argv) {
     double pct = st.n ? 100.0 / (double)st.n : 0;
     int d = task_difficulty(o.task, o.difficulty);
     char dtext[32];
-    if (o.difficulty_max > d) snprintf(dtext, sizeof dtext, "%d-%d", d, o.difficulty_max);
+    if (o.n_mix > 0) snprintf(dtext, sizeof dtext, "%s", difficulty);
+    else if (o.difficulty_max > d) snprintf(dtext, sizeof dtext, "%d-%d", d, o.difficulty_max);
     else snprintf(dtext, sizeof dtext, "%d", d);
     log_info("whale task-data: %lld %s examples (difficulty %s, train split, template %s) -> %s "
              "in %.2f s; thinking skipped %.1f%%, reasoning with errors %.1f%%, answers right "

@@ -31,6 +31,13 @@ static int check_opts(const CorpusOpts *o, Err *err) {
     int d = task_difficulty(t, o->difficulty), bad = d < 0 ? o->difficulty : 0;
     if (d >= 0 && o->difficulty_max > d && task_difficulty(t, o->difficulty_max) < 0)
         bad = o->difficulty_max;
+    if (o->n_mix < 0 || o->n_mix > CORPUS_MIX_MAX)
+        return err_set(err, "corpus: %d difficulties in the mix, at most %d", o->n_mix,
+                       CORPUS_MIX_MAX);
+    for (int i = 0; i < o->n_mix; i++)
+        if (o->mix[i] < 1 || task_difficulty(t, o->mix[i]) < 0)
+            return err_set(err, "%s: difficulty must be %d..%d, not %d", t->name,
+                           t->difficulty_min, t->difficulty_max, o->mix[i]);
     if (bad)
         return err_set(err, "%s: difficulty must be %d..%d, not %d", t->name, t->difficulty_min,
                        t->difficulty_max, bad);
@@ -47,7 +54,9 @@ int corpus_example(const CorpusOpts *o, uint64_t index, CorpusExample *ex, Err *
     Rng r;
     rng_seed(&r, mix(mix(o->seed ^ 0x636f72707573ull) ^ index)); /* "corpus" */
     int d = task_difficulty(t, o->difficulty);
-    if (o->difficulty_max > d) d += (int)rng_below(&r, (uint64_t)(o->difficulty_max - d + 1));
+    if (o->n_mix > 0) d = o->mix[rng_below(&r, (uint64_t)o->n_mix)];
+    else if (o->difficulty_max > d)
+        d += (int)rng_below(&r, (uint64_t)(o->difficulty_max - d + 1));
     if (task_generate(t, o->seed, TASK_TRAIN, index, d, &ex->problem) != 0)
         return err_set(err, "%s: no train problem at difficulty %d", t->name, d);
     const TaskProblem *p = &ex->problem;

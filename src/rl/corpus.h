@@ -18,6 +18,7 @@
 #define CORPUS_SKIP_THINK_DEFAULT 0.3f
 #define CORPUS_ERROR_RATE_DEFAULT 0.6f
 #define CORPUS_TEXT_MAX 8192 /* template + question + TASK_THINK_MAX + answer fit */
+#define CORPUS_MIX_MAX 16
 
 typedef struct CorpusOpts {
     const Task *task;    /* required */
@@ -25,6 +26,10 @@ typedef struct CorpusOpts {
     int difficulty;      /* 0: the task's default */
     int difficulty_max;  /* > difficulty: each example draws its difficulty uniformly from
                             difficulty..difficulty_max; else every example has difficulty */
+    int mix[CORPUS_MIX_MAX]; /* n_mix > 0: each example draws its difficulty uniformly from
+                                mix[0..n_mix) instead (repeat one to weight it: 2,2,3 is
+                                two thirds 2); difficulty and difficulty_max are unused */
+    int n_mix;
     float skip_think;    /* probability that an example has empty thinking and a guessed
                             answer (Task.guess) */
     float error_rate;    /* Task.solve's error_rate for the others */

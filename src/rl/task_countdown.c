@@ -32,20 +32,23 @@ static int prec(const Tree *t, int node) {
 
 /* The expression of node with the parentheses precedence needs: a right
  * operand of - or / keeps them at equal precedence (a-(b-c), a/(b*c));
- * a*(b/c) == a*b/c because c divides b, so b/c's are dropped. */
-static void render(const Tree *t, int node, TaskBuf *b) {
+ * a*(b/c) == a*b/c because c divides b, so b/c's are dropped. With full,
+ * every operand that is not a number is in parentheses, as the search
+ * trace's answers are written: (4*15)+10, one rule for the model to learn. */
+static void render(const Tree *t, int node, int full, TaskBuf *b) {
     if (node < t->n) {
         tbuf_printf(b, "%lld", (long long)t->numbers[node]);
         return;
     }
     int k = node - t->n, pl = prec(t, t->left[k]), pr = prec(t, t->right[k]), po = prec(t, node);
     char op = t->op[k];
-    int paren_l = pl < po, paren_r = pr < po || (pr == po && (op == '-' || op == '/'));
+    int paren_l = full ? pl < 3 : pl < po;
+    int paren_r = full ? pr < 3 : pr < po || (pr == po && (op == '-' || op == '/'));
     tbuf_printf(b, paren_l ? "(" : "");
-    render(t, t->left[k], b);
+    render(t, t->left[k], full, b);
     tbuf_printf(b, paren_l ? ")%c" : "%c", op);
     tbuf_printf(b, paren_r ? "(" : "");
-    render(t, t->right[k], b);
+    render(t, t->right[k], full, b);
     tbuf_printf(b, paren_r ? ")" : "");
 }
 
@@ -109,7 +112,7 @@ static void countdown_draw(Rng *r, int d, TaskProblem *p) {
         tbuf_printf(&q, " with + - * /, each used at most once");
         TaskBuf a;
         tbuf_init(&a, p->answer, sizeof p->answer);
-        render(&t, node[0], &a);
+        render(&t, node[0], 0, &a);
         return;
     }
 }
@@ -137,89 +140,127 @@ static int countdown_verify(const TaskProblem *p, const char *answer) {
 
 /* ---- the search trace ------------------------------------------------------ */
 
+/* The trace is a search a small model can carry out one step at a time:
+ * with three values left (at difficulty 2 and 3, from the start) it tries
+ * every move in a fixed order, so each written try follows from the one
+ * before and needs only the arithmetic of two numbers. Tries are separated
+ * by ", " (the last step) or "; " (three values left); a step with values
+ * left after it is followed by ": " and its sub-search. The first step
+ * that makes the target ends the trace with " yes". With more than three
+ * values a full search would not fit (thousands of tries), so the trace
+ * takes one move, at random among those that keep the target reachable
+ * (checked silently), until three are left: at difficulty 4 and up that
+ * choice is the step the model cannot follow from the text. */
+
 typedef struct Search {
     Tree t;
     int64_t target;
     Rng *r;
     float rate;
     TaskBuf *b;
-    int n_show, shown, errors, done;
-    int64_t step_x[MAX_N], step_y[MAX_N], step_v[MAX_N]; /* the current path */
+    int errors, done;
     int final_node;
 } Search;
 
-/* One try: the steps of the current path up to k, the last with value v. */
-static void print_path(Search *s, int k, int64_t v) {
-    for (int i = 0; i <= k; i++)
-        tbuf_printf(s->b, "%lld%c%lld=%lld, ", (long long)s->step_x[i], s->t.op[i],
-                    (long long)s->step_y[i], (long long)(i == k ? v : s->step_v[i]));
+typedef struct Move {
+    unsigned char i, j;
+    char op;
+} Move;
+
+/* The moves of pool[0..m) in the fixed order: pairs in pool order, then
+ * + * - /, the larger operand first for - and / (apply keeps only the
+ * useful ones). */
+static int list_moves(const int64_t *pool, int m, Move *moves) {
+    static const char ops[4] = {'+', '*', '-', '/'};
+    int n = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = i + 1; j < m; j++)
+            for (int o = 0; o < 4; o++) {
+                int swap = (ops[o] == '-' || ops[o] == '/') && pool[j] > pool[i];
+                int x = swap ? j : i, y = swap ? i : j;
+                if (apply(pool[x], ops[o], pool[y]) == 0) continue;
+                moves[n++] = (Move){(unsigned char)x, (unsigned char)y, ops[o]};
+            }
+    return n;
 }
 
-/* Depth-first over the m values in pool (their tree nodes in node), moves
- * in random order; k is the step number. Writes the shown tries and stops
- * (s->done) at the solution or at a slip. */
-static void search(Search *s, int64_t *pool, int *node, int m, int k) {
-    typedef struct Move {
-        unsigned char i, j;
-        char op;
-    } Move;
-    static const char ops[4] = {'+', '-', '*', '/'};
-    Move moves[MAX_N * (MAX_N - 1) * 4];
-    int n_moves = 0;
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < m; j++)
-            for (int o = 0; o < 4; o++) {
-                if (i == j || ((ops[o] == '+' || ops[o] == '*') && j < i)) continue;
-                if (apply(pool[i], ops[o], pool[j]) == 0) continue;
-                moves[n_moves++] = (Move){(unsigned char)i, (unsigned char)j, ops[o]};
-            }
-    for (int a = n_moves - 1; a > 0; a--) { /* Fisher-Yates */
-        int b = (int)rng_below(s->r, (uint64_t)a + 1);
-        Move tmp = moves[a];
-        moves[a] = moves[b];
-        moves[b] = tmp;
+/* A near miss: a value the slip mistakes for the target (within a tenth
+ * of it, at least 1 away). */
+static int near_miss(int64_t v, int64_t target) {
+    int64_t d = v > target ? v - target : target - v, tol = target / 10 > 1 ? target / 10 : 1;
+    return d > 0 && d <= tol;
+}
+
+/* pool[0..m) without pool[i] and pool[j], v in front; the same for the
+ * nodes (vn for v) unless node is NULL. */
+static void reduce(const int64_t *pool, const int *node, int m, int i, int j, int64_t v, int vn,
+                   int64_t *sub, int *sub_node) {
+    int w = 1;
+    sub[0] = v;
+    if (node) sub_node[0] = vn;
+    for (int x = 0; x < m; x++)
+        if (x != i && x != j) {
+            if (node) sub_node[w] = node[x];
+            sub[w++] = pool[x];
+        }
+}
+
+/* 1 if some sequence of moves on pool[0..m) makes target. */
+static int reachable(const int64_t *pool, int m, int64_t target) {
+    Move moves[MAX_N * (MAX_N - 1) * 2];
+    int n_moves = list_moves(pool, m, moves);
+    for (int a = 0; a < n_moves; a++) {
+        int64_t v = apply(pool[moves[a].i], moves[a].op, pool[moves[a].j]), sub[MAX_N];
+        if (v == target) return 1;
+        if (m == 2) continue;
+        reduce(pool, NULL, m, moves[a].i, moves[a].j, v, 0, sub, NULL);
+        if (reachable(sub, m - 1, target)) return 1;
     }
+    return 0;
+}
+
+/* Searches the m values in pool (their tree nodes in node); k is the step
+ * number. Sets s->done at the solution or at a slip. */
+static void search(Search *s, const int64_t *pool, const int *node, int m, int k) {
+    Move moves[MAX_N * (MAX_N - 1) * 2];
+    int n_moves = list_moves(pool, m, moves);
+    if (m > 3)
+        for (int a = n_moves - 1; a > 0; a--) { /* Fisher-Yates */
+            int b = (int)rng_below(s->r, (uint64_t)a + 1);
+            Move tmp = moves[a];
+            moves[a] = moves[b];
+            moves[b] = tmp;
+        }
+    const char *sep = m == 2 ? ", " : "; ";
+    int written = 0;
     for (int a = 0; a < n_moves && !s->done; a++) {
         int i = moves[a].i, j = moves[a].j;
-        int64_t v = apply(pool[i], moves[a].op, pool[j]);
+        int64_t v = apply(pool[i], moves[a].op, pool[j]), sub[MAX_N];
+        int sub_node[MAX_N];
+        if (m > 3) { /* the silent choice */
+            reduce(pool, node, m, i, j, v, s->t.n + k, sub, sub_node);
+            if (v != s->target && !reachable(sub, m - 1, s->target)) continue;
+        }
         s->t.op[k] = moves[a].op;
         s->t.left[k] = node[i];
         s->t.right[k] = node[j];
-        s->step_x[k] = pool[i];
-        s->step_y[k] = pool[j];
-        s->step_v[k] = v;
-        if (v == s->target) {
-            print_path(s, k, v);
-            tbuf_printf(s->b, "yes");
+        tbuf_printf(s->b, "%s%lld%c%lld=", written++ ? sep : "", (long long)pool[i],
+                    moves[a].op, (long long)pool[j]);
+        int slip = m <= 3 && v != s->target && near_miss(v, s->target) && s->rate > 0 &&
+                   rng_uniform(s->r) < s->rate;
+        if (v == s->target || slip) { /* the slip: "...=target yes" */
+            tbuf_printf(s->b, "%lld yes", (long long)s->target);
             s->final_node = s->t.n + k;
+            s->errors += slip;
             s->done = 1;
             return;
         }
-        if (m == 2) { /* every number used: a dead end */
-            if (s->shown >= s->n_show) continue;
-            s->shown++;
-            if (s->rate > 0 && rng_uniform(s->r) < s->rate) { /* the slip: "...=target, yes" */
-                print_path(s, k, s->target);
-                tbuf_printf(s->b, "yes");
-                s->final_node = s->t.n + k;
-                s->errors++;
-                s->done = 1;
-                return;
-            }
-            print_path(s, k, v);
-            tbuf_printf(s->b, "no. ");
-            continue;
-        }
-        int64_t sub[MAX_N];
-        int sub_node[MAX_N], w = 0;
-        for (int x = 0; x < m; x++)
-            if (x != i && x != j) {
-                sub[w] = pool[x];
-                sub_node[w++] = node[x];
-            }
-        sub[w] = v;
-        sub_node[w] = s->t.n + k;
+        tbuf_printf(s->b, "%lld", (long long)v);
+        if (m == 2) continue;
+        reduce(pool, node, m, i, j, v, s->t.n + k, sub, sub_node); /* the new value first */
+        tbuf_printf(s->b, ": ");
         search(s, sub, sub_node, m - 1, k + 1);
+        if (m > 3) return; /* the move was chosen to succeed */
     }
 }
 
@@ -233,11 +274,10 @@ static int countdown_solve(const TaskProblem *p, Rng *r, float error_rate, char 
                 .r = r,
                 .rate = error_rate,
                 .b = &b,
-                .n_show = (int)rng_below(r, 4),
                 .final_node = -1};
     for (int i = 0; i < p->n_numbers; i++)
         if (p->numbers[i] == p->target) { /* never drawn, but be exact about it */
-            tbuf_printf(&b, "%lld, yes", (long long)p->target);
+            tbuf_printf(&b, "%lld yes", (long long)p->target);
             s.final_node = i;
             s.done = 1;
             break;
@@ -252,7 +292,7 @@ static int countdown_solve(const TaskProblem *p, Rng *r, float error_rate, char 
         search(&s, pool, node, p->n_numbers, 0);
     }
     if (!s.done) return -1; /* unsolvable: not a problem draw made */
-    render(&s.t, s.final_node, &a);
+    render(&s.t, s.final_node, 1, &a);
     return b.overflow || a.overflow ? -1 : s.errors;
 }
 
