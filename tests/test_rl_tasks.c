@@ -236,7 +236,10 @@ Test(rl_tasks, every_problem_verifies_and_solves) {
                     cr_assert(p.n_numbers == d);
                     for (int j = 0; j < d; j++)
                         cr_assert(p.numbers[j] != p.target, "%s: trivial", p.question);
-                    cr_assert(p.target >= 1 && p.target <= 100 * (d - 1), "%s", p.question);
+                    cr_assert(p.target >= 1 && p.target <= 10 * (4 * d - 2), "%s", p.question);
+                    for (int j = 0; j < d; j++)
+                        cr_assert(p.numbers[j] >= 1 && p.numbers[j] <= 4 * d - 2, "%s",
+                                  p.question);
                 } else {
                     cr_assert_eq(trace_result(think), p.target, "%s: %s", p.question, think);
                 }

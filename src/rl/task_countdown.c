@@ -65,7 +65,10 @@ static int64_t apply(int64_t x, char op, int64_t y) {
     }
 }
 
-static int max_number(int d) { return 10 * (d - 1); }
+/* Numbers 1..4d-2 (1..10 at the default 3): small enough that a tiny model
+ * learns the arithmetic of every pair; with 1..10(d-1) (1..20) the
+ * recipe's base had not learned it after 500 steps (3*9=48). */
+static int max_number(int d) { return 4 * d - 2; }
 
 static void countdown_draw(Rng *r, int d, TaskProblem *p) {
     static const char ops[10] = {'+', '+', '+', '-', '-', '-', '*', '*', '/', '/'};
@@ -322,8 +325,8 @@ static void countdown_guess(const TaskProblem *p, Rng *r, char *answer, size_t n
 const Task task_countdown = {
     .name = "countdown",
     .description = "make a target from d numbers with + - * /, each at most once (difficulty "
-                   "d = how many numbers, 2-6, default 3; numbers 1..10(d-1), target up to "
-                   "100(d-1))",
+                   "d = how many numbers, 2-6, default 3; numbers 1..4d-2, target up to "
+                   "10(4d-2))",
     .difficulty_min = 2,
     .difficulty_max = MAX_N,
     .difficulty_default = 3,
