@@ -25,22 +25,24 @@ static uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+static int bad_difficulty(const Task *t, int d, Err *err) {
+    return err_set(err, "%s: difficulty must be %d..%d, not %d", t->name, t->difficulty_min,
+                   t->difficulty_max, d);
+}
+
 static int check_opts(const CorpusOpts *o, Err *err) {
     if (!o->task) return err_set(err, "corpus: no task");
     const Task *t = o->task;
-    int d = task_difficulty(t, o->difficulty), bad = d < 0 ? o->difficulty : 0;
-    if (d >= 0 && o->difficulty_max > d && task_difficulty(t, o->difficulty_max) < 0)
-        bad = o->difficulty_max;
+    int d = task_difficulty(t, o->difficulty);
+    if (d < 0) return bad_difficulty(t, o->difficulty, err);
+    if (o->difficulty_max > d && task_difficulty(t, o->difficulty_max) < 0)
+        return bad_difficulty(t, o->difficulty_max, err);
     if (o->n_mix < 0 || o->n_mix > CORPUS_MIX_MAX)
         return err_set(err, "corpus: %d difficulties in the mix, at most %d", o->n_mix,
                        CORPUS_MIX_MAX);
-    for (int i = 0; i < o->n_mix; i++)
+    for (int i = 0; i < o->n_mix; i++) /* 0 is not "the default" here */
         if (o->mix[i] < 1 || task_difficulty(t, o->mix[i]) < 0)
-            return err_set(err, "%s: difficulty must be %d..%d, not %d", t->name,
-                           t->difficulty_min, t->difficulty_max, o->mix[i]);
-    if (bad)
-        return err_set(err, "%s: difficulty must be %d..%d, not %d", t->name, t->difficulty_min,
-                       t->difficulty_max, bad);
+            return bad_difficulty(t, o->mix[i], err);
     if (!(o->skip_think >= 0 && o->skip_think <= 1))
         return err_set(err, "skip_think must be in [0, 1], not %g", (double)o->skip_think);
     if (!(o->error_rate >= 0 && o->error_rate <= 1))

@@ -240,10 +240,9 @@ static void search(Search *s, const int64_t *pool, const int *node, int m, int k
         int i = moves[a].i, j = moves[a].j;
         int64_t v = apply(pool[i], moves[a].op, pool[j]), sub[MAX_N];
         int sub_node[MAX_N];
-        if (m > 3) { /* the silent choice */
-            reduce(pool, node, m, i, j, v, s->t.n + k, sub, sub_node);
-            if (v != s->target && !reachable(sub, m - 1, s->target)) continue;
-        }
+        if (m > 2) reduce(pool, node, m, i, j, v, s->t.n + k, sub, sub_node); /* v in front */
+        if (m > 3 && v != s->target && !reachable(sub, m - 1, s->target))
+            continue; /* the silent choice */
         s->t.op[k] = moves[a].op;
         s->t.left[k] = node[i];
         s->t.right[k] = node[j];
@@ -260,7 +259,6 @@ static void search(Search *s, const int64_t *pool, const int *node, int m, int k
         }
         tbuf_printf(s->b, "%lld", (long long)v);
         if (m == 2) continue;
-        reduce(pool, node, m, i, j, v, s->t.n + k, sub, sub_node); /* the new value first */
         tbuf_printf(s->b, ": ");
         search(s, sub, sub_node, m - 1, k + 1);
         if (m > 3) return; /* the move was chosen to succeed */
