@@ -265,6 +265,34 @@ Test(bpe_train, writer_reuses_the_id_of_an_existing_string) {
     tokenizer_free(t);
 }
 
+/* split_digits: no merge holds a digit, so numbers encode one token per
+ * digit, while words still merge; without it the frequent numbers merge. */
+Test(bpe_train, split_digits_keeps_numbers_one_token_per_digit) {
+    const char *docs[] = {"12+34=46 the answer 46, 12*34=408 the answer 408", NULL};
+    for (int split = 0; split <= 1; split++) {
+        BpeCounts c;
+        BpeMerges m;
+        Err e = {{0}};
+        cr_assert_eq(bpe_counts_init(&c, &e), 0, "%s", e.msg);
+        for (int i = 0; i < 50; i++)
+            cr_assert_eq(bpe_counts_add_text(&c, docs[0], strlen(docs[0]), &e), 0, "%s", e.msg);
+        BpeTrainOpts o = {.vocab_size = tokjson_bytelevel_size(0) + 40, .quiet = 1,
+                          .split_digits = split};
+        cr_assert_eq(bpe_train(&c, &o, &m, &e), 0, "%s", e.msg);
+        int digit_merges = 0;
+        for (int i = 0; i < m.n; i++)
+            digit_merges += strpbrk(m.pair[i][0], "0123456789") ||
+                            strpbrk(m.pair[i][1], "0123456789");
+        if (split)
+            cr_expect(digit_merges == 0 && m.n >= 5, "%d merges with digits of %d", digit_merges,
+                      m.n);
+        else
+            cr_expect(digit_merges > 0, "no number merged without split_digits");
+        bpe_merges_free(&m);
+        bpe_counts_free(&c);
+    }
+}
+
 Test(bpe_train, vocab_below_the_base_is_an_error) {
     BpeCounts c;
     BpeMerges m;
@@ -326,17 +354,29 @@ static HRun run_whale(char *const argv[]) {
 
 #define WB ((char *)whale_bin())
 
-Test(bpe_train, cli_trained_tokenizer_round_trips_and_matches_js) {
-    rng_state = 42;
+/* `whale tokenizer-train --vocab 700 [extra]` on 300 kB of random_text
+ * seeded with seed, into DIR out; returns the text (free it). */
+static char *cli_train(unsigned seed, const char *out, char *extra) {
+    rng_state = seed;
     size_t cap = 400000;
     char *text = malloc(cap);
+    cr_assert_not_null(text);
     random_text(text, cap, 300000);
-    const char *corpus = h_path(g_dir, "corpus.txt"), *out = h_path(g_dir, "tok");
+    char name[32];
+    snprintf(name, sizeof name, "corpus%u.txt", seed);
+    const char *corpus = h_path(g_dir, name);
     cr_assert_eq(h_write_text(corpus, text), 0);
     HRun r = run_whale((char *[]){WB, "tokenizer-train", "--input", (char *)corpus, "--vocab",
-                                  "700", "--out", (char *)out, NULL});
+                                  "700", "--out", (char *)out, extra, NULL});
     cr_assert(r.exited && r.code == 0, "%s: %s\n%s", r.cmd, h_run_status(&r), r.err);
     h_run_free(&r);
+    return text;
+}
+
+Test(bpe_train, cli_trained_tokenizer_round_trips_and_matches_js) {
+    const char *out = h_path(g_dir, "tok");
+    char *text = cli_train(42, out, NULL);
+    HRun r;
     Err e = {{0}};
     Tokenizer *t = tokenizer_load(out, &e);
     cr_assert_not_null(t, "%s", e.msg);
@@ -494,6 +534,43 @@ Test(bpe_train, cli_inputs_text_and_jsonl_several_ways) {
     cr_expect(r.exited && r.code == 1 && strstr(r.err, "already exists"), "%s", r.err);
     h_run_free(&r);
     free(want);
+}
+
+/* --split-digits end to end: the trained tokenizer keeps every digit a
+ * token of its own, and `whale init --tokenizer` grows a preset's
+ * vocab_size (512) to fit its 700 ids, to a multiple of 8. */
+Test(bpe_train, cli_split_digits_and_init_fits_the_vocab) {
+    const char *tok = h_path(g_dir, "tokd"), *model = h_path(g_dir, "model");
+    free(cli_train(7, tok, "--split-digits"));
+    Err e = {{0}};
+    Tokenizer *t = tokenizer_load(tok, &e);
+    cr_assert_not_null(t, "%s", e.msg);
+    cr_expect_eq(tokenizer_n_vocab(t), 700);
+    const char *s = " 12 345 3.14 the model 345";
+    int *ids, n;
+    cr_assert_eq(tokenizer_encode(t, s, strlen(s), 0, &ids, &n, &e), 0, "%s", e.msg);
+    int digits = 0;
+    for (int i = 0; i < n; i++) {
+        char *d;
+        size_t dl;
+        cr_assert_eq(tokenizer_decode(t, &ids[i], 1, 0, &d, &dl, &e), 0, "%s", e.msg);
+        cr_expect(dl == 1 || !strpbrk(d, "0123456789"), "token '%s' holds a digit", d);
+        digits += dl == 1 && d[0] >= '0' && d[0] <= '9';
+        free(d);
+    }
+    cr_expect_eq(digits, 11);
+    cr_expect_lt(n, (int)strlen(s) - 4, "%d tokens: the words did not merge", n);
+    free(ids);
+    tokenizer_free(t);
+    HRun r = run_whale((char *[]){WB, "init", "--preset", "tiny", "--tokenizer", (char *)tok, "--out",
+                             (char *)model, NULL});
+    cr_assert(r.exited && r.code == 0, "%s: %s\n%s", r.cmd, h_run_status(&r), r.err);
+    h_run_free(&r);
+    json_error_t je;
+    json_t *c = json_load_file(h_path(model, "config.json"), 0, &je);
+    cr_assert_not_null(c, "%s", je.text);
+    cr_expect_eq(json_integer_value(json_object_get(c, "vocab_size")), 704);
+    json_decref(c);
 }
 
 /* Run the command; expect exit code and a stderr line holding needle. */

@@ -29,8 +29,11 @@ static int write_generation_config(const char *dir, const ModelConfig *c, Err *e
 }
 
 /* The tokenizer must fit vocab_size: checked before anything is written,
- * so a refused init leaves no half-written model behind. */
-static int check_tokenizer(const char *tok_dir, const ModelConfig *c, Err *err) {
+ * so a refused init leaves no half-written model behind. A given tokenizer
+ * with more ids than the config's vocab_size grows it (to a multiple of 8,
+ * as the recipe configs round): a tokenizer trained with up to N ids
+ * (tokenizer-train) and one config then serve any corpus. */
+static int check_tokenizer(const char *tok_dir, ModelConfig *c, Err *err) {
     if (!tok_dir) {
         if (tokjson_bytelevel_size(0) > c->vocab_size)
             return err_set(err, "vocab_size %d is too small for the byte-level tokenizer (needs %d)",
@@ -42,9 +45,12 @@ static int check_tokenizer(const char *tok_dir, const ModelConfig *c, Err *err) 
         return err_set(err, "%s: path too long", tok_dir);
     int max_id;
     if (tokjson_max_id(from, &max_id, err) != 0) return -1;
-    if (max_id >= c->vocab_size)
-        return err_set(err, "%s: token id %d does not fit vocab_size %d", from, max_id,
-                       c->vocab_size);
+    if (max_id >= c->vocab_size) {
+        int grown = (max_id + 1 + 7) / 8 * 8;
+        log_info("whale init: vocab_size %d -> %d to fit %s (ids up to %d)", c->vocab_size, grown,
+                 from, max_id);
+        c->vocab_size = grown;
+    }
     return 0;
 }
 

@@ -24,7 +24,7 @@ static int add_doc(void *ctx, const char *text, size_t len, Err *err) {
 
 int cmd_tokenizer_train(int argc, char **argv) {
     const char *out = NULL, *model = NULL, *input_help = NULL;
-    int vocab = 0, min_count = 2, threads = 0, seed = 0, force = 0;
+    int vocab = 0, min_count = 2, threads = 0, seed = 0, force = 0, split_digits = 0;
     ArgSpec specs[] = {
         {"input", 'i', ARG_STR, &input_help,
          "FILES: text or .jsonl files; several after one --input, comma-separated, or repeated"},
@@ -33,6 +33,8 @@ int cmd_tokenizer_train(int argc, char **argv) {
         {"out", 'o', ARG_STR, &out, "DIR: where tokenizer.json and tokenizer_config.json go"},
         {"min-count", 0, ARG_INT, &min_count,
          "N: merge only pairs seen at least N times (default 2)"},
+        {"split-digits", 0, ARG_FLAG, &split_digits,
+         "never merge a digit with anything: numbers stay one token per digit"},
         {"force", 'f', ARG_FLAG, &force, "overwrite an existing DIR/tokenizer.json"},
         {"model", 'm', ARG_STR, &model, "DIR: the same as --out"},
         {"threads", 't', ARG_INT, &threads, "N: threads (training runs on one)"},
@@ -117,7 +119,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
              n_paths == 1 ? "" : "s", n_docs, n_docs == 1 ? "" : "s",
              (unsigned long long)counts.n_occurrences, counts.words.n, t1 - t0,
              (double)counts.n_text_bytes / 1e6 / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9));
-    BpeTrainOpts opts = {.vocab_size = vocab, .min_count = min_count};
+    BpeTrainOpts opts = {.vocab_size = vocab, .min_count = min_count, .split_digits = split_digits};
     if (bpe_train(&counts, &opts, &merges, &err) != 0) goto fail;
     double t2 = time_now();
     if (merges.stopped_early)

@@ -181,7 +181,8 @@ typedef struct Pair {
                        * and repeats are harmless, a word merges nothing twice */
     uint32_t n_post, cap_post;
     uint32_t stamp;   /* last merge step that raised count */
-    uint8_t banned;   /* its string is an added token: never merged */
+    uint8_t banned;   /* its string is an added token (or holds a digit, with
+                       * split_digits): never merged */
 } Pair;
 
 typedef struct HeapEnt {
@@ -376,6 +377,12 @@ static int is_added(const unsigned char *p, size_t n) {
     return 0;
 }
 
+static int has_digit(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= '0' && p[i] <= '9') return 1;
+    return 0;
+}
+
 static int setup(Trainer *t, const BpeCounts *c) {
     const BpeStrSet *ws = &c->words;
     t->n_words = ws->n;
@@ -452,7 +459,7 @@ int bpe_train(const BpeCounts *c, const BpeTrainOpts *o, BpeMerges *out, Err *er
         if (grow(&buf, &buf_cap, la + lb, 1) != 0) goto oom;
         memcpy(buf, t.tok.bytes + t.tok.off[a], la);
         memcpy(buf + la, t.tok.bytes + t.tok.off[b], lb);
-        if (is_added(buf, la + lb)) {
+        if (is_added(buf, la + lb) || (o->split_digits && has_digit(buf, la + lb))) {
             p->banned = 1;
             continue;
         }

@@ -58,6 +58,9 @@ typedef struct BpeTrainOpts {
     int vocab_size;      /* ids in all, specials, bytes and markers included;
                           * at least tokjson_bytelevel_size(0) */
     int64_t min_count;   /* a pair merges only if it occurs this often (default 2) */
+    int split_digits;    /* never merge a pair whose string holds an ASCII
+                          * digit: numbers stay one token per digit, so a
+                          * small model sees the digits it computes with */
     int quiet;           /* no progress lines on stderr */
     double progress_s;   /* seconds between progress lines (default 2) */
 } BpeTrainOpts;
