@@ -234,8 +234,15 @@ Test(rl_tasks, every_problem_verifies_and_solves) {
                 cr_assert(strlen(think) > 0);
                 if (!strcmp(t->name, "countdown")) {
                     cr_assert(p.n_numbers == d);
-                    for (int j = 0; j < d; j++)
+                    long long sum = 0, product = 1;
+                    for (int j = 0; j < d; j++) {
                         cr_assert(p.numbers[j] != p.target, "%s: trivial", p.question);
+                        sum += p.numbers[j];
+                        product *= p.numbers[j];
+                    }
+                    /* no one-operator shortcut from 3 numbers up */
+                    cr_assert(d < 3 || (p.target != sum && p.target != product), "%s: the %s",
+                              p.question, p.target == sum ? "sum" : "product");
                     cr_assert(p.target >= 1 && p.target <= 10 * (4 * d - 2), "%s", p.question);
                     for (int j = 0; j < d; j++)
                         cr_assert(p.numbers[j] >= 1 && p.numbers[j] <= 4 * d - 2, "%s",
@@ -336,21 +343,99 @@ Test(rl_tasks, traces_read_as_documented) {
     find("linear")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
     cr_assert_str_eq(think, "3x=8+7=15, x=15/3=5, result 5");
     cr_assert_str_eq(ans, "5");
-    /* countdown: every move in order, the larger first for - and /, the
-     * new value in front of what is left */
+    /* countdown: each level restates what is left and the target, then
+     * tries every move in order, the larger first for - and /, the new
+     * value in front of what is left */
     p = (TaskProblem){.n_numbers = 3, .numbers = {4, 15, 10}, .target = 70};
     find("countdown")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
-    cr_assert_str_eq(think, "4+15=19: 19+10=29, 19*10=190, 19-10=9; 4*15=60: 60+10=70 yes");
+    cr_assert_str_eq(think, "[4 15 10 to 70]: 4+15=19 [19 10 to 70]: 19+10=29, 19*10=190, "
+                            "19-10=9; 4*15=60 [60 10 to 70]: 60+10=70 yes");
     cr_assert_str_eq(ans, "(4*15)+10");
     p = (TaskProblem){.n_numbers = 2, .numbers = {3, 12}, .target = 4};
     find("countdown")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
-    cr_assert_str_eq(think, "3+12=15, 3*12=36, 12-3=9, 12/3=4 yes");
+    cr_assert_str_eq(think, "[3 12 to 4]: 3+12=15, 3*12=36, 12-3=9, 12/3=4 yes");
     cr_assert_str_eq(ans, "12/3");
 }
 
-/* Every try a countdown trace writes ("x op y=v") is computed right but
- * the slip, which is the last, a near miss written as the target; the
- * answer is the path that the last try ends. */
+/* The countdown trace's grammar, checked against the problem: a level is
+ * "[values to target]: " and its tries, ", " apart with two values, "; "
+ * with more; a try is "x op y=v" over two of the level's values, computed
+ * right (but a slip, which ends the trace with " yes"); with three values
+ * or more a try goes on with " " and the level below, which restates v
+ * first and then the values the try left, in any order. */
+typedef struct TraceCheck {
+    const char *q, *think;
+    const TaskProblem *p;
+    long long last_v, last_true;
+    int tries;
+} TraceCheck;
+
+static int cmp_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Reads the level at c->q: its values must be want[0..m) (first fixed, the
+ * rest in any order when loose). Returns 1 at " yes", 0 at the level's end. */
+static int check_level(TraceCheck *c, const long long *want, int m, int loose) {
+    long long vals[8], sorted_want[8], target = -1;
+    int n = 0, used;
+    cr_assert_eq(*c->q, '[', "%s: no level at \"%s\" in %s", c->p->question, c->q, c->think);
+    c->q++;
+    while (n < 8 && sscanf(c->q, "%lld %n", &vals[n], &used) == 1) {
+        c->q += used;
+        n++;
+    }
+    cr_assert(sscanf(c->q, "to %lld]: %n", &target, &used) == 1 && used > 0, "%s", c->think);
+    c->q += used;
+    cr_assert(n == m && target == c->p->target, "%s: a level of %d values, target %lld in %s",
+              c->p->question, n, target, c->think);
+    memcpy(sorted_want, want, (size_t)m * sizeof *want);
+    if (loose) {
+        qsort(vals + 1, (size_t)m - 1, sizeof *vals, cmp_ll);
+        qsort(sorted_want + 1, (size_t)m - 1, sizeof *vals, cmp_ll);
+    }
+    cr_assert(!memcmp(vals, sorted_want, (size_t)m * sizeof *vals), "%s: a level restates the "
+              "wrong values in %s", c->p->question, c->think);
+    memcpy(vals, want, (size_t)m * sizeof *want);
+    for (int k = 0;; k++) {
+        if (k && strncmp(c->q, m == 2 ? ", " : "; ", 2)) return 0;
+        c->q += k ? 2 : 0;
+        long long x, y, v;
+        char op;
+        cr_assert(sscanf(c->q, "%lld%c%lld=%lld%n", &x, &op, &y, &v, &used) == 4, "%s: no try at "
+                  "\"%s\" in %s", c->p->question, c->q, c->think);
+        c->q += used;
+        int i = -1, j = -1;
+        for (int a = 0; a < m && i < 0; a++) i = vals[a] == x ? a : -1;
+        for (int a = 0; a < m && j < 0; a++) j = a != i && vals[a] == y ? a : -1;
+        cr_assert(i >= 0 && j >= 0, "%s: %lld%c%lld takes values the level has not in %s",
+                  c->p->question, x, op, y, c->think);
+        long long r = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y
+                    : y && x % y == 0 ? x / y : -1;
+        cr_assert(r > 0, "%s: a useless try %lld%c%lld in %s", c->p->question, x, op, y,
+                  c->think);
+        c->tries++;
+        c->last_v = v;
+        c->last_true = r;
+        if (!strncmp(c->q, " yes", 4)) {
+            c->q += 4;
+            return 1;
+        }
+        cr_assert_eq(v, r, "%s: %lld%c%lld=%lld in %s", c->p->question, x, op, y, v, c->think);
+        if (m == 2) continue;
+        cr_assert_eq(*c->q, ' ', "%s", c->think);
+        c->q++;
+        long long sub[8] = {v};
+        for (int a = 0, w = 1; a < m; a++)
+            if (a != i && a != j) sub[w++] = vals[a];
+        if (check_level(c, sub, m - 1, 1)) return 1;
+    }
+}
+
+/* Every try a countdown trace writes is computed right but the slip,
+ * which is the last, a near miss written as the target; the levels follow
+ * the grammar above; the answer is the path that the last try ends. */
 Test(rl_tasks, countdown_tries_are_computed) {
     const Task *t = find("countdown");
     int n_slips = 0;
@@ -362,23 +447,12 @@ Test(rl_tasks, countdown_tries_are_computed) {
         rng_seed(&r, (uint64_t)i);
         int e = t->solve(&p, &r, 0.6f, think, sizeof think, ans, sizeof ans);
         cr_assert_geq(e, 0);
-        const char *q = think;
-        long long x, y, v, last_true = 0;
-        char op;
-        int n, tries = 0;
-        while (sscanf(q, "%lld%c%lld=%lld%n", &x, &op, &y, &v, &n) == 4) {
-            long long want = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y
-                           : y && x % y == 0 ? x / y : -1;
-            cr_assert(want > 0, "%s: a useless try %lld%c%lld in %s", p.question, x, op, y, think);
-            q += n;
-            tries++;
-            last_true = want;
-            if (!strncmp(q, " yes", 4)) break;
-            cr_assert_eq(v, want, "%s: %lld%c%lld=%lld in %s", p.question, x, op, y, v, think);
-            q += strspn(q, ":;, ");
-        }
-        cr_assert(tries > 0 && !strcmp(q, " yes"), "%s: the trace does not end in a try and "
-                  "yes: %s", p.question, think);
+        TraceCheck c = {.q = think, .think = think, .p = &p};
+        long long given[8];
+        for (int k = 0; k < p.n_numbers; k++) given[k] = p.numbers[k];
+        cr_assert(check_level(&c, given, p.n_numbers, 0) && !*c.q, "%s: the trace does not "
+                  "end in a try and yes: %s", p.question, think);
+        long long v = c.last_v, last_true = c.last_true;
         cr_assert_eq(v, p.target);
         int64_t got;
         cr_assert_eq(countdown_eval(ans, p.numbers, p.n_numbers, &got), COUNTDOWN_OK, "%s", ans);

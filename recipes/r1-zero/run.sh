@@ -78,8 +78,9 @@ stage 1 "corpus: $CORPUS_N worked $TASK problems (difficulty $CORPUS_DIFF), $SKI
 "$W" task-data --task "$TASK" --n "$CORPUS_N" --difficulty "$CORPUS_DIFF" --skip-think "$SKIP" \
     --error-rate "$ERR" $tpl --out "$out/corpus.jsonl"
 
-stage 2 "tokenizer: byte-level BPE with $VOCAB ids (characters, the tags as single tokens)"
-"$W" tokenizer-train --input "$out/corpus.jsonl" --vocab "$VOCAB" --out "$out/tokenizer" --force
+stage 2 "tokenizer: byte-level BPE with up to $VOCAB ids (the tags as single tokens, digits never merged)"
+"$W" tokenizer-train --input "$out/corpus.jsonl" --vocab "$VOCAB" --split-digits \
+    --out "$out/tokenizer" --force
 
 stage 3 "pretraining a DeepSeek-V3-architecture model ($PRE_STEPS steps) and a smaller student ($STU_STEPS steps)"
 "$W" init --config "$here/configs/base.json" --tokenizer "$out/tokenizer" --out "$out/init" \

@@ -4,8 +4,10 @@
  * generator builds the target from a random expression over all the numbers
  * (every intermediate result a positive integer, every division exact), so
  * every problem is solvable; the verifier is countdown_eval. The worked
- * reasoning is a randomised depth-first search written as tries: a few dead
- * ends ("3+7=10, 10*25=250, no"), then the solution ("..., yes"). */
+ * reasoning is a depth-first search written as tries, each level opening
+ * with what is left and the target so that every try needs only the text
+ * near it: "[4 15 10 to 70]: 4+15=19 [19 10 to 70]: 19+10=29, ...; 4*15=60
+ * [60 10 to 70]: 60+10=70 yes" (search, below). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,9 +101,18 @@ static void countdown_draw(Rng *r, int d, TaskProblem *p) {
             pool[j] = pool[m - 1];
             node[j] = node[m - 1];
         }
-        int64_t target = pool[0];
+        /* Trivial: the target is a given number; or, with 3 or more, the
+         * sum or the product of them all, one operator everywhere: GRPO
+         * found that shortcut (answer a+b+c to every problem, right on
+         * the 24% of targets that happened to be sums). */
+        int64_t target = pool[0], sum = 0, product = 1;
         int trivial = 0;
-        for (int i = 0; i < d; i++) trivial |= given[i] == target;
+        for (int i = 0; i < d; i++) {
+            trivial |= given[i] == target;
+            sum += given[i];
+            product *= given[i];
+        }
+        trivial |= d >= 3 && (target == sum || target == product);
         /* Nearly every draw passes within a few attempts; the bound only
          * guarantees termination. */
         if ((trivial || target > cap) && ++attempts < 100000) continue;
@@ -223,10 +234,17 @@ static int reachable(const int64_t *pool, int m, int64_t target) {
 }
 
 /* Searches the m values in pool (their tree nodes in node); k is the step
- * number. Sets s->done at the solution or at a slip. */
+ * number. Sets s->done at the solution or at a slip. The level opens with
+ * "[pool to target]: ": a small model loses track of which numbers a try
+ * left and of the target a few hundred tokens back (the last --full base
+ * wrote "10+10" from 1, 7, 10, and "20+8=28" without "yes" for 28), so
+ * both are restated where the next tries read them. */
 static void search(Search *s, const int64_t *pool, const int *node, int m, int k) {
     Move moves[MAX_N * (MAX_N - 1) * 2];
     int n_moves = list_moves(pool, m, moves);
+    tbuf_printf(s->b, "[");
+    for (int i = 0; i < m; i++) tbuf_printf(s->b, "%lld ", (long long)pool[i]);
+    tbuf_printf(s->b, "to %lld]: ", (long long)s->target);
     if (m > 3)
         for (int a = n_moves - 1; a > 0; a--) { /* Fisher-Yates */
             int b = (int)rng_below(s->r, (uint64_t)a + 1);
@@ -259,7 +277,7 @@ static void search(Search *s, const int64_t *pool, const int *node, int m, int k
         }
         tbuf_printf(s->b, "%lld", (long long)v);
         if (m == 2) continue;
-        tbuf_printf(s->b, ": ");
+        tbuf_printf(s->b, " ");
         search(s, sub, sub_node, m - 1, k + 1);
         if (m > 3) return; /* the move was chosen to succeed */
     }
