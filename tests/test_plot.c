@@ -3,7 +3,8 @@
  * well-formed (tags balanced and nested, checked with a small stack), hold one
  * polyline per series present and panels only for groups with data, skip and
  * count broken lines, skip NaN/Inf, cope with one point, no data, unsorted
- * steps and long runs; `whale plot` writes metrics.svg beside its input and
+ * steps and long runs; a resumed run's metrics file keeps the lines up to
+ * its checkpoint; `whale plot` writes metrics.svg beside its input and
  * answers a bad flag with exit 2. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -258,6 +259,39 @@ Test(plot, title_escaped) {
     cr_assert(strstr(svg, "&lt;a &amp; &quot;b&quot;&gt; </text>"));
     cr_assert(strstr(svg, "class=\"kl\""));
     free(svg);
+}
+
+/* A resumed run's metrics file keeps the lines up to its checkpoint's step
+ * (eval lines of that step too) and appends; a new run's starts empty. */
+Test(plot, metrics_open_for_a_resumed_run) {
+    const char *in = h_path(g_dir, "metrics.jsonl");
+    cr_assert_eq(h_write_text(in, "{\"step\": 0, \"unigram_entropy\": 5}\n"
+                                  "{\"step\": 1, \"loss\": 3}\n"
+                                  "{\"step\": 2, \"loss\": 2}\n"
+                                  "{\"step\": 2, \"eval_loss\": 2.5}\n"
+                                  "not json\n"
+                                  "{\"step\": 3, \"loss\": 1}\n"
+                                  "{\"step\": 4, \"loss\": 0.5}"), /* no final newline */
+                 0);
+    char mp[1024], pp[1024];
+    Err err = {{0}};
+    FILE *f = plot_metrics_open(g_dir, 2, mp, sizeof mp, pp, sizeof pp, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    cr_expect_str_eq(mp, in);
+    cr_expect_str_eq(pp, h_path(g_dir, "metrics.svg"));
+    fprintf(f, "{\"step\": 3, \"loss\": 1.5}\n");
+    fclose(f);
+    char *text = h_read_file(in, NULL);
+    cr_expect_str_eq(text, "{\"step\": 0, \"unigram_entropy\": 5}\n"
+                           "{\"step\": 1, \"loss\": 3}\n"
+                           "{\"step\": 2, \"loss\": 2}\n"
+                           "{\"step\": 2, \"eval_loss\": 2.5}\n"
+                           "{\"step\": 3, \"loss\": 1.5}\n");
+    free(text);
+    f = plot_metrics_open(g_dir, -1, mp, sizeof mp, pp, sizeof pp, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    fclose(f);
+    cr_expect_eq(h_file_size(in), 0, "a new run's metrics file is not empty");
 }
 
 static const char *whale_bin(void) {

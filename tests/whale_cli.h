@@ -64,4 +64,85 @@ static inline void expect_fail(const HRun *r, const char *const *needles) {
 }
 #define EXPECT_FAIL(r, ...) expect_fail(r, (const char *const[]){__VA_ARGS__, NULL})
 
+/* `whale init` of a tiny model in dir from seed, weights of std 0.05 (the
+ * scale the fine-tuning tests learn quickly from). */
+static inline void whale_init_tiny(const char *dir, int seed) {
+    char s[16];
+    snprintf(s, sizeof s, "%d", seed);
+    HRun r;
+    whale_v(&r, (const char *const[]){"init", "-p", "tiny", "-o", dir, "--seed", s, "--std",
+                                      "0.05", NULL});
+    expect_ok(&r);
+    h_run_free(&r);
+}
+
+/* Two files with the same bytes. */
+static inline void expect_same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = h_read_file(a, &na), *y = h_read_file(b, &nb);
+    cr_assert(x && y, "cannot read %s or %s", a, b);
+    cr_expect(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+    free(x), free(y);
+}
+
+/* The metrics.jsonl of run directory dir with the timing keys (every key
+ * that ends in tok_s: tok_s, rollout_tok_s, ...) and their values cut out,
+ * so two runs that did the same work compare equal. Caller frees. */
+static inline char *metrics_without_timing(const char *dir) {
+    char *m = h_read_file(h_path(dir, "metrics.jsonl"), NULL);
+    cr_assert(m, "%s has no metrics.jsonl", dir);
+    char *w = m;
+    for (const char *p = m; *p;) {
+        const int key = *p == '"' && p > m && (p[-1] == '{' || p[-1] == ' ');
+        const char *q = key ? strchr(p + 1, '"') : NULL;
+        if (q && q - p > 5 && !strncmp(q - 5, "tok_s", 5) && !strncmp(q, "\": ", 3)) {
+            p = q + 3;
+            while (*p && *p != ',' && *p != '}') p++;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = 0;
+    return m;
+}
+
+/* Resume run directory b with the command args (NULL-terminated, with
+ * --resume) from its checkpoint of step from, as a run killed before its
+ * next checkpoint leaves it: OUT/latest names that checkpoint and
+ * metrics.jsonl may hold later steps. The resumed run must say so and end
+ * as the uninterrupted run a did: the same model.safetensors, the same
+ * AdamW moments in the checkpoint of its last step, and the same metrics
+ * but for timing. */
+static inline void expect_resume_equals_run(const char *a, const char *b, int from, int last,
+                                            const char *const *args) {
+    char da[256], db[256], pa[512], pb[512];
+    snprintf(da, sizeof da, "%s", a), snprintf(db, sizeof db, "%s", b); /* h_path's buffers */
+    snprintf(pb, sizeof pb, "%s/latest", db);
+    snprintf(pa, sizeof pa, "checkpoint-%08d\n", from);
+    cr_assert_eq(h_write_text(pb, pa), 0, "cannot write %s", pb);
+    HRun r;
+    const char *q = getenv("WHALE_QUIET");
+    char quiet[16];
+    snprintf(quiet, sizeof quiet, "%s", q ? q : "");
+    setenv("WHALE_QUIET", "0", 1); /* for the progress lines */
+    whale_v(&r, args);
+    if (q) setenv("WHALE_QUIET", quiet, 1);
+    else unsetenv("WHALE_QUIET");
+    expect_ok(&r);
+    snprintf(pa, sizeof pa, "resuming at step %d", from);
+    cr_expect(strstr(r.err, pa), "no \"%s\" in:\n%s", pa, r.err);
+    h_run_free(&r);
+    snprintf(pa, sizeof pa, "%s/model.safetensors", da);
+    snprintf(pb, sizeof pb, "%s/model.safetensors", db);
+    expect_same_file(pa, pb);
+    snprintf(pa, sizeof pa, "%s/checkpoint-%08d/optimizer.safetensors", da, last);
+    snprintf(pb, sizeof pb, "%s/checkpoint-%08d/optimizer.safetensors", db, last);
+    expect_same_file(pa, pb);
+    char *ma = metrics_without_timing(da), *mb = metrics_without_timing(db);
+    cr_expect_str_eq(mb, ma, "the resumed run's metrics differ from the uninterrupted run's");
+    free(ma), free(mb);
+}
+#define EXPECT_RESUME_EQUALS_RUN(a, b, from, last, ...)                                         \
+    expect_resume_equals_run(a, b, from, last, (const char *const[]){__VA_ARGS__, NULL})
+
 #endif

@@ -78,7 +78,7 @@ static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
     if (!g->items) return err_set(err, "out of memory");
     if (seqtrain_init(&g->tr, &g->pol.model, err) != 0) return -1;
     if (g->tr.comm.rank != 0) return 0; /* rank 0 writes the run directory */
-    g->metrics = plot_metrics_open(o->out, "w", g->metrics_path, sizeof g->metrics_path,
+    g->metrics = plot_metrics_open(o->out, -1, g->metrics_path, sizeof g->metrics_path,
                                    g->plot_path, sizeof g->plot_path, err);
     if (!g->metrics) return -1;
     return 0;

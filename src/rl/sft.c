@@ -133,7 +133,7 @@ static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
     s->st = (TrainState){0, 0, o->seed, o->batch, o->max_len, 1, 0, s->tr.comm.size};
     path_dir_of(opts->model, s->tok_dir, sizeof s->tok_dir);
     if (s->tr.comm.rank != 0) return 0; /* rank 0 writes the run directory */
-    s->metrics = plot_metrics_open(o->out, "w", s->metrics_path, sizeof s->metrics_path,
+    s->metrics = plot_metrics_open(o->out, -1, s->metrics_path, sizeof s->metrics_path,
                                    s->plot_path, sizeof s->plot_path, err);
     if (!s->metrics) return -1;
     return 0;

@@ -18,6 +18,7 @@
 
 #include "base/file.h"
 #include "base/json.h"
+#include "io/config.h"
 #include "io/safetensors.h"
 
 /* Files a model directory carries besides the weights and config. */
@@ -175,6 +176,50 @@ int ckpt_latest(const char *out, char *dir, size_t n, Err *err) {
     if (rc == 0 && !file_is_dir(dir))
         rc = err_set(err, "%s names %s, which does not exist", p, dir);
     return rc;
+}
+
+/* The shape fields that must agree for a checkpoint to continue a model:
+ * 1, or 0 with the first that differs and both values in what. */
+static int same_shape(const ModelConfig *a, const ModelConfig *b, char *what, size_t n) {
+#define CMP(f)                                                                  \
+    if (a->f != b->f) {                                                         \
+        snprintf(what, n, "%s %d vs %d", #f, (int)a->f, (int)b->f);             \
+        return 0;                                                               \
+    }
+    CMP(arch) CMP(vocab_size) CMP(hidden_size) CMP(num_hidden_layers) CMP(num_attention_heads)
+    CMP(q_lora_rank) CMP(kv_lora_rank) CMP(qk_nope_head_dim) CMP(qk_rope_head_dim)
+    CMP(v_head_dim) CMP(intermediate_size) CMP(moe_intermediate_size) CMP(n_routed_experts)
+    CMP(n_shared_experts) CMP(num_experts_per_tok) CMP(first_k_dense_replace)
+    CMP(num_nextn_predict_layers)
+#undef CMP
+    return 1;
+}
+
+int ckpt_resume_dir(const char *out, const char *model, char *dir, size_t n, Err *err) {
+    ModelConfig have, want;
+    char what[128];
+    if (ckpt_latest(out, dir, n, err) != 0 || config_load(&have, dir, err) != 0 ||
+        config_load(&want, model, err) != 0)
+        return -1;
+    if (!same_shape(&have, &want, what, sizeof what))
+        return err_set(err, "cannot resume: %s holds a model of another shape than %s (%s)", dir,
+                       model, what);
+    return 0;
+}
+
+int ckpt_check_flags(const char *dir, const TrainState *saved, const TrainState *want,
+                     const char *const flags[3], Err *err) {
+    const int had[3] = {saved->batch, saved->seq, saved->grad_accum};
+    const int has[3] = {want->batch, want->seq, want->grad_accum};
+    for (int i = 0; i < 3; i++)
+        if (flags[i] && had[i] != has[i])
+            return err_set(err, "cannot resume %s: it was run with %s %d, this run has %s %d", dir,
+                           flags[i], had[i], flags[i], has[i]);
+    if (saved->seed != want->seed)
+        return err_set(err, "cannot resume %s: it was run with --seed %" PRIu64
+                            ", this run has --seed %" PRIu64,
+                       dir, saved->seed, want->seed);
+    return 0;
 }
 
 static int load_optimizer(const char *path, const Weights *w, AdamW *opt, Err *err) {

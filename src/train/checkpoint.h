@@ -15,10 +15,11 @@
 #include "train/optim.h"
 
 typedef struct TrainState {
-    int64_t step;        /* optimiser steps completed */
+    int64_t step;        /* optimiser steps completed (GRPO: rollout batches) */
     int64_t tokens;      /* training tokens consumed */
     uint64_t seed;       /* data order and anything random */
-    int batch, seq, grad_accum;
+    int batch, seq, grad_accum; /* the step's shape; SFT: batch, --max-len, 1;
+                                 * GRPO: --prompts, --group, --mu */
     int nan_skipped;     /* steps skipped for a non-finite loss */
     int ranks;           /* data-parallel processes that took the steps (train/comm.h) */
 } TrainState;
@@ -32,6 +33,20 @@ int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainStat
 /* The directory of the newest checkpoint under out (from OUT/latest) into
  * dir. Returns 0, or -1 with err when there is none. */
 int ckpt_latest(const char *out, char *dir, size_t n, Err *err);
+
+/* For --resume: the newest checkpoint under out (ckpt_latest) into dir,
+ * checked to hold a model of the shape of the one at model (the run's -m:
+ * vocabulary, widths, layers, heads, experts, MTP modules). Returns 0, or
+ * -1 with err (no checkpoint; another shape, the first differing field
+ * named with both values). */
+int ckpt_resume_dir(const char *out, const char *model, char *dir, size_t n, Err *err);
+
+/* For --resume: the recorded state saved of checkpoint dir against this
+ * run's flags want: the seed, and each of batch, seq, grad_accum whose
+ * flag name is given in flags[0..2] (NULL: not compared). Returns 0, or -1
+ * with err naming the first flag that differs and both values. */
+int ckpt_check_flags(const char *dir, const TrainState *saved, const TrainState *want,
+                     const char *const flags[3], Err *err);
 
 /* Read the optimiser moments (for w's tensors) and the trainer state of a
  * checkpoint directory. Returns 0 or -1 with err naming the file. */

@@ -341,13 +341,46 @@ int plot_metrics_svg(const char *metrics_path, const char *svg_path, const char 
     return rc < 0 ? -1 : skipped;
 }
 
-FILE *plot_metrics_open(const char *out, const char *mode, char *metrics_path, size_t n_metrics,
+/* Keep the lines of path whose step is <= step (a resumed run rewrites
+ * what came after its checkpoint); a missing file is left missing. */
+static int metrics_truncate(const char *path, int64_t step, Err *err) {
+    if (!file_exists(path)) return 0;
+    char *text;
+    size_t len;
+    if (file_read_all(path, (size_t)1 << 30, &text, &len, err) != 0) return -1;
+    char *out = malloc(len + 1);
+    size_t n = 0;
+    if (!out) {
+        free(text);
+        return err_set(err, "out of memory reading %s", path);
+    }
+    for (char *line = text; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+        json_t *j = json_loadb(line, ll, 0, NULL);
+        json_t *s = j ? json_object_get(j, "step") : NULL;
+        if (s && json_is_integer(s) && json_integer_value(s) <= step) {
+            memcpy(out + n, line, ll);
+            n += ll;
+            out[n++] = '\n';
+        }
+        json_decref(j);
+        line = nl ? nl + 1 : NULL;
+    }
+    int rc = file_write_atomic(path, out, n, err);
+    free(text);
+    free(out);
+    return rc;
+}
+
+FILE *plot_metrics_open(const char *out, int64_t keep_to, char *metrics_path, size_t n_metrics,
                         char *plot_path, size_t n_plot, Err *err) {
     if (dir_create(out, err) != 0) return NULL;
     if (path_join(metrics_path, n_metrics, out, "metrics.jsonl") != 0 ||
         path_join(plot_path, n_plot, out, "metrics.svg") != 0)
         return err_set(err, "%s: path too long", out), NULL;
-    FILE *f = fopen(metrics_path, mode);
+    if (keep_to >= 0 && metrics_truncate(metrics_path, keep_to, err) != 0) return NULL;
+    FILE *f = fopen(metrics_path, keep_to >= 0 ? "a" : "w");
     if (!f) err_set(err, "%s: cannot open for writing", metrics_path);
     return f;
 }

@@ -5,6 +5,7 @@
 #define WHALE_PLOT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "base/err.h"
@@ -38,9 +39,12 @@ int plot_metrics_svg(const char *metrics_path, const char *svg_path, const char 
 
 /* A run directory's metrics file: create dir out (and its parents), set
  * metrics_path to OUT/metrics.jsonl and plot_path to OUT/metrics.svg (the
- * plot drawn beside it), and open the metrics file with fopen mode ("w"
- * for a new run). The file, or NULL with err naming the path. */
-FILE *plot_metrics_open(const char *out, const char *mode, char *metrics_path, size_t n_metrics,
+ * plot drawn beside it), and open the metrics file for writing. keep_to < 0:
+ * a new run, the file emptied; else a run resumed from the checkpoint of
+ * step keep_to: the lines of steps <= keep_to are kept (those after it are
+ * written again), lines without an integer "step" dropped, and the file
+ * opened for appending. The file, or NULL with err naming the path. */
+FILE *plot_metrics_open(const char *out, int64_t keep_to, char *metrics_path, size_t n_metrics,
                         char *plot_path, size_t n_plot, Err *err);
 
 #endif

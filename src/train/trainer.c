@@ -26,8 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/file.h"
-#include "base/json.h"
 #include "base/log.h"
 #include "model/model_train.h"
 #include "train/balance.h"
@@ -105,22 +103,6 @@ static int ep_open(Trainer *t, Err *err) {
     return 0;
 }
 
-/* The shape fields that must agree for a checkpoint to continue a model. */
-static int same_shape(const ModelConfig *a, const ModelConfig *b, char *what, size_t n) {
-#define CMP(f)                                                                  \
-    if (a->f != b->f) {                                                         \
-        snprintf(what, n, "%s %d vs %d", #f, (int)a->f, (int)b->f);             \
-        return 0;                                                               \
-    }
-    CMP(arch) CMP(vocab_size) CMP(hidden_size) CMP(num_hidden_layers) CMP(num_attention_heads)
-    CMP(q_lora_rank) CMP(kv_lora_rank) CMP(qk_nope_head_dim) CMP(qk_rope_head_dim)
-    CMP(v_head_dim) CMP(intermediate_size) CMP(moe_intermediate_size) CMP(n_routed_experts)
-    CMP(n_shared_experts) CMP(num_experts_per_tok) CMP(first_k_dense_replace)
-    CMP(num_nextn_predict_layers)
-#undef CMP
-    return 1;
-}
-
 /* Unigram entropy (nats) of the training tokens: the loss of a model that
  * knows only token frequencies, the line a trained model must go under. */
 static double unigram_entropy(const TokenShards *s, int V) {
@@ -141,38 +123,6 @@ static double unigram_entropy(const TokenShards *s, int V) {
     return h;
 }
 
-/* Keep the metrics lines of steps <= step (a resumed run rewrites what
- * came after its checkpoint). */
-static int metrics_truncate(const char *path, int64_t step, Err *err) {
-    if (!file_exists(path)) return 0;
-    char *text;
-    size_t len;
-    if (file_read_all(path, (size_t)1 << 30, &text, &len, err) != 0) return -1;
-    char *out = malloc(len + 1);
-    size_t n = 0;
-    if (!out) {
-        free(text);
-        return err_set(err, "out of memory reading %s", path);
-    }
-    for (char *line = text; line && *line;) {
-        char *nl = strchr(line, '\n');
-        size_t ll = nl ? (size_t)(nl - line) : strlen(line);
-        json_t *j = json_loadb(line, ll, 0, NULL);
-        json_t *s = j ? json_object_get(j, "step") : NULL;
-        if (s && json_is_integer(s) && json_integer_value(s) <= step) {
-            memcpy(out + n, line, ll);
-            n += ll;
-            out[n++] = '\n';
-        }
-        json_decref(j);
-        line = nl ? nl + 1 : NULL;
-    }
-    int rc = file_write_atomic(path, out, n, err);
-    free(text);
-    free(out);
-    return rc;
-}
-
 static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     memset(t, 0, sizeof *t);
     t->o = o;
@@ -180,18 +130,8 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     const char *ov = getenv("WHALE_COMM_OVERLAP");
     t->overlap = !(ov && !strcmp(ov, "0"));
     char ckpt[4096] = "";
-    if (o->resume) {
-        ModelConfig want;
-        char what[128];
-        if (ckpt_latest(o->out, ckpt, sizeof ckpt, err) != 0) return -1;
-        if (model_open(&t->m, ckpt, err) != 0) return -1;
-        if (config_load(&want, o->model, err) != 0) return -1;
-        if (!same_shape(&t->m.cfg, &want, what, sizeof what))
-            return err_set(err, "cannot resume: %s holds a model of another shape than %s (%s)",
-                           ckpt, o->model, what);
-    } else if (model_open(&t->m, o->model, err) != 0) {
-        return -1;
-    }
+    if (o->resume && ckpt_resume_dir(o->out, o->model, ckpt, sizeof ckpt, err) != 0) return -1;
+    if (model_open(&t->m, o->resume ? ckpt : o->model, err) != 0) return -1;
     const ModelConfig *c = &t->m.cfg;
     if (!config_is_mla(c))
         return err_set(err, "%s: training supports deepseek_v2 / deepseek_v3 models, not %s",
@@ -243,14 +183,9 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
                 memcpy(t->m.w.data + t->m.w.specs[i].offset, t->m.w.data + lm->offset, lm->bytes);
     }
     if (t->comm.rank != 0) return 0; /* rank 0 writes the run directory */
-    if (dir_create(o->out, err) != 0) return -1;
-    if (path_join(t->metrics_path, sizeof t->metrics_path, o->out, "metrics.jsonl") != 0 ||
-        path_join(t->plot_path, sizeof t->plot_path, o->out, "metrics.svg") != 0)
-        return err_set(err, "%s: path too long", o->out);
-    if (metrics_truncate(t->metrics_path, t->st.step, err) != 0) return -1;
-    t->metrics = fopen(t->metrics_path, o->resume ? "a" : "w");
-    if (!t->metrics) return err_set(err, "%s: cannot open for writing", t->metrics_path);
-    return 0;
+    t->metrics = plot_metrics_open(o->out, o->resume ? t->st.step : -1, t->metrics_path,
+                                   sizeof t->metrics_path, t->plot_path, sizeof t->plot_path, err);
+    return t->metrics ? 0 : -1;
 }
 
 static void trainer_close(Trainer *t) {
