@@ -2,13 +2,16 @@
 /* whale eval and whale grpo as a user runs them. eval: the same model and
  * seed give the same figures on every run, the JSON line has DESIGN.md's
  * fields, bad flags are named; grpo (with a KL reference): metrics.jsonl
- * lines with DESIGN.md's fields and a model eval loads; the R1-Zero recipe
+ * lines with DESIGN.md's fields and a model eval loads; a run stopped and
+ * resumed (--resume) ends with the bytes of an uninterrupted one, and a
+ * resume that cannot continue says why; the R1-Zero recipe
  * (recipes/r1-zero/run.sh) end to end at toy sizes. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
 
 #include "helpers.h"
+#include "task_fixture.h"
 #include "whale_cli.h"
 
 static char g_dir[64];
@@ -92,6 +95,92 @@ Test(rl_cli, grpo_writes_metrics_and_a_model, .timeout = 300) {
     WHALE(&r, "grpo", "-m", h_path(g_dir, "m"), "--task", "arith-add", "--out",
           h_path(g_dir, "g2"), "--group", "1");
     EXPECT_FAIL(&r, "--group");
+    h_run_free(&r);
+}
+
+/* g_dir/skilled: a tiny model fine-tuned on six worked arith-add solutions
+ * (difficulty 1, seed 7) until its samples of those problems are right some
+ * of the time (not always), so GRPO's groups carry a signal to learn from. */
+static void make_skilled_model(void) {
+    char prompts[6][128], completions[6][512];
+    const char *data = h_path(g_dir, "solutions.jsonl");
+    cr_assert_eq(h_write_task_solutions(data, "arith-add", 7, 1, 6, prompts, completions), 0);
+    whale_init_tiny(h_path(g_dir, "m"), 5);
+    HRun r;
+    WHALE(&r, "sft", "-m", h_path(g_dir, "m"), "--data", data, "--out", h_path(g_dir, "skilled"),
+          "--steps", "60", "--batch", "6", "--lr", "3e-3", "--schedule", "constant",
+          "--weight-decay", "0", "--save-every", "0", "-t", "1");
+    expect_ok(&r);
+    h_run_free(&r);
+}
+
+/* GRPO from g_dir/MODEL on the skilled model's problems, with a KL
+ * reference and the MoE balancing biases moving; GRPO_STEP: what a step
+ * draws, 2 problems x 4 samples of seed 7 (a flag may be given once). */
+#define GRPO_ARGS(model, out)                                                                   \
+    "grpo", "-m", h_path(g_dir, model), "--task", "arith-add", "--template", "short",           \
+        "--difficulty", "1", "--max-tokens", "48", "--kl", "0.05", "--bias-gamma", "0.01", "-t", \
+        "1", "--out", h_path(g_dir, out)
+#define GRPO_STEP "--seed", "7", "--prompts", "2", "--group", "4"
+
+Test(rl_cli, grpo_resume_equals_one_run, .timeout = 300) {
+    make_skilled_model();
+    HRun r;
+    WHALE(&r, GRPO_ARGS("skilled", "a"), GRPO_STEP, "--steps", "4");
+    expect_ok(&r);
+    h_run_free(&r);
+    /* b stops after step 3 with a checkpoint of step 2 and resumes from it */
+    WHALE(&r, GRPO_ARGS("skilled", "b"), GRPO_STEP, "--steps", "3", "--save-every", "2");
+    expect_ok(&r);
+    h_run_free(&r);
+    EXPECT_RESUME_EQUALS_RUN(h_path(g_dir, "a"), h_path(g_dir, "b"), 2, 4,
+                             GRPO_ARGS("skilled", "b"), GRPO_STEP, "--steps", "4", "--resume");
+    /* the steps after the checkpoint updated the policy (groups with a signal) */
+    char *m = h_read_file(h_path(h_path(g_dir, "a"), "metrics.jsonl"), NULL);
+    int kept = 0, lines = 0;
+    for (char *line = strtok(m, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        json_t *j = json_loads(line, 0, NULL);
+        cr_assert(j, "not JSON: %s", line);
+        if (json_integer_value(json_object_get(j, "step")) > 2)
+            kept += (int)json_integer_value(json_object_get(j, "kept_groups"));
+        json_decref(j);
+    }
+    cr_expect_eq(lines, 4);
+    cr_expect_gt(kept, 0, "no group of steps 3 and 4 had a signal: nothing was trained");
+    free(m);
+}
+
+Test(rl_cli, grpo_resume_refuses_what_it_cannot_continue, .timeout = 120) {
+    whale_init_tiny(h_path(g_dir, "m"), 3);
+    HRun r;
+    WHALE(&r, GRPO_ARGS("m", "g"), GRPO_STEP, "--steps", "1");
+    expect_ok(&r);
+    h_run_free(&r);
+    WHALE(&r, GRPO_ARGS("m", "empty"), GRPO_STEP, "--steps", "2", "--resume");
+    EXPECT_FAIL(&r, "no checkpoint");
+    h_run_free(&r);
+    /* the flags that decide what a step draws, each changed */
+    const struct {
+        const char *seed, *prompts, *group, *mu, *was, *is;
+    } changed[] = {{"7", "3", "4", "2", "--prompts 2", "--prompts 3"},
+                   {"7", "2", "3", "2", "--group 4", "--group 3"},
+                   {"7", "2", "4", "1", "--mu 2", "--mu 1"},
+                   {"8", "2", "4", "2", "--seed 7", "--seed 8"}};
+    for (size_t i = 0; i < sizeof changed / sizeof *changed; i++) {
+        WHALE(&r, GRPO_ARGS("m", "g"), "--steps", "2", "--resume", "--seed", changed[i].seed,
+              "--prompts", changed[i].prompts, "--group", changed[i].group, "--mu", changed[i].mu);
+        EXPECT_FAIL(&r, changed[i].was, changed[i].is);
+        h_run_free(&r);
+    }
+    /* -m a model of another shape than the checkpoint's */
+    json_t *c = json_load_file(h_path(h_path(g_dir, "m"), "config.json"), 0, NULL);
+    cr_assert(c, "no config.json");
+    json_object_set_new(c, "num_hidden_layers", json_integer(3));
+    cr_assert_eq(mkdir(h_path(g_dir, "deeper"), 0755), 0);
+    cr_assert_eq(json_dump_file(c, h_path(h_path(g_dir, "deeper"), "config.json"), 0), 0);
+    json_decref(c);
+    WHALE(&r, GRPO_ARGS("deeper", "g"), GRPO_STEP, "--steps", "2", "--resume");
+    EXPECT_FAIL(&r, "another shape", "num_hidden_layers");
     h_run_free(&r);
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* whale grpo: R1-Zero reinforcement learning with rule rewards
- * (rl/grpo.h). Ctrl-C finishes the step, writes a checkpoint, exits 130. */
+ * (rl/grpo.h). Ctrl-C finishes the step, writes a checkpoint, exits 130;
+ * --resume continues from it. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,7 @@ int cmd_grpo(int argc, char **argv) {
         {"bias-gamma", 0, ARG_FLOAT, &o.bias_gamma, "X: MoE balancing bias step (default 0: routing kept as pretrained)"},
         {"save-every", 0, ARG_INT, &o.save_every, "N: checkpoint every N steps (default: the end)"},
         {"time-limit", 0, ARG_FLOAT, &time_limit, "SEC: stop with a checkpoint after the step that reaches SEC seconds"},
+        {"resume", 0, ARG_FLAG, &o.resume, "continue from the newest checkpoint in --out (same --prompts, --group, --mu, --seed)"},
         {"quiet", 'q', ARG_FLAG, &o.quiet, "no progress output"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: problems and samples (default 0)"},

@@ -6,6 +6,10 @@
  * n_seq x len rows), so nothing is padded. pi_old is the policy that
  * sampled the batch: its log-probs are those of the first optimiser
  * iteration's forward (the same weights), so the ratio starts at 1.
+ * Everything random is a function of (seed, step): problem q of step s is
+ * the task's problem s x P + q and its samples are seeded by that index, so
+ * a run resumed from a checkpoint (policy weights with the MoE balancing
+ * biases, AdamW moments, the step) draws what the uninterrupted one did.
  *
  * Data parallel (train/comm.h): rank r samples problems r, r + ranks, ...
  * of the step, whole groups, so advantages stay local; the kept sequences
@@ -48,6 +52,7 @@ typedef struct Grpo {
     int n_seqs;           /* this rank's */
     int n_seqs_all;       /* over all ranks */
     SeqItem *items;       /* (P G) the kept sequences' ids, in seqs' order */
+    int64_t first_step;   /* rollout batches done before this run (--resume) */
     FILE *metrics;
     char metrics_path[4096], plot_path[4096];
 } Grpo;
@@ -58,13 +63,23 @@ typedef struct Stats {
 } Stats;
 #define STATS_N ((int)(sizeof(Stats) / sizeof(double)))
 
+/* What a checkpoint of step records: the step's shape as --prompts,
+ * --group, --mu (train/checkpoint.h). */
+static TrainState grpo_state(const Grpo *g, int64_t step) {
+    const GrpoOpts *o = g->o;
+    return (TrainState){step, 0, o->seed, o->prompts, o->group, o->mu, 0, g->tr.comm.size};
+}
+
 static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
     memset(g, 0, sizeof *g);
     g->o = o;
     g->task = task_find(o->task);
     if (!g->task) return err_set(err, "unknown task '%s' (tasks: %s)", o->task, task_names());
+    char ckpt[4096] = "";
+    if (o->resume && ckpt_resume_dir(o->out, o->model, ckpt, sizeof ckpt, err) != 0) return -1;
     ChatOpts co = {.raw = 1};
-    if (chat_open(&g->pol, o->model, &co, err) != 0) return -1;
+    /* resumed, the policy is the checkpoint's model; the reference below stays -m */
+    if (chat_open(&g->pol, o->resume ? ckpt : o->model, &co, err) != 0) return -1;
     const ModelConfig *c = &g->pol.model.cfg;
     if (!config_is_mla(c))
         return err_set(err, "%s: GRPO trains deepseek_v2 / deepseek_v3 models, not %s", o->model,
@@ -77,9 +92,17 @@ static int grpo_open(Grpo *g, const GrpoOpts *o, Err *err) {
     g->items = calloc(n, sizeof *g->items);
     if (!g->items) return err_set(err, "out of memory");
     if (seqtrain_init(&g->tr, &g->pol.model, err) != 0) return -1;
+    if (o->resume) {
+        static const char *const flags[3] = {"--prompts", "--group", "--mu"};
+        TrainState saved, want = grpo_state(g, 0);
+        if (ckpt_load_state(ckpt, &g->pol.model.w, &g->tr.opt, &saved, err) != 0 ||
+            ckpt_check_flags(ckpt, &saved, &want, flags, err) != 0)
+            return -1;
+        g->first_step = saved.step;
+    }
     if (g->tr.comm.rank != 0) return 0; /* rank 0 writes the run directory */
-    g->metrics = plot_metrics_open(o->out, -1, g->metrics_path, sizeof g->metrics_path,
-                                   g->plot_path, sizeof g->plot_path, err);
+    g->metrics = plot_metrics_open(o->out, o->resume ? g->first_step : -1, g->metrics_path,
+                                   sizeof g->metrics_path, g->plot_path, sizeof g->plot_path, err);
     if (!g->metrics) return -1;
     return 0;
 }
@@ -255,7 +278,7 @@ static int save(Grpo *g, int64_t step, Err *err) {
     const Model *m = &g->pol.model;
     if (comm_check_weights(&g->tr.comm, m->w.data, m->w.n_bytes, step, err) != 0) return -1;
     if (g->tr.comm.rank != 0) return 0;
-    TrainState st = {step, 0, g->o->seed, g->o->prompts, g->o->group, g->o->mu, 0, g->tr.comm.size};
+    const TrainState st = grpo_state(g, step);
     if (ckpt_save(g->o->out, &g->pol.model, &g->tr.opt, &st, g->o->model, 2, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(g->metrics_path, g->plot_path, g->o->out, &perr) < 0)
@@ -272,9 +295,10 @@ int grpo_run(const GrpoOpts *o, Err *err) {
         log_info("whale grpo: %s, %d problems x %d samples per step, %d optimiser steps each, "
                  "eps %.2f, beta %g",
                  g.task->name, o->prompts, o->group, o->mu, o->loss.clip_eps, o->loss.beta);
+    if (!quiet && o->resume) log_info("whale grpo: resuming at step %" PRId64, g.first_step);
     const int interactive = !quiet && isatty(2);
     const double t_begin = time_now();
-    for (int64_t step = 0; step < o->steps; step++) {
+    for (int64_t step = g.first_step; step < o->steps; step++) {
         Stats st = {0};
         double t0 = time_now();
         if (rollouts(&g, step, &st, err) != 0) goto done;

@@ -39,11 +39,17 @@ typedef struct GrpoOpts {
     uint64_t seed;
     int save_every;
     double time_limit;    /* seconds: stop, with a checkpoint, after the step that reaches it; 0: none */
+    int resume;           /* continue from the newest checkpoint in out (its policy and AdamW
+                             state, at its step); the reference stays model */
     int quiet;
     volatile sig_atomic_t *stop;
 } GrpoOpts;
 
-/* Run GRPO per o. 0 (done, or stopped with a checkpoint), or -1 with err. */
+/* Run GRPO per o. 0 (done, or stopped with a checkpoint), or -1 with err
+ * (also for a resume without a checkpoint, into a model of another shape,
+ * or with other --prompts, --group, --mu or --seed than the checkpoint's:
+ * a resumed run draws the problems and samples of the uninterrupted one,
+ * as they are functions of the seed and the step alone). */
 int grpo_run(const GrpoOpts *o, Err *err);
 
 #endif
