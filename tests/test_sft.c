@@ -6,6 +6,7 @@
  * memorises them (the loss falls by a large factor, greedy generation
  * gives each completion back) and, as a teacher, yields a distill.jsonl
  * whose every line verifies, repeats none and holds training problems only.
+ * A run stopped and resumed ends with the bytes of an uninterrupted one.
  * Bad lines are named by file:line and field. */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -36,12 +37,7 @@ TestSuite(sft, .init = setup, .fini = teardown);
 
 /* A tiny model in g_dir/name (its tokenizer has DeepSeek's chat tokens). */
 static const char *init_model(const char *name, int seed) {
-    HRun r;
-    char s[16];
-    snprintf(s, sizeof s, "%d", seed);
-    WHALE(&r, "init", "-p", "tiny", "-o", h_path(g_dir, name), "--seed", s, "--std", "0.05");
-    expect_ok(&r);
-    h_run_free(&r);
+    whale_init_tiny(h_path(g_dir, name), seed);
     return h_path(g_dir, name);
 }
 
@@ -308,6 +304,48 @@ Test(sft, memorises_then_teaches, .timeout = 300) {
     cr_expect(right > lines && right < 32, "right %d of 32, kept %d", (int)right, lines);
     cr_expect_geq(json_integer_value(json_object_get(sum, "problems_kept")), N_MEM - 1);
     json_decref(sum);
+}
+
+/* ---- --resume ------------------------------------------------------------- */
+
+/* SFT of g_dir/m on the worked solutions (with --batch 2: two a step), one
+ * held out, eval and a checkpoint every 2 steps; the schedule does not
+ * depend on --steps (warmup, then constant), so runs of other lengths share
+ * their first steps. */
+#define SFT_ARGS(out)                                                                           \
+    "sft", "-m", h_path(g_dir, "m"), "--data", h_path(g_dir, "mem.jsonl"), "--out",             \
+        h_path(g_dir, out), "--val", "1", "--eval-every", "2", "--save-every", "2", "--lr",     \
+        "3e-3", "--schedule", "constant", "--warmup", "3", "-t", "1"
+
+Test(sft, resume_equals_one_run, .timeout = 120) {
+    char prompts[N_MEM][128], completions[N_MEM][512];
+    write_solutions(h_path(g_dir, "mem.jsonl"), prompts, completions);
+    init_model("m", 5);
+    HRun r;
+    WHALE(&r, SFT_ARGS("a"), "--batch", "2", "--steps", "5");
+    expect_ok(&r);
+    h_run_free(&r);
+    /* b stops after step 3 with a checkpoint of step 2 and resumes from it:
+     * step 3 is still in the warmup and starts the second epoch */
+    WHALE(&r, SFT_ARGS("b"), "--batch", "2", "--steps", "3");
+    expect_ok(&r);
+    h_run_free(&r);
+    EXPECT_RESUME_EQUALS_RUN(h_path(g_dir, "a"), h_path(g_dir, "b"), 2, 5, SFT_ARGS("b"),
+                             "--batch", "2", "--steps", "5", "--resume");
+    /* what cannot continue the run: nothing to resume, another batch
+     * shape, another data order */
+    WHALE(&r, SFT_ARGS("none"), "--batch", "2", "--steps", "5", "--resume");
+    EXPECT_FAIL(&r, "no checkpoint");
+    h_run_free(&r);
+    WHALE(&r, SFT_ARGS("b"), "--batch", "3", "--steps", "6", "--resume");
+    EXPECT_FAIL(&r, "--batch 2", "--batch 3");
+    h_run_free(&r);
+    WHALE(&r, SFT_ARGS("b"), "--batch", "2", "--steps", "6", "--resume", "--max-len", "200");
+    EXPECT_FAIL(&r, "--max-len", "200");
+    h_run_free(&r);
+    WHALE(&r, SFT_ARGS("b"), "--batch", "2", "--steps", "6", "--resume", "--seed", "1");
+    EXPECT_FAIL(&r, "--seed 0", "--seed 1");
+    h_run_free(&r);
 }
 
 Test(sft, eval_loss_and_vocabulary_check, .timeout = 120) {

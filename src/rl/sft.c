@@ -4,7 +4,9 @@
  * examples, so the order depends only on the seed and the data. A step's
  * examples are sorted by length so equal lengths share a forward; every
  * target token weighs 1 / (the step's target tokens), which makes the loss
- * the mean NLL per target token.
+ * the mean NLL per target token. A run resumed from a checkpoint (weights
+ * with the MoE balancing biases, AdamW moments, step and tokens) thus
+ * draws what the uninterrupted one did.
  *
  * Data parallel (train/comm.h): every rank draws the whole step's batch
  * and takes every ranks-th example of it in length order (rank r: r,
@@ -46,6 +48,7 @@ typedef struct Sft {
     const SftExample **val_sorted; /* (n_val) by length */
     SeqTrain tr;
     TrainState st;
+    int64_t first_step;   /* steps done before this run (--resume) */
     char tok_dir[4096];
     FILE *metrics;
     char metrics_path[4096], plot_path[4096];
@@ -99,8 +102,11 @@ static int by_length(const void *a, const void *b) {
 static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
     memset(s, 0, sizeof *s);
     s->o = *opts;
+    char ckpt[4096] = "";
+    if (opts->resume && ckpt_resume_dir(opts->out, opts->model, ckpt, sizeof ckpt, err) != 0)
+        return -1;
     ChatOpts co = {.raw = 1, .template_name = opts->chat_template};
-    if (chat_open(&s->cs, opts->model, &co, err) != 0) return -1;
+    if (chat_open(&s->cs, opts->resume ? ckpt : opts->model, &co, err) != 0) return -1;
     const ModelConfig *c = &s->cs.model.cfg;
     if (!config_is_mla(c))
         return err_set(err, "%s: SFT trains deepseek_v2 / deepseek_v3 models, not %s", opts->model,
@@ -131,10 +137,20 @@ static int sft_open(Sft *s, const SftOpts *opts, Err *err) {
     qsort(s->val_sorted, (size_t)s->n_val, sizeof *s->val_sorted, by_length);
     if (seqtrain_init(&s->tr, &s->cs.model, err) != 0) return -1;
     s->st = (TrainState){0, 0, o->seed, o->batch, o->max_len, 1, 0, s->tr.comm.size};
+    if (o->resume) {
+        static const char *const flags[3] = {"--batch", "--max-len", NULL};
+        TrainState saved;
+        if (ckpt_load_state(ckpt, &s->cs.model.w, &s->tr.opt, &saved, err) != 0 ||
+            ckpt_check_flags(ckpt, &saved, &s->st, flags, err) != 0)
+            return -1;
+        saved.ranks = s->tr.comm.size;
+        s->st = saved;
+    }
+    s->first_step = s->st.step;
     path_dir_of(opts->model, s->tok_dir, sizeof s->tok_dir);
     if (s->tr.comm.rank != 0) return 0; /* rank 0 writes the run directory */
-    s->metrics = plot_metrics_open(o->out, -1, s->metrics_path, sizeof s->metrics_path,
-                                   s->plot_path, sizeof s->plot_path, err);
+    s->metrics = plot_metrics_open(o->out, o->resume ? s->st.step : -1, s->metrics_path,
+                                   sizeof s->metrics_path, s->plot_path, sizeof s->plot_path, err);
     if (!s->metrics) return -1;
     return 0;
 }
@@ -254,7 +270,7 @@ static int step(Sft *s, double *loss, double *gnorm, int64_t *n_tok, int *skippe
 static void progress(const Sft *s, double loss, double tok_s, float lr, double gnorm, double t0,
                      int interactive) {
     const SftOpts *o = &s->o;
-    const double per = (time_now() - t0) / (double)s->st.step;
+    const double per = (time_now() - t0) / (double)(s->st.step - s->first_step);
     const double eta = per * (double)(o->steps - s->st.step);
     fprintf(stderr,
             "%sstep %" PRId64 "/%d | epoch %.2f | loss %.4f | %.0f tok/s | lr %.2e | gnorm %.3f "
@@ -276,6 +292,7 @@ int sft_run(const SftOpts *opts, Err *err) {
                  " of them targets; %d steps of %d sequences (%.2f epochs), template %s",
                  s.data.n, s.n_val, s.data.n_tokens, s.data.n_target, o->steps, o->batch,
                  (double)o->steps * o->batch / s.n_train, chat_template_name(s.cs.tmpl));
+    if (!quiet && o->resume) log_info("whale sft: resuming at step %" PRId64, s.st.step);
     const double t0 = time_now();
     int nan_run = 0;
     while (s.st.step < o->steps) {

@@ -34,12 +34,17 @@ typedef struct SftOpts {
     float bias_gamma;          /* MoE balancing bias step */
     uint64_t seed;             /* the held-out choice and the order of every epoch */
     int quiet;                 /* no progress output */
+    int resume;                /* continue from the newest checkpoint in out (its model and
+                                  AdamW state, at its step) */
     volatile sig_atomic_t *stop; /* set by a signal: checkpoint after this step and return */
 } SftOpts;
 
 /* Fine-tune per o. 0 (done, or stopped by *stop with a checkpoint written),
  * or -1 with err (bad data named by file and line, a model that cannot be
- * trained, non-finite losses, I/O). */
+ * trained, non-finite losses, I/O; a resume without a checkpoint, into a
+ * model of another shape, or with another --batch, --max-len or --seed
+ * than the checkpoint's). A resumed run given the same data and flags
+ * ends as the uninterrupted one would. */
 int sft_run(const SftOpts *o, Err *err);
 
 #endif
