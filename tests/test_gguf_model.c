@@ -303,6 +303,101 @@ Test(gguf_model, panels_q8_0_v2_lite) { check_panels("v2_lite", "q8_0"); }
 Test(gguf_model, panels_q4_0_v3_f32) { check_panels("v3_f32", "q4_0"); }
 Test(gguf_model, panels_q4_0_llama) { check_panels("llama", "q4_0"); }
 
+/* |a - b| of n numbers within one Q8_0 rounding of a's 32-blocks: half a
+ * step of max/127, plus 127 steps' share of the fp16 scale's rounding. */
+static void expect_q8_rounding(const float *a, const float *b, int n, const char *what, int l,
+                               int h, int r) {
+    for (int k = 0; k < n; k += 32) {
+        float mx = 0, err = 0;
+        for (int i = k; i < k + 32; i++) {
+            mx = fmaxf(mx, fabsf(a[i]));
+            err = fmaxf(err, fabsf(b[i] - a[i]));
+        }
+        cr_assert(err <= mx * (1.0f / 254 + 1.0f / 2048) + 1e-7f,
+                  "%s: layer %d head %d row %d: |diff| %g, block max %g", what, l, h, r, err, mx);
+    }
+}
+
+/* The MLA decoding copies of a quantised model whose nope is a multiple
+ * of 32 (the small preset's attention: 8 heads, nope 32, kv_lora 128; its
+ * layers dense here, since on random weights a rounding anywhere flips
+ * some token's experts), as chat and serve prepare it
+ * (weights_prepare_inference): row h R + r of wuk_t is the Q8_0 rounding
+ * of column r of W_UK[h] (a transposition slip would be off by the
+ * weights themselves); from a GGUF file (kv_b_proj F32, from the split
+ * attn_k_b / attn_v_b) wuv's rows are W_UV's, rounded so too. Decoding
+ * with them is as close to the F32 model as decoding on kv_b_proj's rows:
+ * mean |logit error| 0.2929 against 0.2935 at Q4_0, 0.0228 against 0.0221
+ * at Q8_0 when this was written (the random model amplifies a rounding of
+ * W_UV alone, done in float, to 0.12 of logits up to 2.7). */
+static void check_mla_copies(const char *type) {
+    const char *pre = h_path(g_dir, "small"), *cfg = h_path(g_dir, "dense.json");
+    const char *dir = h_path(g_dir, "dense"), *gg = h_path(g_dir, "dense.gguf");
+    WHALE("init", "--preset", "small", "--out", pre, "--force");
+    json_error_t je;
+    json_t *j = json_load_file(h_path(pre, "config.json"), 0, &je);
+    cr_assert_not_null(j, "%s", je.text);
+    json_object_set_new(j, "num_hidden_layers", json_integer(4));
+    json_object_set_new(j, "first_k_dense_replace", json_integer(4));
+    cr_assert_eq(json_dump_file(j, cfg, 0), 0);
+    json_decref(j);
+    WHALE("init", "--config", cfg, "--out", dir, "--force", "--std", "0.05");
+    WHALE("convert", "-m", dir, "--out", gg, "--type", type);
+    Model f32, rows, tr;
+    open_ok(&f32, dir, 0, QTYPE_F32);
+    open_ok(&rows, gg, 0, QTYPE_F32);
+    open_ok(&tr, gg, 0, QTYPE_F32);
+    const ModelConfig *c = &tr.cfg;
+    const int H = c->num_attention_heads, R = c->kv_lora_rank, nope = c->qk_nope_head_dim;
+    const int vd = c->v_head_dim, n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
+    cr_assert_eq(nope % 32, 0);
+    weights_prepare_inference(&tr.w, &tr.cfg);
+    weights_pack_panels(&rows.w, &rows.cfg);
+    float *w = malloc(sizeof(float) * (size_t)nope * R), *t = malloc(sizeof(float) * R);
+    float *col = malloc(sizeof(float) * nope), *u = malloc(sizeof(float) * R);
+    for (int l = 0; l < n_layers; l++) {
+        const LayerWeights *L = &tr.w.layers[l];
+        cr_assert(L->wuk_t.data && L->wuk_t.rows == H * R && L->wuk_t.cols == nope, "layer %d", l);
+        cr_assert_eq(L->kv_b_proj.type, QTYPE_F32, "a GGUF kv_b_proj from split k_b, v_b");
+        cr_assert(L->wuv.data && L->wuv.rows == H * vd && L->wuv.cols == R, "layer %d", l);
+        cr_assert_null(rows.w.layers[l].wuk_t.data);
+        for (int h = 0; h < H; h++) {
+            for (int i = 0; i < nope; i++)
+                mat_dequantize_row(&L->kv_b_proj, h * (nope + vd) + i, w + (size_t)i * R);
+            for (int r = 0; r < R; r++) {
+                mat_dequantize_row(&L->wuk_t, h * R + r, t);
+                for (int i = 0; i < nope; i++) col[i] = w[(size_t)i * R + r];
+                expect_q8_rounding(col, t, nope, "wuk_t", l, h, r);
+            }
+            for (int r = 0; r < vd; r++) {
+                mat_dequantize_row(&L->kv_b_proj, h * (nope + vd) + nope + r, u);
+                mat_dequantize_row(&L->wuv, h * vd + r, t);
+                expect_q8_rounding(u, t, R, "wuv", l, h, r);
+            }
+        }
+    }
+    free(w), free(t), free(col), free(u);
+    int ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = (i * 97 + 11) % c->vocab_size;
+    const size_t N = (size_t)24 * c->vocab_size;
+    float *ref = decode_logits(&f32, ids, 24), *a = decode_logits(&rows, ids, 24);
+    float *b = decode_logits(&tr, ids, 24);
+    double ea = 0, eb = 0;
+    for (size_t i = 0; i < N; i++) ea += fabs(a[i] - ref[i]), eb += fabs(b[i] - ref[i]);
+    ea /= N, eb /= N;
+    fprintf(stderr, "MLA decoding copies %s: mean |logit error| against F32 %g, on kv_b_proj's "
+            "rows %g\n", type, eb, ea);
+    cr_assert(eb <= 1.25 * ea + 1e-4, "%s: mean |logit error| %g with the copies, %g without",
+              type, eb, ea);
+    free(ref), free(a), free(b);
+    model_free(&f32);
+    model_free(&rows);
+    model_free(&tr);
+}
+
+Test(gguf_model, mla_decoding_copies_q4_0) { check_mla_copies("q4_0"); }
+Test(gguf_model, mla_decoding_copies_q8_0) { check_mla_copies("q8_0"); }
+
 /* ---- HF -> GGUF -> HF ---------------------------------------------------------------- */
 
 static void expect_same_config(const ModelConfig *a, const ModelConfig *b, const char *what) {

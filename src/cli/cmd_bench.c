@@ -19,16 +19,25 @@
 #include "kernels/dot.h"
 #include "model/model.h"
 
+static double mat_bytes(const Mat *w) { return (double)w->rows * qtype_row_bytes(w->type, w->cols); }
+
 /* Weight bytes one decode step reads: every tensor once, except the
- * embedding (one row) and the routed experts (K of E on average). This is
- * the numerator of the bandwidth roofline. */
+ * embedding (one row), the routed experts (K of E on average) and MLA's
+ * kv_b_proj where decoding reads its Q8_0 copies instead (wuk_t, and wuv
+ * or kv_b's W_UV rows; weights_mla_decode_copies). This is the numerator
+ * of the bandwidth roofline. */
 static double decode_bytes_per_token(const Model *m) {
     const ModelConfig *c = &m->cfg;
+    const int nope = c->qk_nope_head_dim, vd = c->v_head_dim;
     double bytes = 0;
     for (int i = 0; i < m->w.n_specs; i++) {
         const ParamSpec *s = &m->w.specs[i];
         double b = (double)s->bytes;
-        if (!strcmp(s->name, "model.embed_tokens.weight")) {
+        const char *kvb = strstr(s->name, ".self_attn.kv_b_proj.weight");
+        const LayerWeights *L = kvb ? &m->w.layers[atoi(s->name + 13)] : NULL;
+        if (L && L->wuk_t.data) {
+            b = mat_bytes(&L->wuk_t) + (L->wuv.data ? mat_bytes(&L->wuv) : b * vd / (nope + vd));
+        } else if (!strcmp(s->name, "model.embed_tokens.weight")) {
             if (c->tie_word_embeddings) bytes += b; /* read whole as the LM head */
             b = b / (double)s->shape[0];
         } else if (strstr(s->name, ".mlp.experts.")) {
@@ -113,7 +122,7 @@ int cmd_bench(int argc, char **argv) {
     Model m;
     if ((quant ? model_open_as(&m, model, qt, &err) : model_open(&m, model, &err)) != 0)
         return cli_fail("bench", "%s", err.msg);
-    weights_pack_panels(&m.w, &m.cfg); /* as chat and serve run it */
+    weights_prepare_inference(&m.w, &m.cfg); /* as chat and serve run it */
     if (!quant) quant = "native";
     KVCache kv;
     int rc = 1, total = n_prompt + n_gen;

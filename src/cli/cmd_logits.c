@@ -85,7 +85,7 @@ int cmd_logits(int argc, char **argv) {
         free(ids);
         return cli_fail("logits", "%s", err.msg);
     }
-    weights_pack_panels(&m.w, &m.cfg); /* as chat and serve compute */
+    weights_prepare_inference(&m.w, &m.cfg); /* as chat and serve compute */
     const int V = m.cfg.vocab_size, D = m.cfg.hidden_size;
     if (mtp_out && m.cfg.num_nextn_predict_layers < 1) {
         err_set(&err, "%s: the model has no MTP module for --mtp-out", model);

@@ -70,7 +70,7 @@ int chat_open(ChatSession *s, const char *path, const ChatOpts *o, Err *err) {
         memset(s, 0, sizeof *s);
         return -1;
     }
-    weights_pack_panels(&s->model.w, &s->model.cfg);
+    weights_prepare_inference(&s->model.w, &s->model.cfg);
     char dir[4096];
     path_dir_of(path, dir, sizeof dir);
     s->tok = load_tokenizer(path, dir, err);

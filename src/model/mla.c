@@ -175,7 +175,8 @@ static void absorbed_out(float *att, float *oh, const float *oc, const int *seq,
                          const LayerWeights *L, const ModelConfig *c) {
     const int H = c->num_attention_heads, R = c->kv_lora_rank;
     const int nope = c->qk_nope_head_dim, vd = c->v_head_dim;
-    matmul_rows(oh, oc + (size_t)h * T * R, &L->kv_b_proj, h * (nope + vd) + nope, vd, T);
+    if (L->wuv.data) matmul_rows(oh, oc + (size_t)h * T * R, &L->wuv, h * vd, vd, T);
+    else matmul_rows(oh, oc + (size_t)h * T * R, &L->kv_b_proj, h * (nope + vd) + nope, vd, T);
     for (int t = 0; t < T; t++)
         if (seq[t] >= 0)
             memcpy(att + ((size_t)t * H + h) * vd, oh + (size_t)t * vd, (size_t)vd * sizeof(float));
@@ -203,14 +204,14 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
     float *qn = arena_floats(a, (size_t)H * T * (nope > 0 ? nope : 1)); /* (H, T, nope) */
     float *qu = arena_floats(a, (size_t)H * T * R); /* (H, T, R) W_UK[h]^T q_nope */
     if (!ws || !oc || !ohs || !qn || !qu) return -1;
-    /* The absorbed queries of all rows, one product per head. With several
-     * rows, W_UK in another type than F32 is converted once per step into
-     * a float copy, so the products take the packed GEMM; one row reads it
-     * as stored (a float copy of a large model's W_UK would only add
-     * memory traffic). */
+    /* The absorbed queries of all rows, one product per head. A quantised
+     * model has W_UK[h]^T stored apart (wuk_t, weights_mla_decode_copies):
+     * an ordinary product per head. Else, with several rows, W_UK in another
+     * type than F32 is converted once per step into a float copy, so the
+     * products take the packed GEMM; one row reads it as stored. */
     if (nope > 0) {
         Mat wuk = L->kv_b_proj;
-        if (wuk.type != QTYPE_F32 && T >= 2) {
+        if (!L->wuk_t.data && wuk.type != QTYPE_F32 && T >= 2) {
             float *f = arena_floats(a, (size_t)wuk.rows * R);
             if (!f) return -1;
             for (int h = 0; h < H; h++)
@@ -225,9 +226,11 @@ static int mla_attend_absorbed(float *att, const float *q, const float *const *r
                 memcpy(qn + ((size_t)h * T + t) * nope, q + ((size_t)t * H + h) * qk,
                        (size_t)nope * sizeof(float));
 #pragma omp parallel for schedule(static) if (H > 1 && (long)T * nope * R * H >= 1L << 16)
-        for (int h = 0; h < H; h++)
-            matmul_t(qu + (size_t)h * T * R, qn + (size_t)h * T * nope, &wuk, h * (nope + vd),
-                     nope, T);
+        for (int h = 0; h < H; h++) {
+            float *qh = qu + (size_t)h * T * R, *xh = qn + (size_t)h * T * nope;
+            if (L->wuk_t.data) matmul_rows(qh, xh, &L->wuk_t, h * R, R, T);
+            else matmul_t(qh, xh, &wuk, h * (nope + vd), nope, T);
+        }
     } else {
         memset(qu, 0, (size_t)H * T * R * sizeof(float));
     }

@@ -230,6 +230,7 @@ void weights_free(Weights *w) {
     free(w->specs);
     free(w->layers);
     free(w->expert_mats);
+    mem_free(w->derived);
     memset(w, 0, sizeof *w);
 }
 

@@ -49,6 +49,10 @@ typedef struct LayerWeights {
     Mat kv_a_proj;                     /* (R+rope, D) */
     const float *kv_a_norm;            /* (R) */
     Mat kv_b_proj;                     /* (H*(nope+v), R) */
+    Mat wuk_t;                         /* (H*R, nope): W_UK[h]^T of every head, and */
+    Mat wuv;                           /* (H*v, R): W_UV, both Q8_0 copies for
+                                        * decoding (weights_mla_decode_copies), or
+                                        * empty */
     Mat o_proj;                        /* (D, H*v) or (D, H*Dh) */
     /* GQA (qwen2, llama) */
     Mat wq, wk, wv;                    /* (H*Dh, D), (KV*Dh, D), (KV*Dh, D) */
@@ -79,6 +83,7 @@ typedef struct Weights {
     const float *final_norm; /* (D) */
     Mat lm_head;             /* (V, D); the embedding when tied */
     int n_panels;            /* matrices stored as 16-row panels (weights_pack_panels) */
+    unsigned char *derived;  /* owned: the layers' wuk_t and wuv */
 } Weights;
 
 /* Build the tensor table for cfg and allocate the zeroed flat buffer, with
@@ -134,6 +139,25 @@ void weights_layer_span(const Weights *w, int layer, size_t *off, size_t *n);
  * number of Mats now in panels; WHALE_PANELS=0 in the environment turns it
  * off (A/B benchmarks). */
 int weights_pack_panels(Weights *w, const ModelConfig *cfg);
+
+/* For decoding MLA with W_UK absorbed in a quantised model (its o_proj
+ * block-quantised). The query qa[h] = W_UK[h]^T q_nope[h] is, on
+ * kv_b_proj's rows, a transposed product (a row dequantised and added at a
+ * time); so wuk_t stores W_UK[h]^T of every head once as Q8_0 (H*R rows of
+ * nope), for an ordinary integer product. And where kv_b_proj is F32 (a
+ * GGUF file with llama.cpp's split attn_k_b / attn_v_b, whose quantised
+ * k_b only F32 holds exactly in kv_b's layout), wuv stores W_UV as Q8_0 too:
+ * decoding then reads 2 x 1.06 bytes per W_UK and W_UV weight, not 8. One
+ * more rounding to 8 bits (the activations are so rounded for every
+ * quantised product). Needs nope (and R for wuv) a multiple of 32. Returns
+ * the number of layers given copies (0 when nothing applies, and on out of
+ * memory, which leaves kv_b_proj in use). Call before weights_pack_panels,
+ * which packs the copies too. */
+int weights_mla_decode_copies(Weights *w, const ModelConfig *cfg);
+
+/* What chat, serve, bench and logits run on loaded weights: the MLA
+ * decoding copies, then the panels. */
+void weights_prepare_inference(Weights *w, const ModelConfig *cfg);
 
 /* Find a tensor by name; NULL if not in the table. */
 const ParamSpec *weights_find(const Weights *w, const char *name);

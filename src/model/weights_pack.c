@@ -1,13 +1,76 @@
 /* SPDX-License-Identifier: MIT */
 /* Weights for inference: every Q8_0 / Q4_0 matrix that only products read
- * is stored as 16-row panels (kernels/qgemm.h), in place. */
+ * is stored as 16-row panels (kernels/qgemm.h), in place; MLA's W_UK and
+ * W_UV get Q8_0 copies for decoding with W_UK absorbed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "kernels/dot.h"
 #include "kernels/qgemm.h"
+#include "kernels/quant.h"
 #include "model/weights.h"
+
+/* Rows r0 .. r0+n-1 of W as Q8_0 at dst (row: scratch of W->cols);
+ * returns the end of what was written. */
+static unsigned char *q8_rows(unsigned char *dst, const Mat *W, int r0, int n, float *row) {
+    const size_t rb = qtype_row_bytes(QTYPE_Q8_0, W->cols);
+    for (int i = 0; i < n; i++, dst += rb) {
+        mat_dequantize_row(W, r0 + i, row);
+        quantize_row(QTYPE_Q8_0, row, dst, W->cols);
+    }
+    return dst;
+}
+
+int weights_mla_decode_copies(Weights *w, const ModelConfig *c) {
+    const int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
+    const int H = c->num_attention_heads, R = c->kv_lora_rank, nope = c->qk_nope_head_dim;
+    const int vd = c->v_head_dim;
+    if (!config_is_mla(c) || nope <= 0 || nope % 32 != 0 || w->derived) return 0;
+    const size_t k_bytes = (size_t)H * R * qtype_row_bytes(QTYPE_Q8_0, nope);
+    const size_t v_bytes = R % 32 ? 0 : (size_t)H * vd * qtype_row_bytes(QTYPE_Q8_0, R);
+    size_t bytes = 0;
+    for (int l = 0; l < n_layers; l++) {
+        const LayerWeights *L = &w->layers[l];
+        if (!L->kv_b_proj.data || qtype_block(L->o_proj.type) <= 1) continue;
+        bytes += k_bytes + (L->kv_b_proj.type == QTYPE_F32 ? v_bytes : 0);
+    }
+    if (!bytes || !(w->derived = mem_alloc_uninit(bytes))) return 0;
+    float *wk = malloc((size_t)nope * R * sizeof(float)), *row = malloc((size_t)R * sizeof(float));
+    if (!wk || !row) {
+        free(wk), free(row);
+        mem_free(w->derived);
+        w->derived = NULL;
+        return 0;
+    }
+    unsigned char *dst = w->derived;
+    const size_t rbk = qtype_row_bytes(QTYPE_Q8_0, nope);
+    int done = 0;
+    for (int l = 0; l < n_layers; l++) {
+        LayerWeights *L = &w->layers[l];
+        if (!L->kv_b_proj.data || qtype_block(L->o_proj.type) <= 1) continue;
+        unsigned char *k = dst;
+        for (int h = 0; h < H; h++) {
+            for (int i = 0; i < nope; i++) /* W_UK[h]: rows h(nope+v) .. +nope */
+                mat_dequantize_row(&L->kv_b_proj, h * (nope + vd) + i, wk + (size_t)i * R);
+            for (int r = 0; r < R; r++, dst += rbk) {
+                for (int i = 0; i < nope; i++) row[i] = wk[(size_t)i * R + r];
+                quantize_row(QTYPE_Q8_0, row, dst, nope);
+            }
+        }
+        L->wuk_t = mat_of(k, QTYPE_Q8_0, H * R, nope);
+        if (L->kv_b_proj.type == QTYPE_F32 && v_bytes) {
+            unsigned char *v = dst;
+            for (int h = 0; h < H; h++) /* W_UV[h]: rows h(nope+v) + nope .. +v */
+                dst = q8_rows(dst, &L->kv_b_proj, h * (nope + vd) + nope, vd, row);
+            L->wuv = mat_of(v, QTYPE_Q8_0, H * vd, R);
+        }
+        done++;
+    }
+    free(wk), free(row);
+    return done;
+}
 
 static int by_data(const void *a, const void *b) {
     uintptr_t x = (uintptr_t)(*(Mat *const *)a)->data, y = (uintptr_t)(*(Mat *const *)b)->data;
@@ -16,7 +79,7 @@ static int by_data(const void *a, const void *b) {
 
 /* The matrices that only matmul reads, appended to list (may hold Mats
  * without data, and Mats that share their data with others). */
-#define LAYER_MATS 13 /* the Mats of a LayerWeights that collect lists, experts apart */
+#define LAYER_MATS 15 /* the Mats of a LayerWeights that collect lists, experts apart */
 
 static int collect(Mat **list, Weights *w, const ModelConfig *c) {
     int n = 0;
@@ -25,7 +88,8 @@ static int collect(Mat **list, Weights *w, const ModelConfig *c) {
         LayerWeights *L = &w->layers[l];
         Mat *m[LAYER_MATS] = {&L->q_proj, &L->q_a_proj, &L->q_b_proj, &L->kv_a_proj, &L->o_proj,
                               &L->wq,     &L->wk,       &L->wv,       &L->gate,      &L->up,
-                              &L->down,   &L->eh_proj,  &L->head};
+                              &L->down,   &L->eh_proj,  &L->head,     &L->wuk_t,
+                              &L->wuv};
         for (int i = 0; i < LAYER_MATS; i++) list[n++] = m[i];
         if (L->is_moe)
             for (int e = 0; e < c->n_routed_experts; e++) {
@@ -69,4 +133,9 @@ int weights_pack_panels(Weights *w, const ModelConfig *c) {
     free(list);
     w->n_panels += packed;
     return packed;
+}
+
+void weights_prepare_inference(Weights *w, const ModelConfig *c) {
+    weights_mla_decode_copies(w, c);
+    weights_pack_panels(w, c);
 }
