@@ -48,29 +48,35 @@ static double fd_check(ProbeFn f, void *ctx, float *x, const float *analytic, si
     return worst;
 }
 
+/* Odd sizes: partial tiles and a second KC slice; then four slices over 8
+ * panels (static panels, the strips' two buffers each reused) and three
+ * over 7 (the dynamic schedule). */
 Test(grad, sgemm_forms_match_reference) {
     Rng r;
     rng_seed(&r, 3);
-    const int M = 37, N = 45, K = 300; /* odd sizes: partial tiles and a second KC slice */
-    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
-    float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
-    fill(A, (size_t)M * K, &r, 1), fill(B, (size_t)N * K, &r, 1);
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++)
-            for (int beta = 0; beta < 2; beta++) {
-                const int lda = ta ? M : K, ldb = tb ? K : N;
-                fill(C, (size_t)M * N, &r, 1);
-                memcpy(R, C, sizeof(float) * M * N);
-                sgemm_use_ref = 1;
-                sgemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, R, N);
-                sgemm_use_ref = 0;
-                sgemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, C, N);
-                double worst = 0;
-                for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs(C[i] - R[i]));
-                cr_expect(worst < 1e-3, "sgemm ta=%d tb=%d beta=%d: max diff %g", ta, tb, beta,
-                          worst);
-            }
-    free(A), free(B), free(C), free(R);
+    const int shapes[3][3] = {{37, 45, 300}, {29, 256, 800}, {50, 200, 600}};
+    for (int sh = 0; sh < 3; sh++) {
+        const int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+        float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+        fill(A, (size_t)M * K, &r, 1), fill(B, (size_t)N * K, &r, 1);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    const int lda = ta ? M : K, ldb = tb ? K : N;
+                    fill(C, (size_t)M * N, &r, 1);
+                    memcpy(R, C, sizeof(float) * M * N);
+                    sgemm_use_ref = 1;
+                    sgemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, R, N);
+                    sgemm_use_ref = 0;
+                    sgemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, C, N);
+                    double worst = 0;
+                    for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs(C[i] - R[i]));
+                    cr_expect(worst < 1e-3, "sgemm %dx%dx%d ta=%d tb=%d beta=%d: max diff %g", M, N,
+                              K, ta, tb, beta, worst);
+                }
+        free(A), free(B), free(C), free(R);
+    }
 }
 
 typedef struct {

@@ -209,26 +209,42 @@ void gemm_thread_free(void) {
     pack_cap = 0;
 }
 
+/* The parallel products below pack the strips of A for one KC slice
+ * (each thread its share), wait at a barrier, then share out the panels.
+ * With the strips of successive slices in two buffers, and a panel on the
+ * same thread in every slice (a static schedule assigns a loop's
+ * iterations alike each time), no thread needs to wait at the end of the
+ * panels: a thread packing the next slice overwrites the buffer of the
+ * slice before, which the barrier it has just passed shows every thread
+ * done with; a panel's C columns are accumulated by one thread in slice
+ * order. That halves the synchronisations (each a futex sleep and wake
+ * under OMP_WAIT_POLICY=PASSIVE). Where the panels do not share out
+ * evenly, the dynamic schedule and its closing barrier stay. */
+static int panels_static(int n_panels) {
+    const int nth = threads_in_team();
+    return n_panels % nth == 0 || n_panels >= 8 * nth;
+}
+
 /* One gemm_nt call's operands and buffers. */
 typedef struct GemmNt {
     float *y;
     const float *x;
     const Mat *W;
     int row0, n_rows, T, K;
-    float *ap, *bp;      /* packed strips of x; per-thread panels of W */
+    float *bp;           /* per-thread panels of W */
     size_t per_thread;
 } GemmNt;
 
 /* Panel p (NR rows of W, NR columns of y) against every strip, on thread
  * slot tid's buffer. */
-static void gemm_nt_panel(const GemmNt *g, int p, int k0, int kc, int tid) {
+static void gemm_nt_panel(const GemmNt *g, const float *ap, int p, int k0, int kc, int tid) {
     float *b = g->bp + (size_t)tid * g->per_thread;
     const int n0 = p * NR, nr = g->n_rows - n0 < NR ? g->n_rows - n0 : NR;
     const int n_strips = (g->T + MR - 1) / MR;
     pack_b(b, g->W, g->row0 + n0, nr, k0, kc, b + NR * KC);
     for (int s = 0; s < n_strips; s++) {
         const int t0 = s * MR, mr = g->T - t0 < MR ? g->T - t0 : MR;
-        micro_12x32(g->ap + (size_t)s * MR * KC, b, kc, g->y + (size_t)t0 * g->n_rows + n0,
+        micro_12x32(ap + (size_t)s * MR * KC, b, kc, g->y + (size_t)t0 * g->n_rows + n0,
                     g->n_rows, mr, nr, k0 == 0);
     }
 }
@@ -239,27 +255,36 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
     /* per thread: a KC x NR panel and one dequantised row, 64-byte rounded */
     const size_t per_thread = ((size_t)NR * KC + (size_t)K + 15) & ~(size_t)15;
     const size_t a_floats = (size_t)n_strips * MR * KC;
-    float *ap = pack_get(a_floats + (size_t)nt * per_thread);
+    float *ap = pack_get(2 * a_floats + (size_t)nt * per_thread); /* strips: two slices */
     if (!ap) return -1;
-    const GemmNt g = {y, x, W, row0, n_rows, T, K, ap, ap + a_floats, per_thread};
+    const GemmNt g = {y, x, W, row0, n_rows, T, K, ap + 2 * a_floats, per_thread};
     if (!threads_in_parallel()) {
         /* one region for the whole product, the strips' packing shared out
-         * too: the loops' barriers order each slice's packing and panels */
+         * too (see panels_static) */
 #pragma omp parallel
-        for (int k0 = 0; k0 < K; k0 += KC) {
-            const int kc = K - k0 < KC ? K - k0 : KC;
-            int s0, s1;
-            team_strips(n_strips, &s0, &s1);
-            pack_a(ap, x, K, 0, T, s0, s1, k0, kc);
+        {
+            const int stat = panels_static(n_panels);
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                const int kc = K - k0 < KC ? K - k0 : KC;
+                float *apk = ap + (size_t)((k0 / KC) & 1) * a_floats;
+                int s0, s1;
+                team_strips(n_strips, &s0, &s1);
+                pack_a(apk, x, K, 0, T, s0, s1, k0, kc);
 #pragma omp barrier
+                if (stat) {
+#pragma omp for schedule(static) nowait
+                    for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, apk, p, k0, kc, thread_id());
+                } else {
 #pragma omp for schedule(dynamic, 1)
-            for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, p, k0, kc, thread_id());
+                    for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, apk, p, k0, kc, thread_id());
+                }
+            }
         }
     } else {
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC;
             pack_a(ap, x, K, 0, T, 0, n_strips, k0, kc);
-            for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, p, k0, kc, 0);
+            for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, ap, p, k0, kc, 0);
         }
     }
     return 0;
@@ -382,19 +407,20 @@ typedef struct SgemmSlice {
     int ldb;
     float *C;
     int ldc;
-    float *ap, *bp;      /* packed strips of A; per-thread panels of B */
+    float *bp;           /* per-thread panels of B */
     size_t per_thread;
 } SgemmSlice;
 
 /* Panel p (NR columns of B and C) against every strip, on thread slot tid's buffer. */
-static void sgemm_panel(const SgemmSlice *g, int p, int k0, int kc, int first, int tid) {
+static void sgemm_panel(const SgemmSlice *g, const float *ap, int p, int k0, int kc, int first,
+                        int tid) {
     float *b = g->bp + (size_t)tid * g->per_thread;
     const int n0 = p * NR, nr = g->N - n0 < NR ? g->N - n0 : NR;
     const int n_strips = (g->M + MR - 1) / MR;
     pack_b_f32(b, g->B, g->ldb, g->tb, n0, nr, k0, kc);
     for (int s = 0; s < n_strips; s++) {
         const int m0 = s * MR, mr = g->M - m0 < MR ? g->M - m0 : MR;
-        micro_12x32(g->ap + (size_t)s * MR * KC, b, kc, g->C + (size_t)m0 * g->ldc + n0, g->ldc,
+        micro_12x32(ap + (size_t)s * MR * KC, b, kc, g->C + (size_t)m0 * g->ldc + n0, g->ldc,
                     mr, nr, first);
     }
 }
@@ -411,35 +437,46 @@ void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const f
     const int n_strips = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
     const size_t a_floats = (size_t)n_strips * MR * KC, per_thread = (size_t)NR * KC;
     float *ap = NULL;
-    if (!sgemm_use_ref && gemm_available())
-        ap = pack_get(a_floats + (size_t)threads_max() * per_thread);
+    if (!sgemm_use_ref && gemm_available()) /* strips: two slices (see panels_static) */
+        ap = pack_get(2 * a_floats + (size_t)threads_max() * per_thread);
     if (!ap) {
         sgemm_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const SgemmSlice g = {ta, tb, M, N, A, lda, B, ldb, C, ldc, ap, ap + a_floats, per_thread};
+    const SgemmSlice g = {ta, tb, M, N, A, lda, B, ldb, C, ldc, ap + 2 * a_floats, per_thread};
     /* a parallel region costs microseconds, and even a one-thread one a
      * system call (threads.h): small products, and those called inside
      * another region, stay out of OpenMP */
     const int big = n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel();
     /* the first slice overwrites C unless beta is 1 */
     if (big) {
-        /* one region: the loops' barriers order each slice's packing and panels */
+        /* one region (see panels_static) */
 #pragma omp parallel
-        for (int k0 = 0; k0 < K; k0 += KC) {
-            const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0 && beta == 0.0f;
-            int s0, s1;
-            team_strips(n_strips, &s0, &s1);
-            pack_a(ap, A, lda, ta, M, s0, s1, k0, kc);
+        {
+            const int stat = panels_static(n_panels);
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0 && beta == 0.0f;
+                float *apk = ap + (size_t)((k0 / KC) & 1) * a_floats;
+                int s0, s1;
+                team_strips(n_strips, &s0, &s1);
+                pack_a(apk, A, lda, ta, M, s0, s1, k0, kc);
 #pragma omp barrier
+                if (stat) {
+#pragma omp for schedule(static) nowait
+                    for (int p = 0; p < n_panels; p++)
+                        sgemm_panel(&g, apk, p, k0, kc, first, thread_id());
+                } else {
 #pragma omp for schedule(dynamic, 1)
-            for (int p = 0; p < n_panels; p++) sgemm_panel(&g, p, k0, kc, first, thread_id());
+                    for (int p = 0; p < n_panels; p++)
+                        sgemm_panel(&g, apk, p, k0, kc, first, thread_id());
+                }
+            }
         }
     } else {
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0 && beta == 0.0f;
             pack_a(ap, A, lda, ta, M, 0, n_strips, k0, kc);
-            for (int p = 0; p < n_panels; p++) sgemm_panel(&g, p, k0, kc, first, 0);
+            for (int p = 0; p < n_panels; p++) sgemm_panel(&g, ap, p, k0, kc, first, 0);
         }
     }
 }
