@@ -37,7 +37,9 @@ int weights_mla_decode_copies(Weights *w, const ModelConfig *c) {
         bytes += k_bytes + (L->kv_b_proj.type == QTYPE_F32 ? v_bytes : 0);
     }
     if (!bytes || !(w->derived = mem_alloc_uninit(bytes))) return 0;
-    float *wk = malloc((size_t)nope * R * sizeof(float)), *row = malloc((size_t)R * sizeof(float));
+    /* wk: W_UK[h] (nope x R); row: one column of it (nope) or one W_UV row (R) */
+    float *wk = malloc((size_t)nope * R * sizeof(float));
+    float *row = malloc((size_t)(nope > R ? nope : R) * sizeof(float));
     if (!wk || !row) {
         free(wk), free(row);
         mem_free(w->derived);
