@@ -23,18 +23,26 @@ static unsigned char *q8_rows(unsigned char *dst, const Mat *W, int r0, int n, f
     return dst;
 }
 
+/* The copies layer L gets: 0 none (no kv_b_proj, or a model not
+ * block-quantised), 1 wuk_t, 2 wuk_t and wuv (kv_b_proj F32, R in Q8_0
+ * blocks: wuv_fits). */
+static int copies_wanted(const LayerWeights *L, int wuv_fits) {
+    if (!L->kv_b_proj.data || qtype_block(L->o_proj.type) <= 1) return 0;
+    return L->kv_b_proj.type == QTYPE_F32 && wuv_fits ? 2 : 1;
+}
+
 int weights_mla_decode_copies(Weights *w, const ModelConfig *c) {
     const int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
     const int H = c->num_attention_heads, R = c->kv_lora_rank, nope = c->qk_nope_head_dim;
     const int vd = c->v_head_dim;
     if (!config_is_mla(c) || nope <= 0 || nope % 32 != 0 || w->derived) return 0;
+    const int wuv_fits = R % 32 == 0;
     const size_t k_bytes = (size_t)H * R * qtype_row_bytes(QTYPE_Q8_0, nope);
-    const size_t v_bytes = R % 32 ? 0 : (size_t)H * vd * qtype_row_bytes(QTYPE_Q8_0, R);
+    const size_t v_bytes = wuv_fits ? (size_t)H * vd * qtype_row_bytes(QTYPE_Q8_0, R) : 0;
     size_t bytes = 0;
     for (int l = 0; l < n_layers; l++) {
-        const LayerWeights *L = &w->layers[l];
-        if (!L->kv_b_proj.data || qtype_block(L->o_proj.type) <= 1) continue;
-        bytes += k_bytes + (L->kv_b_proj.type == QTYPE_F32 ? v_bytes : 0);
+        const int want = copies_wanted(&w->layers[l], wuv_fits);
+        bytes += (want > 0 ? k_bytes : 0) + (want > 1 ? v_bytes : 0);
     }
     if (!bytes || !(w->derived = mem_alloc_uninit(bytes))) return 0;
     /* wk: W_UK[h] (nope x R); row: one column of it (nope) or one W_UV row (R) */
@@ -51,7 +59,8 @@ int weights_mla_decode_copies(Weights *w, const ModelConfig *c) {
     int done = 0;
     for (int l = 0; l < n_layers; l++) {
         LayerWeights *L = &w->layers[l];
-        if (!L->kv_b_proj.data || qtype_block(L->o_proj.type) <= 1) continue;
+        const int want = copies_wanted(L, wuv_fits);
+        if (!want) continue;
         unsigned char *k = dst;
         for (int h = 0; h < H; h++) {
             for (int i = 0; i < nope; i++) /* W_UK[h]: rows h(nope+v) .. +nope */
@@ -62,7 +71,7 @@ int weights_mla_decode_copies(Weights *w, const ModelConfig *c) {
             }
         }
         L->wuk_t = mat_of(k, QTYPE_Q8_0, H * R, nope);
-        if (L->kv_b_proj.type == QTYPE_F32 && v_bytes) {
+        if (want > 1) {
             unsigned char *v = dst;
             for (int h = 0; h < H; h++) /* W_UV[h]: rows h(nope+v) + nope .. +v */
                 dst = q8_rows(dst, &L->kv_b_proj, h * (nope + vd) + nope, vd, row);
