@@ -8,8 +8,10 @@
  * answering ends the job through the collective timeout; weights that
  * drift apart stop the job with a message. whale sft and whale grpo share
  * their steps the same way: equal losses and weights, the same rollouts.
- * Expert parallelism (--ep 2) gives one rank's losses, gradient norms and
- * update. */
+ * Expert parallelism (--ep 2, on 2 and on 4 ranks) gives one rank's
+ * losses, gradients and update; each rank holds its experts only and
+ * writes them to its shard of the checkpoint, which resumes on other rank
+ * counts. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -109,17 +111,20 @@ static void train_ok(int ranks, const char *out, int steps, const char *accum,
     h_run_free(&h);
 }
 
+/* What read_values reads from metrics.jsonl. */
+enum { LOSSES_AND_EVAL, GRAD_NORMS, STEP_LOSSES };
+
 /* The "loss" and "eval_loss" values of a run's metrics.jsonl, in order
- * (with grad_norm: the "grad_norm" values instead). */
-static int read_values(const char *run, int grad_norm, double *v, int max) {
+ * (GRAD_NORMS: the "grad_norm" values instead; STEP_LOSSES: "loss" only). */
+static int read_values(const char *run, int what, double *v, int max) {
     char *m = h_read_file(h_path(h_path(g_dir, run), "metrics.jsonl"), NULL);
     cr_assert(m, "%s has no metrics.jsonl", run);
     int n = 0;
     for (char *line = strtok(m, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *j = json_loads(line, 0, NULL);
         cr_assert(j, "%s: a metrics line is not JSON: %s", run, line);
-        json_t *x = json_object_get(j, grad_norm ? "grad_norm" : "loss");
-        if (!x && !grad_norm) x = json_object_get(j, "eval_loss");
+        json_t *x = json_object_get(j, what == GRAD_NORMS ? "grad_norm" : "loss");
+        if (!x && what == LOSSES_AND_EVAL) x = json_object_get(j, "eval_loss");
         if (x && n < max) v[n++] = json_number_value(x);
         json_decref(j);
     }
@@ -127,18 +132,19 @@ static int read_values(const char *run, int grad_norm, double *v, int max) {
     return n;
 }
 
-static void expect_same_values(const char *a, const char *b, int grad_norm, int want) {
+static void expect_same_values(const char *a, const char *b, int what, int want) {
+    static const char *const names[] = {"loss", "grad_norm", "step loss"};
     double x[64], y[64];
-    int nx = read_values(a, grad_norm, x, 64), ny = read_values(b, grad_norm, y, 64);
-    cr_assert_eq(nx, want, "%s: %d losses in metrics.jsonl, expected %d (one line per step)", a, nx, want);
-    cr_assert_eq(ny, want, "%s: %d losses in metrics.jsonl, expected %d", b, ny, want);
+    int nx = read_values(a, what, x, 64), ny = read_values(b, what, y, 64);
+    cr_assert_eq(nx, want, "%s: %d values in metrics.jsonl, expected %d (one line per step)", a, nx, want);
+    cr_assert_eq(ny, want, "%s: %d values in metrics.jsonl, expected %d", b, ny, want);
     for (int i = 0; i < nx; i++)
-        cr_expect(fabs(x[i] - y[i]) <= 1e-5 * fabs(y[i]), "%s %d: %s %.9g vs %s %.9g",
-                  grad_norm ? "grad_norm" : "loss", i, a, x[i], b, y[i]);
+        cr_expect(fabs(x[i] - y[i]) <= 1e-5 * fabs(y[i]), "%s %d: %s %.9g vs %s %.9g", names[what],
+                  i, a, x[i], b, y[i]);
 }
 
 static void expect_same_losses(const char *a, const char *b, int want) {
-    expect_same_values(a, b, 0, want);
+    expect_same_values(a, b, LOSSES_AND_EVAL, want);
 }
 
 /* Every tensor of two model files within 1e-5 of the larger magnitude. */
@@ -344,8 +350,47 @@ Test(mpi, sft_and_grpo_share_their_steps, .timeout = 300) {
     expect_close_updates("mem/model.safetensors", "grpo2/model.safetensors", "grpo1/model.safetensors");
 }
 
-/* --ep 2: the routed experts computed on their rank, tokens sent there and
- * back by all-to-all; against one rank with twice the accumulation */
+/* Tensor names of a safetensors file, index or model directory, as one
+ * string ("name\n" each), for strstr. */
+static char *tensor_names(const char *path) {
+    SafeTensors st;
+    Err err = {0};
+    cr_assert_eq(st_open(&st, path, &err), 0, "%s", err.msg);
+    size_t n = 1;
+    for (int i = 0; i < st.n_tensors; i++) n += strlen(st.tensors[i].name) + 1;
+    char *s = calloc(1, n);
+    cr_assert(s);
+    for (int i = 0; i < st.n_tensors; i++) strcat(strcat(s, st.tensors[i].name), "\n");
+    st_close(&st);
+    return s;
+}
+
+/* A run directory of --ep 2 holds its model in two shards and an index:
+ * the second shard the experts 4-7 of the tiny model's MoE layers (1 and
+ * the MTP module's 2), the first every other tensor. */
+static void expect_sharded_model(const char *run) {
+    const char *dir = h_path(g_dir, run);
+    cr_expect(access(h_path(dir, "model.safetensors"), F_OK) != 0, "%s keeps a model.safetensors", run);
+    char *a = tensor_names(h_path(dir, "model-00001-of-00002.safetensors"));
+    char *b = tensor_names(h_path(dir, "model-00002-of-00002.safetensors"));
+    char *all = tensor_names(dir);
+    for (int l = 1; l <= 2; l++)
+        for (int e = 0; e < 8; e++) {
+            char name[96];
+            snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.up_proj.weight\n", l, e);
+            cr_expect(!strstr(e < 4 ? b : a, name) && strstr(e < 4 ? a : b, name),
+                      "%s: expert %d of layer %d is not (only) in shard %d", run, e, l, e < 4 ? 1 : 2);
+            cr_expect(strstr(all, name), "%s: the index lacks %s", run, name);
+        }
+    for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n"))
+        cr_expect(strstr(line, ".mlp.experts."), "%s: the second shard holds %s", run, line);
+    cr_expect(strstr(all, "model.embed_tokens.weight\n") && strstr(all, "model.layers.1.mlp.gate.weight\n"));
+    free(a), free(b), free(all);
+}
+
+/* --ep 2: the routed experts held and computed on their rank, tokens sent
+ * there and back by all-to-all; against one rank with twice the
+ * accumulation */
 Test(mpi, expert_parallel_equals_one_rank, .timeout = 300) {
     make_model_and_data();
     HRun h;
@@ -353,8 +398,11 @@ Test(mpi, expert_parallel_equals_one_rank, .timeout = 300) {
     const char *ep[] = {"--ep", "2", NULL};
     train_ok(2, "ep", 5, "1", ep);
     expect_same_losses("ep", "one", 7);
-    expect_same_values("ep", "one", 1, 5);
-    expect_close_updates("model/model.safetensors", "ep/model.safetensors", "one/model.safetensors");
+    expect_same_values("ep", "one", GRAD_NORMS, 5);
+    expect_close_updates("model/model.safetensors", "ep", "one/model.safetensors");
+    expect_sharded_model("ep");
+    expect_sharded_model("ep/checkpoint-00000005");
+    cr_expect(access(h_path(g_dir, "ep/checkpoint-00000005/optimizer.safetensors.index.json"), F_OK) == 0);
     /* each step logs the two ranks' shares of the routed rows */
     char *m = h_read_file(h_path(g_dir, "ep/metrics.jsonl"), NULL);
     cr_assert(m);
@@ -371,10 +419,98 @@ Test(mpi, expert_parallel_equals_one_rank, .timeout = 300) {
     }
     free(m);
     cr_expect_eq(lines, 5);
+    /* the sharded model loads whole: its logits are the one-rank model's */
+    const char *ids = "1,17,42,5,99,7";
+    WHALE(&h, "logits", "-m", h_path(g_dir, "ep"), "--ids", ids, "--out", h_path(g_dir, "ep.f32"));
+    expect_ok(&h);
+    h_run_free(&h);
+    WHALE(&h, "logits", "-m", h_path(g_dir, "one"), "--ids", ids, "--out", h_path(g_dir, "one.f32"));
+    expect_ok(&h);
+    h_run_free(&h);
+    size_t na = 0, nb = 0;
+    float *la = (float *)h_read_file(h_path(g_dir, "ep.f32"), &na), *lb = (float *)h_read_file(h_path(g_dir, "one.f32"), &nb);
+    cr_assert(la && lb && na == nb && na >= 6 * 512 * sizeof(float), "logits files of %zu and %zu bytes", na, nb);
+    double dmax = 0, amax = 0;
+    for (size_t i = 0; i < na / sizeof(float); i++)
+        dmax = fmax(dmax, fabs((double)la[i] - lb[i])), amax = fmax(amax, fabs(lb[i]));
+    cr_expect_leq(dmax, 1e-4 * amax, "logits differ by %g (largest %g)", dmax, amax);
+    free(la), free(lb);
     /* groups that do not divide the ranks or the experts are refused by name */
     const char *three[] = {"--ep", "3", NULL};
     train(&h, 2, "bad", 2, "1", three);
     cr_expect(!(h.exited && h.code == 0));
     cr_expect(strstr(h.err, "--ep 3 must divide the 2 ranks"), "%s", h.err);
     h_run_free(&h);
+}
+
+/* The gradients of one step: AdamW's first moment after step 1 is
+ * (1 - beta1) x the clipped gradient, tensor by tensor, so the two runs'
+ * exp_avg must agree within 1e-5 of each tensor's length. */
+static void expect_same_gradients(const char *a, const char *b) {
+    SafeTensors sa, sb;
+    Err err = {0};
+    cr_assert_eq(st_open(&sa, h_path(g_dir, a), &err), 0, "%s", err.msg);
+    cr_assert_eq(st_open(&sb, h_path(g_dir, b), &err), 0, "%s", err.msg);
+    cr_assert_eq(sa.n_tensors, sb.n_tensors, "%s and %s hold other tensors", a, b);
+    int n_cmp = 0;
+    double worst = 0;
+    for (int i = 0; i < sa.n_tensors; i++) {
+        const StTensor *ta = &sa.tensors[i], *tb = st_find(&sb, ta->name);
+        cr_assert(tb && tb->n_bytes == ta->n_bytes, "%s: %s missing or resized", b, ta->name);
+        if (strncmp(ta->name, "exp_avg.", 8) != 0) continue;
+        const int64_t n = st_numel(ta);
+        float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+        cr_assert(x && y);
+        cr_assert(st_to_f32(&sa, ta, x, &err) == 0 && st_to_f32(&sb, tb, y, &err) == 0, "%s", err.msg);
+        double d = 0, len = 0;
+        for (int64_t k = 0; k < n; k++) d += ((double)x[k] - y[k]) * ((double)x[k] - y[k]), len += (double)y[k] * y[k];
+        cr_expect_leq(sqrt(d), 1e-5 * sqrt(len) + 1e-12, "%s: %s and %s differ by %g of its length %g",
+                      ta->name, a, b, sqrt(d / (len > 0 ? len : 1)), sqrt(len));
+        if (len > 0) worst = fmax(worst, sqrt(d / len));
+        n_cmp++;
+        free(x), free(y);
+    }
+    cr_expect_gt(n_cmp, 50, "only %d gradients compared", n_cmp);
+    cr_log_info("%s vs %s: %d gradients, worst %.2g of its length", a, b, n_cmp, worst);
+    st_close(&sa), st_close(&sb);
+}
+
+/* One step's gradients, tensor by tensor: --ep 2 on 2 ranks against 1
+ * rank with 2x accumulation, and on 4 ranks (two groups, whose expert
+ * gradients are summed between the ranks holding the same experts)
+ * against 1 rank with 4x. */
+Test(mpi, expert_parallel_gradients_equal_one_rank, .timeout = 300) {
+    make_model_and_data();
+    const char *ep[] = {"--ep", "2", NULL};
+    train_ok(0, "g2", 1, "2", NULL);
+    train_ok(2, "gep2", 1, "1", ep);
+    expect_same_gradients("gep2/checkpoint-00000001/optimizer.safetensors.index.json",
+                          "g2/checkpoint-00000001/optimizer.safetensors");
+    train_ok(0, "g4", 1, "4", NULL);
+    train_ok(4, "gep4", 1, "1", ep);
+    expect_same_gradients("gep4/checkpoint-00000001/optimizer.safetensors.index.json",
+                          "g4/checkpoint-00000001/optimizer.safetensors");
+    expect_same_losses("gep4", "g4", 2);
+    expect_sharded_model("gep4");
+}
+
+/* A sharded checkpoint resumes on one rank without --ep, and a whole one
+ * on two ranks with it; the run ends where an uninterrupted one does, and
+ * the run directory holds the last layout only. */
+Test(mpi, expert_parallel_resumes_on_other_rank_counts, .timeout = 300) {
+    make_model_and_data();
+    const char *ep2[] = {"--ep", "2", "--stop-at", "2", NULL},
+               *resume4[] = {"--resume", "--stop-at", "4", NULL},
+               *ep_resume[] = {"--ep", "2", "--resume", NULL};
+    train_ok(0, "one", 5, "2", NULL);
+    train_ok(2, "r", 5, "1", ep2);
+    train_ok(0, "r", 5, "2", resume4);
+    cr_expect(access(h_path(g_dir, "r/model.safetensors"), F_OK) == 0);
+    cr_expect(access(h_path(g_dir, "r/model.safetensors.index.json"), F_OK) != 0,
+              "the index of the sharded checkpoint is left beside the whole model");
+    train_ok(2, "r", 5, "1", ep_resume);
+    expect_same_losses("r", "one", 7);
+    expect_same_values("r", "one", GRAD_NORMS, 5);
+    expect_sharded_model("r");
+    expect_close_updates("model/model.safetensors", "r", "one/model.safetensors");
 }

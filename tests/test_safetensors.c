@@ -863,3 +863,41 @@ Test(safetensors, truncations_and_corruptions_do_not_crash) {
     }
     free(img);
 }
+
+/* st_write_index lists what the shards hold; the index opens by its own
+ * path (as optimizer.safetensors.index.json does) and as a directory's. */
+Test(safetensors, written_index_opens_by_path_and_directory) {
+    float a[2] = {1, 2}, b[3] = {3, 4, 5}, c[2] = {6, 7}, d[1] = {8};
+    write_two_shards(g_dir, a, b, c, d);
+    const char *shards[] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+    Err e = {{0}};
+    cr_assert_eq(st_write_index(tp("model.safetensors.index.json"), shards, 2, &e), 0, "%s", e.msg);
+    cr_assert_eq(st_write_index(tp("other.index.json"), shards, 2, &e), 0, "%s", e.msg);
+    char text[1024] = {0};
+    FILE *f = fopen(tp("model.safetensors.index.json"), "r");
+    cr_assert(f);
+    cr_assert_gt(fread(text, 1, sizeof text - 1, f), 0);
+    fclose(f);
+    cr_assert(strstr(text, "\"total_size\": 32") && strstr(text, "\"weight_map\""), "%s", text);
+    const char *paths[] = {g_dir, tp("other.index.json")};
+    for (int k = 0; k < 2; k++) {
+        SafeTensors st;
+        cr_assert_eq(st_open(&st, paths[k], &e), 0, "%s: %s", paths[k], e.msg);
+        cr_expect_eq(st.n_files, 2);
+        cr_expect_eq(st.n_tensors, 4);
+        const char *fn = st_file_name(&st, must_find(&st, "c"));
+        cr_expect(strstr(fn, "model-00002-of-00002.safetensors"), "c in %s", fn);
+        st_close(&st);
+    }
+    /* a tensor in two shards, a shard that is not a plain name, a missing shard */
+    const char *twice[] = {shards[0], shards[0]};
+    cr_expect_eq(st_write_index(tp("bad.index.json"), twice, 2, &e), -1);
+    cr_expect(strstr(e.msg, "'a'") && strstr(e.msg, "two shards"), "%s", e.msg);
+    const char *escape[] = {"../x.safetensors"};
+    cr_expect_eq(st_write_index(tp("bad.index.json"), escape, 1, &e), -1);
+    cr_expect(strstr(e.msg, "plain file name"), "%s", e.msg);
+    const char *missing[] = {"model-00003-of-00003.safetensors"};
+    cr_expect_eq(st_write_index(tp("bad.index.json"), missing, 1, &e), -1);
+    cr_expect(strstr(e.msg, "model-00003-of-00003.safetensors"), "%s", e.msg);
+    cr_expect(access(tp("bad.index.json"), F_OK) != 0, "a failed index was written");
+}

@@ -333,7 +333,8 @@ static int st_check_index(const SafeTensors *st, const char *index_path, const j
 }
 
 int st_open(SafeTensors *st, const char *path, Err *err) {
-    char buf[4096];
+    char buf[4096], dir[4096];
+    const char *index_path = NULL; /* the index, when the tensors are in shards */
     json_t *index = NULL, *ids = NULL;
     memset(st, 0, sizeof *st);
     if (file_is_dir(path)) {
@@ -342,9 +343,8 @@ int st_open(SafeTensors *st, const char *path, Err *err) {
             goto fail;
         }
         if (file_exists(buf)) {
-            index = json_load_path(buf, ST_MAX_HEADER_BYTES, err);
-            if (!index) goto fail;
-            if (st_open_shards(st, path, buf, index, &ids, err) != 0) goto fail;
+            index_path = buf;
+            snprintf(dir, sizeof dir, "%s", path);
         } else {
             if (path_join(buf, sizeof buf, path, ST_SINGLE_NAME) != 0) {
                 err_set(err, "%s: path too long", path);
@@ -357,8 +357,15 @@ int st_open(SafeTensors *st, const char *path, Err *err) {
             }
             if (st_add_file(st, buf, err) != 0) goto fail;
         }
+    } else if (path_has_suffix(path, ".index.json")) {
+        index_path = path;
+        path_dir_of(path, dir, sizeof dir);
     } else if (st_add_file(st, path, err) != 0) {
         goto fail;
+    }
+    if (index_path) {
+        index = json_load_path(index_path, ST_MAX_HEADER_BYTES, err);
+        if (!index || st_open_shards(st, dir, index_path, index, &ids, err) != 0) goto fail;
     }
     qsort(st->tensors, (size_t)st->n_tensors, sizeof *st->tensors, st_cmp_name);
     for (int i = 1; i < st->n_tensors; i++) {
@@ -369,7 +376,7 @@ int st_open(SafeTensors *st, const char *path, Err *err) {
             goto fail;
         }
     }
-    if (index && st_check_index(st, buf, index, ids, err) != 0) goto fail;
+    if (index && st_check_index(st, index_path, index, ids, err) != 0) goto fail;
     json_decref(ids);
     json_decref(index);
     return 0;
@@ -378,6 +385,58 @@ fail:
     json_decref(index);
     st_close(st);
     return -1;
+}
+
+int st_write_index(const char *index_path, const char *const *shards, int n, Err *err) {
+    char dir[4096], path[4096];
+    path_dir_of(index_path, dir, sizeof dir);
+    json_t *root = json_object(), *meta = json_object(), *wm = json_object();
+    int rc = -1;
+    uint64_t total = 0;
+    if (!root || !meta || !wm || json_object_set(root, "metadata", meta) != 0 ||
+        json_object_set(root, "weight_map", wm) != 0) {
+        err_set(err, "%s: out of memory", index_path);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        SafeTensors st;
+        json_t *v = json_string(shards[i]);
+        if (!v || !st_shard_name_ok(v)) {
+            json_decref(v);
+            err_set(err, "%s: shard '" ST_MSG_NAME "' is not a plain file name", index_path, shards[i]);
+            goto done;
+        }
+        json_decref(v);
+        if (path_join(path, sizeof path, dir, shards[i]) != 0) {
+            err_set(err, "%s: path too long", index_path);
+            goto done;
+        }
+        if (st_open(&st, path, err) != 0) goto done;
+        int bad = 0;
+        for (int k = 0; k < st.n_tensors && !bad; k++) {
+            total += st.tensors[k].n_bytes;
+            if (json_object_get(wm, st.tensors[k].name))
+                bad = err_set(err, "%s: tensor '" ST_MSG_NAME "' is in two shards", index_path,
+                              st.tensors[k].name);
+            else if (json_object_set_new(wm, st.tensors[k].name, json_string(shards[i])) != 0)
+                bad = err_set(err, "%s: out of memory", index_path);
+        }
+        st_close(&st);
+        if (bad) goto done;
+    }
+    json_object_set_new(meta, "total_size", json_integer((json_int_t)total));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text) {
+        err_set(err, "%s: out of memory", index_path);
+        goto done;
+    }
+    rc = file_write_atomic(index_path, text, strlen(text), err);
+    free(text);
+done:
+    json_decref(wm);
+    json_decref(meta);
+    json_decref(root);
+    return rc;
 }
 
 void st_close(SafeTensors *st) {

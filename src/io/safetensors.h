@@ -51,10 +51,10 @@ typedef struct SafeTensors {
 int st_parse(const unsigned char *buf, size_t size, const char *file, StTensor **out, int *n_out,
              Err *err);
 
-/* Open path: a .safetensors file, or a model directory holding
- * model.safetensors.index.json (whose "weight_map" {tensor: shard file} names
- * the shards, each a plain file name inside the directory) or else
- * model.safetensors. Each file is mapped read-only and parsed with st_parse.
+/* Open path: a .safetensors file, an index (a file named *.index.json,
+ * whose "weight_map" {tensor: shard file} names the shards, each a plain
+ * file name inside the index's directory), or a model directory holding
+ * the index model.safetensors.index.json or else model.safetensors. Each file is mapped read-only and parsed with st_parse.
  * Every tensor the index lists must be in the shard it names, and no name may
  * appear in two shards. Returns 0, or -1 with err (st is then zeroed). Free
  * with st_close. */
@@ -99,5 +99,12 @@ typedef struct StWriteTensor {
  * be non-empty, valid UTF-8, unique and not "__metadata__". Returns 0, or -1
  * with err naming the file and tensor; on failure path is untouched. */
 int st_write(const char *path, const StWriteTensor *t, int n, Err *err);
+
+/* Write the index of n shard files (plain names, files already written in
+ * the index's directory) to index_path atomically, as Hugging Face does
+ * for a sharded model: {"metadata": {"total_size": their tensor bytes},
+ * "weight_map": {tensor: shard}}. A tensor in two shards is an error. 0,
+ * or -1 with err. */
+int st_write_index(const char *index_path, const char *const *shards, int n, Err *err);
 
 #endif

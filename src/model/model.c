@@ -16,10 +16,11 @@
 
 #define MODEL_MAX_CHUNK 256
 
-static int model_setup(Model *m, QType mat_type, Err *err) {
+/* shard, n_shards: the share of the routed experts held (weights_alloc_shard). */
+static int model_setup(Model *m, QType mat_type, int shard, int n_shards, Err *err) {
     m->max_chunk = MODEL_MAX_CHUNK;
     if (rope_init(&m->rope, &m->cfg, err) != 0) return -1;
-    return weights_alloc(&m->w, &m->cfg, mat_type, err);
+    return weights_alloc_shard(&m->w, &m->cfg, mat_type, shard, n_shards, err);
 }
 
 int model_create(Model *m, const ModelConfig *cfg, Err *err) {
@@ -29,7 +30,7 @@ int model_create(Model *m, const ModelConfig *cfg, Err *err) {
 int model_create_as(Model *m, const ModelConfig *cfg, QType mat_type, Err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    if (model_setup(m, mat_type, err) != 0) {
+    if (model_setup(m, mat_type, 0, 1, err) != 0) {
         model_free(m);
         return -1;
     }
@@ -67,8 +68,8 @@ int model_open(Model *m, const char *path, Err *err) {
     return model_open_as(m, path, QTYPE_F32, err);
 }
 
-int model_open_as(Model *m, const char *path, QType mat_type, Err *err) {
-    if (path_has_suffix(path, ".gguf")) return open_gguf(m, path, 0, mat_type, err);
+/* A model directory or .safetensors file, holding shard of n_shards. */
+static int open_dir(Model *m, const char *path, QType mat_type, int shard, int n_shards, Err *err) {
     memset(m, 0, sizeof *m);
     char dir[4096];
     /* a .safetensors file reads its config.json from the same directory */
@@ -77,11 +78,24 @@ int model_open_as(Model *m, const char *path, QType mat_type, Err *err) {
     if (config_load(&m->cfg, dir, err) != 0) return -1;
     if (m->cfg.num_nextn_predict_layers > 0 && !checkpoint_has_mtp(path, &m->cfg))
         m->cfg.num_nextn_predict_layers = 0;
-    if (model_setup(m, mat_type, err) != 0 || weights_load(&m->w, path, err) != 0) {
+    if (model_setup(m, mat_type, shard, n_shards, err) != 0 || weights_load(&m->w, path, err) != 0) {
         model_free(m);
         return -1;
     }
     return 0;
+}
+
+int model_open_as(Model *m, const char *path, QType mat_type, Err *err) {
+    if (path_has_suffix(path, ".gguf")) return open_gguf(m, path, 0, mat_type, err);
+    return open_dir(m, path, mat_type, 0, 1, err);
+}
+
+int model_open_shard(Model *m, const char *path, int shard, int n_shards, Err *err) {
+    if (n_shards <= 1) return model_open(m, path, err);
+    if (path_has_suffix(path, ".gguf"))
+        return err_set(err, "%s: experts are shared out over ranks from a model directory, not "
+                            "a .gguf (whale convert turns it into one)", path);
+    return open_dir(m, path, QTYPE_F32, shard, n_shards, err);
 }
 
 void model_free(Model *m) {

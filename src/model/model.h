@@ -35,6 +35,11 @@ int model_open(Model *m, const char *path, Err *err);
  * GGUF's tensors already of that type are copied as they are). */
 int model_open_as(Model *m, const char *path, QType mat_type, Err *err);
 
+/* model_open (F32) holding only shard `shard` of n_shards shares of the
+ * routed experts (model/weights.h weights_alloc_shard), from a model
+ * directory or .safetensors file: expert parallelism's ranks. */
+int model_open_shard(Model *m, const char *path, int shard, int n_shards, Err *err);
+
 /* A model of the given shape with zeroed weights (for init and training). */
 int model_create(Model *m, const ModelConfig *cfg, Err *err);
 /* The same with matrices stored as mat_type (whale init --dtype bf16 builds

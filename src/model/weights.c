@@ -27,6 +27,7 @@ typedef struct Builder {
     int failed;
     WeightsTypeFn type_of; /* per-matrix storage type, or NULL: mat_type */
     void *type_ctx;
+    int e_lo, e_hi; /* the routed experts held: [e_lo, e_hi) */
 } Builder;
 
 static float *add(Builder *b, int64_t rows, int64_t cols, ParamKind kind, const char *fmt, ...)
@@ -125,7 +126,7 @@ static void walk_layer(Builder *b, const ModelConfig *c, int l, LayerWeights *L)
         if (c->topk_method == TOPK_NOAUX_TC)
             L->router_bias =
                 add(b, E, 0, PARAM_ROUTER_BIAS, "%s.mlp.gate.e_score_correction_bias", pre);
-        for (int e = 0; e < E; e++) {
+        for (int e = b->e_lo; e < b->e_hi; e++) { /* a shard's experts only */
             Mat g = ADDM(b, Im, D, "%s.mlp.experts.%d.gate_proj.weight", pre, e);
             Mat u = ADDM(b, Im, D, "%s.mlp.experts.%d.up_proj.weight", pre, e);
             Mat d = ADDM(b, D, Im, "%s.mlp.experts.%d.down_proj.weight", pre, e);
@@ -182,14 +183,15 @@ int weights_alloc(Weights *w, const ModelConfig *c, QType mat_type, Err *err) {
     return weights_alloc_typed(w, c, mat_type, NULL, NULL, err);
 }
 
-int weights_alloc_typed(Weights *w, const ModelConfig *c, QType mat_type, WeightsTypeFn type_of,
-                        void *ctx, Err *err) {
+/* The table of every tensor but the routed experts outside [e_lo, e_hi). */
+static int alloc(Weights *w, const ModelConfig *c, QType mat_type, WeightsTypeFn type_of, void *ctx,
+                 int e_lo, int e_hi, Err *err) {
     memset(w, 0, sizeof *w);
     w->mat_type = mat_type;
     int n_layers = c->num_hidden_layers + c->num_nextn_predict_layers;
     w->layers = calloc((size_t)n_layers, sizeof *w->layers);
     if (!w->layers) goto oom;
-    Builder b = {.w = w, .type_of = type_of, .type_ctx = ctx};
+    Builder b = {.w = w, .type_of = type_of, .type_ctx = ctx, .e_lo = e_lo, .e_hi = e_hi};
     walk(&b, c);
     if (b.failed) goto oom;
     w->n_specs = b.n;
@@ -217,12 +219,29 @@ int weights_alloc_typed(Weights *w, const ModelConfig *c, QType mat_type, Weight
             L->exp_down = m, m += c->n_routed_experts;
         }
     }
-    Builder bind = {.w = w, .bind = 1};
+    Builder bind = {.w = w, .bind = 1, .e_lo = e_lo, .e_hi = e_hi};
     walk(&bind, c);
     return 0;
 oom:
     weights_free(w);
     return err_set(err, "out of memory building the weight table");
+}
+
+int weights_alloc_typed(Weights *w, const ModelConfig *c, QType mat_type, WeightsTypeFn type_of,
+                        void *ctx, Err *err) {
+    return alloc(w, c, mat_type, type_of, ctx, 0, c->n_routed_experts, err);
+}
+
+int weights_alloc_shard(Weights *w, const ModelConfig *c, QType mat_type, int shard, int n_shards,
+                        Err *err) {
+    const int E = c->n_routed_experts;
+    if (n_shards <= 1) return alloc(w, c, mat_type, NULL, NULL, 0, E, err);
+    if (E % n_shards != 0 || shard < 0 || shard >= n_shards)
+        return err_set(err, "cannot share %d routed experts out as shard %d of %d", E, shard, n_shards);
+    const int per = E / n_shards;
+    if (alloc(w, c, mat_type, NULL, NULL, shard * per, (shard + 1) * per, err) != 0) return -1;
+    w->shard = shard, w->n_shards = n_shards;
+    return 0;
 }
 
 void weights_free(Weights *w) {
@@ -234,19 +253,33 @@ void weights_free(Weights *w) {
     memset(w, 0, sizeof *w);
 }
 
-void weights_layer_span(const Weights *w, int layer, size_t *off, size_t *n) {
-    char pre[32];
-    const int np = snprintf(pre, sizeof pre, "model.layers.%d.", layer);
+/* The run of data that the tensors named pre* fill: *off, *n (0 if none). */
+static void span_of(const Weights *w, const char *pre, size_t *off, size_t *n) {
+    const size_t np = strlen(pre);
     size_t lo = SIZE_MAX, hi = 0;
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *s = &w->specs[i];
-        if (strncmp(s->name, pre, (size_t)np) != 0) continue;
+        if (strncmp(s->name, pre, np) != 0) continue;
         if (s->offset < lo) lo = s->offset;
         const size_t end = s->offset + ((s->bytes + 63) & ~(size_t)63);
         if (end > hi) hi = end;
     }
     *off = lo == SIZE_MAX ? 0 : lo;
     *n = lo == SIZE_MAX ? 0 : (hi < w->n_bytes ? hi : w->n_bytes) - lo;
+}
+
+void weights_layer_span(const Weights *w, int layer, size_t *off, size_t *n) {
+    char pre[32];
+    snprintf(pre, sizeof pre, "model.layers.%d.", layer);
+    span_of(w, pre, off, n);
+}
+
+int weights_is_routed_expert(const ParamSpec *s) { return strstr(s->name, ".mlp.experts.") != NULL; }
+
+void weights_expert_span(const Weights *w, int layer, size_t *off, size_t *n) {
+    char pre[48];
+    snprintf(pre, sizeof pre, "model.layers.%d.mlp.experts.", layer);
+    span_of(w, pre, off, n);
 }
 
 const ParamSpec *weights_find(const Weights *w, const char *name) {
@@ -363,12 +396,18 @@ void weights_init_random(Weights *w, uint64_t seed, float std) {
 }
 
 int weights_save(const Weights *w, const char *path, DType type, Err *err) {
+    return weights_save_some(w, path, type, NULL, err);
+}
+
+int weights_save_some(const Weights *w, const char *path, DType type,
+                      int (*keep)(const ParamSpec *s), Err *err) {
     if (type != DTYPE_F32 && type != DTYPE_BF16)
         return err_set(err, "%s: can save F32 or BF16, not %s", path, dtype_name(type));
     /* F32 storage saves as F32 or BF16; BF16 storage saves as BF16 */
     size_t half_n = 0;
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *s = &w->specs[i];
+        if (keep && !keep(s)) continue;
         int ok = s->type == QTYPE_F32 || (s->type == QTYPE_BF16 && type == DTYPE_BF16);
         if (!ok)
             return err_set(err, "%s: tensor '%s' is stored as %s and cannot be saved as %s", path,
@@ -385,31 +424,34 @@ int weights_save(const Weights *w, const char *path, DType type, Err *err) {
         return err_set(err, "%s: out of memory", path);
     }
     size_t used = 0;
+    int n = 0;
     for (int i = 0; i < w->n_specs; i++) {
         const ParamSpec *s = &w->specs[i];
-        t[i].name = s->name;
-        t[i].n_dims = s->n_dims;
-        t[i].shape[0] = s->shape[0];
-        t[i].shape[1] = s->shape[1];
+        if (keep && !keep(s)) continue;
+        t[n].name = s->name;
+        t[n].n_dims = s->n_dims;
+        t[n].shape[0] = s->shape[0];
+        t[n].shape[1] = s->shape[1];
         if (s->type == QTYPE_BF16) {
-            t[i].dtype = DTYPE_BF16;
-            t[i].data = w->data + s->offset;
+            t[n].dtype = DTYPE_BF16;
+            t[n].data = w->data + s->offset;
         } else if (type == DTYPE_BF16 && s->kind != PARAM_ROUTER_BIAS) {
             const float *p = weights_f32(w, s);
             uint16_t *h = half + used;
             for (int64_t k = 0; k < s->numel; k++) h[k] = f32_to_bf16(p[k]);
             used += (size_t)s->numel;
-            t[i].dtype = DTYPE_BF16;
-            t[i].data = h;
+            t[n].dtype = DTYPE_BF16;
+            t[n].data = h;
         } else {
             /* e_score_correction_bias stays F32 as in the official release:
              * it is added to scores near 1 where BF16 would lose the
              * balancing. */
-            t[i].dtype = DTYPE_F32;
-            t[i].data = weights_f32(w, s);
+            t[n].dtype = DTYPE_F32;
+            t[n].data = weights_f32(w, s);
         }
+        n++;
     }
-    int rc = st_write(path, t, w->n_specs, err);
+    int rc = st_write(path, t, n, err);
     free(half);
     free(t);
     return rc;

@@ -84,6 +84,8 @@ typedef struct Weights {
     Mat lm_head;             /* (V, D); the embedding when tied */
     int n_panels;            /* matrices stored as 16-row panels (weights_pack_panels) */
     unsigned char *derived;  /* owned: the layers' wuk_t and wuv */
+    int shard, n_shards;     /* weights_alloc_shard: which share of the routed experts is
+                              * held (n_shards 0: all of them) */
 } Weights;
 
 /* Build the tensor table for cfg and allocate the zeroed flat buffer, with
@@ -106,6 +108,23 @@ typedef QType (*WeightsTypeFn)(void *ctx, const char *name, int64_t rows, int64_
 int weights_alloc_typed(Weights *w, const ModelConfig *cfg, QType mat_type, WeightsTypeFn type_of,
                         void *ctx, Err *err);
 
+/* weights_alloc (without type_of) holding only shard `shard` of n_shards
+ * equal shares of every MoE layer's routed experts: experts
+ * shard x E / n_shards .. (shard + 1) x E / n_shards - 1. The other experts
+ * are not in the table (their Mats in LayerWeights stay empty), so
+ * loading, saving, the optimiser and the gradients of such weights cover
+ * the shard alone: expert parallelism's memory (train/trainer.c --ep).
+ * n_shards 1 (or 0) is weights_alloc. n_shards must divide the experts. */
+int weights_alloc_shard(Weights *w, const ModelConfig *cfg, QType mat_type, int shard, int n_shards,
+                        Err *err);
+
+/* 1 if s is a routed expert's tensor (model.layers.L.mlp.experts.E.*). */
+int weights_is_routed_expert(const ParamSpec *s);
+
+/* The bytes of data that layer l's routed experts fill (one run inside
+ * weights_layer_span's): *off, *n; *n is 0 without any. */
+void weights_expert_span(const Weights *w, int layer, size_t *off, size_t *n);
+
 /* The F32 storage of a tensor (asserts that it is F32). */
 float *weights_f32(const Weights *w, const ParamSpec *s);
 void weights_free(Weights *w);
@@ -122,6 +141,11 @@ void weights_init_random(Weights *w, uint64_t seed, float std);
 /* Save all tensors to one model.safetensors at path (atomic), as F32 or
  * BF16, from F32 storage (either) or BF16 storage (BF16 only). */
 int weights_save(const Weights *w, const char *path, DType type, Err *err);
+
+/* weights_save of the tensors s with keep(s) only (keep NULL: all): the
+ * files of a sharded checkpoint (train/checkpoint.h). */
+int weights_save_some(const Weights *w, const char *path, DType type,
+                      int (*keep)(const ParamSpec *s), Err *err);
 
 /* The bytes of data that layer l's tensors fill (decoder block or MTP
  * module l, every "model.layers.l." tensor): *off, *n. Each layer's tensors

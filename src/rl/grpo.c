@@ -279,7 +279,7 @@ static int save(Grpo *g, int64_t step, Err *err) {
     if (comm_check_weights(&g->tr.comm, m->w.data, m->w.n_bytes, step, err) != 0) return -1;
     if (g->tr.comm.rank != 0) return 0;
     const TrainState st = grpo_state(g, step);
-    if (ckpt_save(g->o->out, &g->pol.model, &g->tr.opt, &st, g->o->model, 2, err) != 0) return -1;
+    if (ckpt_save(g->o->out, &g->pol.model, &g->tr.opt, &st, g->o->model, 2, NULL, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(g->metrics_path, g->plot_path, g->o->out, &perr) < 0)
         log_warn("whale grpo: plot not written: %s", perr.msg);

@@ -238,7 +238,7 @@ static int save(Sft *s, Err *err) {
                            err) != 0)
         return -1;
     if (s->tr.comm.rank != 0) return 0;
-    if (ckpt_save(s->o.out, &s->cs.model, &s->tr.opt, &s->st, s->tok_dir, 2, err) != 0) return -1;
+    if (ckpt_save(s->o.out, &s->cs.model, &s->tr.opt, &s->st, s->tok_dir, 2, NULL, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(s->metrics_path, s->plot_path, s->o.out, &perr) < 0)
         log_warn("whale sft: plot not written: %s", perr.msg);

@@ -20,6 +20,7 @@
 #include "base/json.h"
 #include "io/config.h"
 #include "io/safetensors.h"
+#include "model/blocks.h"
 
 /* Files a model directory carries besides the weights and config. */
 static const char *const tokenizer_files[] = {"tokenizer.json", "tokenizer_config.json",
@@ -35,7 +36,9 @@ static int fsync_dir(const char *dir, Err *err) {
     return 0;
 }
 
-static int save_optimizer(const char *path, const Weights *w, const AdamW *opt, Err *err) {
+/* The moments of the tensors s with keep(s) (keep NULL: all). */
+static int save_optimizer(const char *path, const Weights *w, const AdamW *opt,
+                          int (*keep)(const ParamSpec *s), Err *err) {
     StWriteTensor *t = calloc(2 * (size_t)w->n_specs, sizeof *t);
     char (*names)[112] = calloc(2 * (size_t)w->n_specs, sizeof *names);
     if (!t || !names) {
@@ -46,7 +49,7 @@ static int save_optimizer(const char *path, const Weights *w, const AdamW *opt, 
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < w->n_specs; i++) {
             const ParamSpec *s = &w->specs[i];
-            if (!optim_is_trained(s)) continue;
+            if (!optim_is_trained(s) || (keep && !keep(s))) continue;
             snprintf(names[n], sizeof names[n], "%s.%s", k ? "exp_avg_sq" : "exp_avg", s->name);
             t[n] = (StWriteTensor){names[n], DTYPE_F32, s->n_dims, {s->shape[0], s->shape[1]},
                                    (k ? opt->v : opt->m) + s->offset / sizeof(float)};
@@ -111,20 +114,127 @@ static int list_checkpoints(const char *out, char (**names)[64]) {
     return n;
 }
 
+/* A file of a model directory: the weights (one file, an index, or a
+ * shard named by an index) or what goes with them. */
+static int is_model_file(const char *name) {
+    return !strcmp(name, "model.safetensors") || !strcmp(name, "model.safetensors.index.json") ||
+           (!strncmp(name, "model-", 6) && path_has_suffix(name, ".safetensors"));
+}
+
+/* Link the model of checkpoint fin to out itself, so that a loadable model
+ * is there at every instant: the shards first, then the index or the
+ * single file that names them; then the files of an older layout, the
+ * index (or single file) before its shards. */
+static int publish_model(const char *fin, const char *out, Err *err) {
+    static const char *const others[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                                         "generation_config.json"};
+    char p[4096], q[4096];
+    DIR *d = opendir(fin);
+    if (!d) return err_set(err, "%s: cannot list the checkpoint", fin);
+    struct dirent *e;
+    int rc = 0, sharded = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++) { /* shards, then the index or single file */
+        rewinddir(d);
+        while (rc == 0 && (e = readdir(d))) {
+            const int shard = !strncmp(e->d_name, "model-", 6);
+            if (!is_model_file(e->d_name) || shard != (pass == 0)) continue;
+            sharded |= shard;
+            if (path_join(p, sizeof p, fin, e->d_name) != 0 || path_join(q, sizeof q, out, e->d_name) != 0)
+                rc = err_set(err, "%s: path too long", out);
+            else rc = publish(p, q, err);
+        }
+    }
+    closedir(d);
+    for (size_t i = 0; rc == 0 && i < sizeof others / sizeof *others; i++) {
+        if (path_join(p, sizeof p, fin, others[i]) != 0 || !file_exists(p)) continue;
+        if (path_join(q, sizeof q, out, others[i]) != 0) return err_set(err, "%s: path too long", out);
+        rc = publish(p, q, err);
+    }
+    if (rc != 0) return -1;
+    /* what an earlier checkpoint of the other layout left at out */
+    if (path_join(q, sizeof q, out, sharded ? "model.safetensors" : "model.safetensors.index.json") == 0)
+        unlink(q);
+    if (!(d = opendir(out))) return 0;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "model-", 6) || !is_model_file(e->d_name)) continue;
+        if (path_join(p, sizeof p, fin, e->d_name) != 0 || file_exists(p)) continue;
+        if (path_join(q, sizeof q, out, e->d_name) == 0) unlink(q);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Sharded checkpoints: the file names of shard i of n. */
+static void shard_name(char *buf, size_t len, const char *stem, int i, int n) {
+    snprintf(buf, len, "%s-%05d-of-%05d.safetensors", stem, i + 1, n);
+}
+
+/* keep() for shards after the first: the routed experts' tensors only. */
+static int experts_only(const ParamSpec *s) { return weights_is_routed_expert(s); }
+
+/* Every rank of the group learns whether any failed (a barrier too). 0, or
+ * -1: err is this rank's own failure, or names the step for the others. */
+static int agree(const Comm *g, int failed, int64_t step, Err *err) {
+    int64_t n = failed;
+    if (comm_allreduce_i64(g, &n, 1, failed ? NULL : err) != 0) return -1;
+    if (n == 0) return 0;
+    if (!failed)
+        err_set(err, "checkpoint of step %" PRId64 " not written: another rank failed (its message "
+                     "says why)", step);
+    return -1;
+}
+
 int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainState *st,
-              const char *tok_dir, int keep, Err *err) {
+              const char *tok_dir, int keep, const Comm *shards, Err *err) {
     char name[64], tmp[4096], fin[4096], p[4096], q[4096];
+    const int n_sh = shards ? shards->size : 1, me = shards ? shards->rank : 0;
     snprintf(name, sizeof name, "checkpoint-%08" PRId64, st->step);
-    if (dir_create(out, err) != 0) return -1;
+    int failed = 0;
     if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp", out, name) >= (int)sizeof tmp ||
         path_join(fin, sizeof fin, out, name) != 0)
-        return err_set(err, "%s: path too long", out);
-    dir_remove_flat(tmp);
-    if (mkdir(tmp, 0755) != 0) return err_set(err, "%s: cannot create the directory", tmp);
+        failed = err_set(err, "%s: path too long", out);
+    if (!failed && me == 0) {
+        if (dir_create(out, err) != 0) failed = 1;
+        else {
+            dir_remove_flat(tmp);
+            if (mkdir(tmp, 0755) != 0) failed = err_set(err, "%s: cannot create the directory", tmp);
+        }
+    }
+    if (n_sh > 1 && agree(shards, failed, st->step, err) != 0) return -1;
+    if (failed) return -1;
 #define IN(dir, f) (path_join(p, sizeof p, dir, f) == 0 ? p : "")
-    if (weights_save(&m->w, IN(tmp, "model.safetensors"), DTYPE_F32, err) != 0 ||
-        config_save(&m->cfg, IN(tmp, "config.json"), err) != 0 ||
-        save_optimizer(IN(tmp, "optimizer.safetensors"), &m->w, opt, err) != 0 ||
+    if (n_sh > 1) {
+        /* each rank its experts; the first shard the other tensors too */
+        int (*keep_fn)(const ParamSpec *) = me == 0 ? NULL : experts_only;
+        char f[64];
+        shard_name(f, sizeof f, "model", me, n_sh);
+        failed = weights_save_some(&m->w, IN(tmp, f), DTYPE_F32, keep_fn, err) != 0;
+        shard_name(f, sizeof f, "optimizer", me, n_sh);
+        if (!failed) failed = save_optimizer(IN(tmp, f), &m->w, opt, keep_fn, err) != 0;
+        if (agree(shards, failed, st->step, err) != 0) {
+            if (me == 0) dir_remove_flat(tmp);
+            return -1;
+        }
+        if (me != 0) return 0; /* rank 0 finishes the directory */
+        char names[2][EP_MAX_RANKS][64];
+        const char *list[2][EP_MAX_RANKS];
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < n_sh && i < EP_MAX_RANKS; i++) {
+                shard_name(names[k][i], sizeof names[k][i], k ? "optimizer" : "model", i, n_sh);
+                list[k][i] = names[k][i];
+            }
+        if (n_sh > EP_MAX_RANKS) {
+            err_set(err, "%s: at most %d shards", out, EP_MAX_RANKS);
+            goto fail;
+        }
+        if (st_write_index(IN(tmp, "model.safetensors.index.json"), list[0], n_sh, err) != 0 ||
+            st_write_index(IN(tmp, "optimizer.safetensors.index.json"), list[1], n_sh, err) != 0)
+            goto fail;
+    } else if (weights_save(&m->w, IN(tmp, "model.safetensors"), DTYPE_F32, err) != 0 ||
+               save_optimizer(IN(tmp, "optimizer.safetensors"), &m->w, opt, NULL, err) != 0) {
+        goto fail;
+    }
+    if (config_save(&m->cfg, IN(tmp, "config.json"), err) != 0 ||
         save_state(IN(tmp, "trainer_state.json"), st, err) != 0)
         goto fail;
     for (size_t i = 0; i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
@@ -140,12 +250,7 @@ int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainStat
     if (fsync_dir(out, err) != 0) return -1;
     /* the newest model at OUT/ itself, before `latest` names its checkpoint:
      * once `latest` exists, so does a loadable model at OUT/ */
-    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json",
-                           "tokenizer_config.json", "generation_config.json"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        if (path_join(q, sizeof q, fin, files[i]) != 0 || !file_exists(q)) continue;
-        if (publish(q, IN(out, files[i]), err) != 0) return -1;
-    }
+    if (publish_model(fin, out, err) != 0) return -1;
     char line[80];
     int n = snprintf(line, sizeof line, "%s\n", name);
     if (file_write_atomic(IN(out, "latest"), line, (size_t)n, err) != 0) return -1;
@@ -222,6 +327,7 @@ int ckpt_check_flags(const char *dir, const TrainState *saved, const TrainState 
     return 0;
 }
 
+/* path: optimizer.safetensors or the index of its shards. */
 static int load_optimizer(const char *path, const Weights *w, AdamW *opt, Err *err) {
     SafeTensors st;
     if (st_open(&st, path, err) != 0) return -1;
@@ -246,6 +352,8 @@ static int load_optimizer(const char *path, const Weights *w, AdamW *opt, Err *e
 int ckpt_load_state(const char *dir, const Weights *w, AdamW *opt, TrainState *st, Err *err) {
     char p[4096];
     if (path_join(p, sizeof p, dir, "optimizer.safetensors") != 0)
+        return err_set(err, "%s: path too long", dir);
+    if (!file_exists(p) && path_join(p, sizeof p, dir, "optimizer.safetensors.index.json") != 0)
         return err_set(err, "%s: path too long", dir);
     if (load_optimizer(p, w, opt, err) != 0) return -1;
     if (path_join(p, sizeof p, dir, "trainer_state.json") != 0)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "train/comm.h"
 #include "train/optim.h"
 
 typedef struct TrainState {
@@ -26,9 +27,21 @@ typedef struct TrainState {
 
 /* Write checkpoint st->step of m, opt and st under out; the tokenizer and
  * generation config files are copied from tok_dir (if present there).
- * Keeps the newest `keep` checkpoints. Returns 0 or -1 with err. */
+ * Keeps the newest `keep` checkpoints. Returns 0 or -1 with err.
+ *
+ * shards NULL: m holds every tensor; one model.safetensors and one
+ * optimizer.safetensors. Else m->w is shard shards->rank of shards->size
+ * (model/weights.h weights_alloc_shard: expert parallelism) and every rank
+ * of shards calls this, out being one directory they all see: each writes
+ * model-0000K-of-0000N.safetensors and optimizer-0000K-of-0000N.safetensors
+ * (K = its rank + 1) with its routed experts, the first also every other
+ * tensor; rank 0 then writes model.safetensors.index.json and
+ * optimizer.safetensors.index.json, as Hugging Face indexes a sharded
+ * model, and the rest. Any rank that fails makes all return -1 with
+ * nothing published. Either layout loads whole (weights_load, st_open) or
+ * as any shard (the names are the same). */
 int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainState *st,
-              const char *tok_dir, int keep, Err *err);
+              const char *tok_dir, int keep, const Comm *shards, Err *err);
 
 /* The directory of the newest checkpoint under out (from OUT/latest) into
  * dir. Returns 0, or -1 with err when there is none. */

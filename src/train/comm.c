@@ -26,7 +26,7 @@ static struct {
     int on;             /* the thread runs */
     pthread_mutex_t mu;
     pthread_cond_t work, done;
-    struct { float *buf; size_t n; } q[BG_QUEUE];
+    struct { float *buf; size_t n; int id; } q[BG_QUEUE];
     int head, tail;     /* q[head .. tail) wait; tail - head <= BG_QUEUE */
     int busy;           /* one is being summed now */
     int failed;         /* the first failure, kept for comm_sum_wait */
@@ -41,11 +41,12 @@ static void *bg_main(void *arg) {
         while (g_bg.head == g_bg.tail) pthread_cond_wait(&g_bg.work, &g_bg.mu);
         float *buf = g_bg.q[g_bg.head % BG_QUEUE].buf;
         const size_t n = g_bg.q[g_bg.head % BG_QUEUE].n;
+        const int id = g_bg.q[g_bg.head % BG_QUEUE].id;
         g_bg.head++;
         g_bg.busy = 1;
         pthread_mutex_unlock(&g_bg.mu);
         Err e = {0};
-        const int rc = comm_backend_sum(buf, n, COMM_F32, &e);
+        const int rc = comm_backend_sum(id, buf, n, COMM_F32, &e);
         pthread_mutex_lock(&g_bg.mu);
         if (rc != 0 && !g_bg.failed) g_bg.failed = 1, g_bg.err = e;
         g_bg.busy = 0;
@@ -102,11 +103,12 @@ int comm_world_end(int rc) {
 
 int comm_sum_start(const Comm *c, float *buf, size_t n, Err *err) {
     if (c->size == 1 || n == 0) return 0;
-    if (!g_bg.on) return comm_backend_sum(buf, n, COMM_F32, err);
+    if (!g_bg.on) return comm_backend_sum(c->id, buf, n, COMM_F32, err);
     pthread_mutex_lock(&g_bg.mu);
     while (g_bg.tail - g_bg.head >= BG_QUEUE) pthread_cond_wait(&g_bg.done, &g_bg.mu);
     g_bg.q[g_bg.tail % BG_QUEUE].buf = buf;
     g_bg.q[g_bg.tail % BG_QUEUE].n = n;
+    g_bg.q[g_bg.tail % BG_QUEUE].id = c->id;
     g_bg.tail++;
     pthread_cond_signal(&g_bg.work);
     pthread_mutex_unlock(&g_bg.mu);
@@ -128,7 +130,7 @@ int comm_sum_wait(const Comm *c, Err *err) {
 static int sum_now(const Comm *c, void *buf, size_t n, CommType t, Err *err) {
     if (c->size == 1) return 0;
     if (comm_sum_wait(c, err) != 0) return -1;
-    return comm_backend_sum(buf, n, t, err);
+    return comm_backend_sum(c->id, buf, n, t, err);
 }
 
 int comm_allreduce_f32(const Comm *c, float *buf, size_t n, Err *err) {
@@ -145,14 +147,19 @@ int comm_allreduce_i64(const Comm *c, int64_t *buf, size_t n, Err *err) {
 
 int comm_check_same(const Comm *c, uint64_t v, const char *what, Err *err) {
     if (c->size == 1) return 0;
-    uint64_t *all = malloc(sizeof *all * (size_t)c->size);
+    uint64_t *all = malloc(sizeof *all * 2 * (size_t)c->size), *who = all + c->size;
     if (!all) return err_set(err, "out of memory");
-    int rc = comm_sum_wait(c, err) == 0 ? comm_backend_gather_u64(v, all, err) : -1;
+    int rc = comm_sum_wait(c, err) == 0 ? comm_backend_gather_u64(c->id, v, all, err) : -1;
+    /* the job's rank numbers, for the message, where c is a part of it */
+    if (rc == 0 && c->id != 0)
+        rc = comm_backend_gather_u64(c->id, (uint64_t)g_world.rank, who, err);
+    else
+        for (int r = 0; r < c->size; r++) who[r] = (uint64_t)r;
     for (int r = 1; rc == 0 && r < c->size; r++)
         if (all[r] != all[0])
             rc = err_set(err, "%s are not the same on every rank: rank %d has hash %016" PRIx64
-                              ", rank 0 has %016" PRIx64 "; stopped",
-                         what, r, all[r], all[0]);
+                              ", rank %d has %016" PRIx64 "; stopped",
+                         what, (int)who[r], all[r], (int)who[0], all[0]);
     free(all);
     return rc;
 }

@@ -38,7 +38,7 @@ const Comm *comm_world(void);
  * leave them waiting for this one. Returns rc. */
 int comm_world_end(int rc);
 
-/* buf (n) = its sum over all ranks, in place, identical on every rank.
+/* buf (n) = its sum over the ranks of c, in place, identical on each.
  * Waits for the background sums first (comm_sum_wait). 0 or -1 with err. */
 int comm_allreduce_f32(const Comm *c, float *buf, size_t n, Err *err);
 int comm_allreduce_f64(const Comm *c, double *buf, size_t n, Err *err);
@@ -70,10 +70,10 @@ int comm_sum_start(const Comm *c, float *buf, size_t n, Err *err);
 /* Wait until every started sum is done. 0, or -1 with the first failure. */
 int comm_sum_wait(const Comm *c, Err *err);
 
-/* All ranks agree on v (e.g. a hash of the weights): 0 when they do; -1
- * with err "WHAT are not the same on every rank: rank R has ..., rank 0
- * has ..." naming the first rank that differs. Collective: every rank
- * calls it. */
+/* The ranks of c agree on v (e.g. a hash of the weights): 0 when they do;
+ * -1 with err "WHAT are not the same on every rank: rank R has ..., rank
+ * F has ..." naming the first rank that differs and c's first (by their
+ * rank in the job). Collective: every rank of c calls it. */
 int comm_check_same(const Comm *c, uint64_t v, const char *what, Err *err);
 
 /* comm_check_same on a hash of the weights (n bytes at data) after step

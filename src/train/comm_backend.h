@@ -23,11 +23,12 @@ int comm_backend_start(int *argc, char ***argv, int *rank, int *size, int *threa
 /* Finalize (code 0), or end every rank of the job with exit code `code`. */
 void comm_backend_stop(int code);
 
-/* buf (n elements of type t) = its sum over the ranks. 0 or -1 with err. */
-int comm_backend_sum(void *buf, size_t n, CommType t, Err *err);
+/* buf (n elements of type t) = its sum over the ranks of communicator id
+ * (0: the whole job). 0 or -1 with err. */
+int comm_backend_sum(int id, void *buf, size_t n, CommType t, Err *err);
 
-/* all (size) = every rank's v, by rank. 0 or -1 with err. */
-int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err);
+/* all (size) = every rank's v, by rank, over communicator id. 0 or -1. */
+int comm_backend_gather_u64(int id, uint64_t v, uint64_t *all, Err *err);
 
 /* A new communicator of communicator id's ranks with the same color: its
  * *new_id, and this rank's *rank and *size in it. 0 or -1 with err. */

@@ -97,7 +97,14 @@ void comm_backend_stop(int code) {
     else MPI_Abort(MPI_COMM_WORLD, code);
 }
 
-int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
+/* The communicators: 0 is MPI_COMM_WORLD, the rest from comm_backend_split. */
+#define MAX_COMMS 8
+static MPI_Comm g_comms[MAX_COMMS];
+static int g_n_comms = 1;
+
+static MPI_Comm comm_of(int id) { return id == 0 ? MPI_COMM_WORLD : g_comms[id]; }
+
+int comm_backend_sum(int id, void *buf, size_t n, CommType t, Err *err) {
     static const size_t elem[] = {4, 8, 8};
     const MPI_Datatype type = t == COMM_F32 ? MPI_FLOAT : t == COMM_F64 ? MPI_DOUBLE : MPI_INT64_T;
     const size_t piece = (size_t)1 << 28; /* MPI counts are int */
@@ -105,7 +112,7 @@ int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
     for (size_t i = 0; i < n; i += piece) {
         const int cnt = (int)(n - i < piece ? n - i : piece);
         int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * elem[t], cnt, type, MPI_SUM,
-                               MPI_COMM_WORLD);
+                               comm_of(id));
         if (rc != MPI_SUCCESS) {
             idle();
             return mpi_fail(rc, "MPI_Allreduce", err);
@@ -114,13 +121,6 @@ int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
     idle();
     return 0;
 }
-
-/* The communicators: 0 is MPI_COMM_WORLD, the rest from comm_backend_split. */
-#define MAX_COMMS 8
-static MPI_Comm g_comms[MAX_COMMS];
-static int g_n_comms = 1;
-
-static MPI_Comm comm_of(int id) { return id == 0 ? MPI_COMM_WORLD : g_comms[id]; }
 
 int comm_backend_split(int id, int color, int *new_id, int *rank, int *size, Err *err) {
     if (g_n_comms == MAX_COMMS) return err_set(err, "more than %d communicators", MAX_COMMS - 1);
@@ -165,9 +165,9 @@ int comm_backend_alltoall_i32(int id, const int *send, int *recv, int n, Err *er
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Alltoall", err);
 }
 
-int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err) {
+int comm_backend_gather_u64(int id, uint64_t v, uint64_t *all, Err *err) {
     busy("MPI_Allgather");
-    int rc = MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    int rc = MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, comm_of(id));
     idle();
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Allgather", err);
 }
@@ -184,13 +184,13 @@ int comm_backend_start(int *argc, char ***argv, int *rank, int *size, int *threa
 
 void comm_backend_stop(int code) { (void)code; }
 
-int comm_backend_sum(void *buf, size_t n, CommType t, Err *err) {
-    (void)buf, (void)n, (void)t;
+int comm_backend_sum(int id, void *buf, size_t n, CommType t, Err *err) {
+    (void)id, (void)buf, (void)n, (void)t;
     return err_set(err, "this whale was built without MPI");
 }
 
-int comm_backend_gather_u64(uint64_t v, uint64_t *all, Err *err) {
-    (void)v, (void)all;
+int comm_backend_gather_u64(int id, uint64_t v, uint64_t *all, Err *err) {
+    (void)id, (void)v, (void)all;
     return err_set(err, "this whale was built without MPI");
 }
 

@@ -86,13 +86,22 @@ void optim_tie_grads(const Weights *w, Weights *grads) {
 }
 
 double optim_grad_norm(const Weights *grads) {
+    double shared, experts;
+    optim_grad_sumsq(grads, &shared, &experts);
+    return sqrt(shared + experts);
+}
+
+void optim_grad_sumsq(const Weights *grads, double *shared, double *experts) {
     /* per-tensor sums in parallel, added in table order: the norm decides
      * the clip, so it must not depend on which thread finished first */
     static _Thread_local double *part;
     static _Thread_local int cap;
     if (grads->n_specs > cap) {
         double *p = realloc(part, sizeof(double) * (size_t)grads->n_specs);
-        if (!p) return NAN; /* the caller skips the step, as for an overflow */
+        if (!p) { /* the caller skips the step, as for an overflow */
+            *shared = *experts = NAN;
+            return;
+        }
         part = p, cap = grads->n_specs;
     }
     double *sums = part; /* thread-local: the team must see this thread's buffer */
@@ -106,9 +115,9 @@ double optim_grad_norm(const Weights *grads) {
         }
         sums[i] = ss;
     }
-    double ss = 0;
-    for (int i = 0; i < grads->n_specs; i++) ss += sums[i];
-    return sqrt(ss);
+    *shared = *experts = 0;
+    for (int i = 0; i < grads->n_specs; i++)
+        *(weights_is_routed_expert(&grads->specs[i]) ? experts : shared) += sums[i];
 }
 
 float adamw_step(AdamW *a, Weights *w, Weights *grads, const OptimOpts *o, int s, double grad_norm) {

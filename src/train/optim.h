@@ -52,6 +52,12 @@ void optim_tie_grads(const Weights *w, Weights *grads);
 /* The global L2 norm of the trained gradients (in double). */
 double optim_grad_norm(const Weights *grads);
 
+/* Its square in two parts: the routed experts' tensors (*experts) and all
+ * others (*shared), so that expert-parallel ranks, each holding its share
+ * of the experts, add the first over their group. NaN both on out of
+ * memory. */
+void optim_grad_sumsq(const Weights *grads, double *shared, double *experts);
+
 /* One step s (0-based) on w (F32) from grads (already tied): clip to
  * o->clip, AdamW at optim_lr_at(o, s), then copy lm_head into the MTP
  * heads. Returns the learning rate used. */

@@ -46,8 +46,10 @@ typedef struct Trainer {
     TokenShards train, val;
     int has_val;
     Comm comm;
-    Comm ep_comm;    /* this rank's expert-parallel group (--ep) */
+    Comm ep_comm;    /* this rank's expert-parallel group (--ep): holds every expert once */
+    Comm rep_comm;   /* the ranks holding the same experts as this one (one per group) */
     ExpertExchange ex;
+    size_t (*espan)[2]; /* with --ep: each layer's routed experts in the buffers, (offset, bytes) */
     int ep_failed;   /* an all-to-all of the experts' rows failed: ep_err */
     Err ep_err;
     int stop_any;    /* some rank was asked to stop (a signal) during this step */
@@ -89,15 +91,22 @@ static int pass_failed(Trainer *t, Err *err) {
 }
 
 /* --ep: split the job into groups of o->ep ranks that share the routed
- * experts out. */
-static int ep_open(Trainer *t, Err *err) {
-    const int n = t->o->ep, E = t->m.cfg.n_routed_experts;
+ * experts out, each rank holding (model_open_shard) and computing its
+ * share; before the model at path is opened. */
+static int ep_open(Trainer *t, const char *path, Err *err) {
+    const int n = t->o->ep;
     if (n <= 1) return 0;
     if (n > EP_MAX_RANKS || t->comm.size % n != 0)
         return err_set(err, "--ep %d must divide the %d ranks of the job (mpirun -np)", n, t->comm.size);
-    if (E == 0 || E % n != 0)
-        return err_set(err, "--ep %d must divide the model's %d routed experts", n, E);
-    if (comm_split(&t->comm, t->comm.rank / n, &t->ep_comm, err) != 0) return -1;
+    ModelConfig c;
+    char dir[4096];
+    path_dir_of(path, dir, sizeof dir);
+    if (!path_has_suffix(path, ".gguf") && config_load(&c, dir, err) != 0) return -1;
+    if (!path_has_suffix(path, ".gguf") && (c.n_routed_experts == 0 || c.n_routed_experts % n != 0))
+        return err_set(err, "--ep %d must divide the model's %d routed experts", n, c.n_routed_experts);
+    if (comm_split(&t->comm, t->comm.rank / n, &t->ep_comm, err) != 0 ||
+        comm_split(&t->comm, t->comm.rank % n, &t->rep_comm, err) != 0)
+        return -1;
     t->ex = (ExpertExchange){t->ep_comm.rank, t->ep_comm.size, ep_rows, ep_ints, t};
     t->acts.ep = &t->ex;
     return 0;
@@ -131,7 +140,10 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     t->overlap = !(ov && !strcmp(ov, "0"));
     char ckpt[4096] = "";
     if (o->resume && ckpt_resume_dir(o->out, o->model, ckpt, sizeof ckpt, err) != 0) return -1;
-    if (model_open(&t->m, o->resume ? ckpt : o->model, err) != 0) return -1;
+    const char *from = o->resume ? ckpt : o->model;
+    if (ep_open(t, from, err) != 0 ||
+        model_open_shard(&t->m, from, t->ep_comm.rank, t->acts.ep ? t->ep_comm.size : 1, err) != 0)
+        return -1;
     const ModelConfig *c = &t->m.cfg;
     if (!config_is_mla(c))
         return err_set(err, "%s: training supports deepseek_v2 / deepseek_v3 models, not %s",
@@ -141,16 +153,21 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     if (o->seq <= c->num_nextn_predict_layers + 1)
         return err_set(err, "--seq %d is too short for %d MTP modules", o->seq,
                        c->num_nextn_predict_layers);
-    if (ep_open(t, err) != 0) return -1;
     if (shards_open(&t->train, o->data, "train", c->vocab_size, err) != 0) return -1;
     if (o->doc_start && shards_index_docs(&t->train, err) != 0) return -1;
     if (shards_count(o->data, "val") > 0) {
         if (shards_open(&t->val, o->data, "val", c->vocab_size, err) != 0) return -1;
         t->has_val = shards_n_windows(&t->val, o->seq + 1) > 0;
     }
-    if (weights_alloc(&t->grads, c, QTYPE_F32, err) != 0 || adamw_init(&t->opt, &t->m.w, err) != 0 ||
+    if (weights_alloc_shard(&t->grads, c, QTYPE_F32, t->m.w.shard, t->m.w.n_shards, err) != 0 ||
+        adamw_init(&t->opt, &t->m.w, err) != 0 ||
         expert_load_init(&t->load, c, err) != 0)
         return -1;
+    if (t->acts.ep) {
+        const int nl = c->num_hidden_layers + c->num_nextn_predict_layers;
+        if (!(t->espan = calloc((size_t)nl, sizeof *t->espan))) return err_set(err, "out of memory");
+        for (int l = 0; l < nl; l++) weights_expert_span(&t->grads, l, &t->espan[l][0], &t->espan[l][1]);
+    }
     t->batch = malloc(sizeof(int32_t) * (size_t)o->batch * (o->seq + 1));
     t->load_layers = calloc((size_t)t->load.n_layers, sizeof(double));
     if (!t->batch || !t->load_layers) return err_set(err, "out of memory");
@@ -191,6 +208,7 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
 static void trainer_close(Trainer *t) {
     if (t->metrics) fclose(t->metrics);
     free(t->batch);
+    free(t->espan);
     free(t->load_layers);
     expert_load_free(&t->load);
     adamw_free(&t->opt);
@@ -271,8 +289,33 @@ static void fault_rank(Trainer *t) {
     if (!strcmp(what, "drift")) t->m.w.data[t->m.w.n_bytes / 2] ^= 1;
 }
 
+/* A hash of the buffer's bytes in [lo, hi) inside (experts 0) or outside
+ * (experts 1) the layers' routed experts (the espan runs, in buffer order). */
+static uint64_t hash_runs(const Trainer *t, const unsigned char *data, size_t n, int experts) {
+    const int nl = t->m.cfg.num_hidden_layers + t->m.cfg.num_nextn_predict_layers;
+    uint64_t h = 0;
+    size_t at = 0;
+    for (int l = 0; l <= nl; l++) {
+        const size_t off = l < nl ? t->espan[l][0] : n, len = l < nl ? t->espan[l][1] : 0;
+        if (l < nl && len == 0) continue;
+        const size_t p = experts ? off : at, q = experts ? off + len : off;
+        if (q > p) h = (h ^ comm_hash(data + p, q - p)) * 0x9e3779b97f4a7c15ull;
+        at = off + len;
+    }
+    return h;
+}
+
+/* The ranks hold the same weights: all of them, or with --ep every tensor
+ * but the routed experts over the job and the experts over the ranks
+ * holding the same ones. */
 static int check_weights(Trainer *t, Err *err) {
-    return comm_check_weights(&t->comm, t->m.w.data, t->m.w.n_bytes, t->st.step, err);
+    const Weights *w = &t->m.w;
+    if (!t->acts.ep) return comm_check_weights(&t->comm, w->data, w->n_bytes, t->st.step, err);
+    char what[96];
+    snprintf(what, sizeof what, "the weights after step %" PRId64, t->st.step);
+    if (comm_check_same(&t->comm, hash_runs(t, w->data, w->n_bytes, 0), what, err) != 0) return -1;
+    snprintf(what, sizeof what, "the routed experts after step %" PRId64, t->st.step);
+    return comm_check_same(&t->rep_comm, hash_runs(t, w->data, w->n_bytes, 1), what, err);
 }
 
 static void fmt_eta(double sec, char *buf, size_t n) {
@@ -281,31 +324,56 @@ static void fmt_eta(double sec, char *buf, size_t n) {
     else snprintf(buf, n, "%dm%02ds", (int)(sec / 60), (int)sec % 60);
 }
 
+/* Start the sums of the gradient bytes [off, off + n): with --ep the
+ * routed experts' among the ranks holding the same ones (an expert's
+ * gradient is whole on its rank), the rest over the job. */
+static int sum_span(Trainer *t, size_t off, size_t n, Err *err) {
+    float *g = (float *)t->grads.data;
+    if (!t->acts.ep) return comm_sum_start(&t->comm, g + off / 4, n / 4, err);
+    const int nl = t->m.cfg.num_hidden_layers + t->m.cfg.num_nextn_predict_layers;
+    size_t at = off;
+    for (int l = 0; l < nl; l++) { /* the runs are in buffer order and inside layer spans */
+        const size_t eo = t->espan[l][0], en = t->espan[l][1];
+        if (en == 0 || eo < at || eo + en > off + n) continue;
+        if ((eo > at && comm_sum_start(&t->comm, g + at / 4, (eo - at) / 4, err) != 0) ||
+            comm_sum_start(&t->rep_comm, g + eo / 4, en / 4, err) != 0)
+            return -1;
+        at = eo + en;
+    }
+    return off + n > at ? comm_sum_start(&t->comm, g + at / 4, (off + n - at) / 4, err) : 0;
+}
+
 /* LossOpts.layer_done: layer l's gradients are final; start their sum. */
 static void layer_done(void *ctx, int l) {
     Trainer *t = ctx;
     size_t off, n;
     weights_layer_span(&t->grads, l, &off, &n);
-    if (t->sum_rc == 0)
-        t->sum_rc = comm_sum_start(&t->comm, (float *)(t->grads.data + off), n / 4, &t->sum_err);
+    if (t->sum_rc == 0) t->sum_rc = sum_span(t, off, n, &t->sum_err);
 }
 
 /* Once the backward is done, start the sums of the gradient bytes that
  * layer_done did not: those outside every layer (embedding, final norm, LM
  * head), or all of them without the overlap. */
 static int sum_the_rest(Trainer *t, Err *err) {
-    if (!t->overlap)
-        return comm_sum_start(&t->comm, (float *)t->grads.data, t->grads.n_bytes / 4, err);
+    if (!t->overlap) return sum_span(t, 0, t->grads.n_bytes, err);
     const int nl = t->m.cfg.num_hidden_layers + t->m.cfg.num_nextn_predict_layers;
     size_t at = 0; /* layers are in buffer order: blocks, then (after the head) MTP modules */
     for (int l = 0; l <= nl; l++) {
         size_t off = t->grads.n_bytes, n = 0;
         if (l < nl) weights_layer_span(&t->grads, l, &off, &n);
-        if (off > at &&
-            comm_sum_start(&t->comm, (float *)(t->grads.data + at), (off - at) / 4, err) != 0)
-            return -1;
+        if (off > at && sum_span(t, at, off - at, err) != 0) return -1;
         if (off + n > at) at = off + n;
     }
+    return 0;
+}
+
+/* The global gradient norm: with --ep each rank adds the squares of its
+ * experts' gradients, and the group adds those. */
+static int grad_norm(Trainer *t, double *gnorm, Err *err) {
+    double shared, experts;
+    optim_grad_sumsq(&t->grads, &shared, &experts);
+    if (t->acts.ep && comm_allreduce_f64(&t->ep_comm, &experts, 1, err) != 0) return -1;
+    *gnorm = sqrt(shared + experts);
     return 0;
 }
 
@@ -358,7 +426,7 @@ static int train_step(Trainer *t, LossParts *sum, double *gnorm, float *lr, int 
         t->stop_any = o->stop && *o->stop;
     }
     optim_tie_grads(&t->m.w, &t->grads);
-    *gnorm = optim_grad_norm(&t->grads);
+    if (grad_norm(t, gnorm, err) != 0) return -1;
     *skipped = !isfinite(sum->loss) || !isfinite(*gnorm);
     *lr = optim_lr_at(&o->optim, (int)t->st.step);
     if (!*skipped) {
@@ -412,10 +480,15 @@ static void log_metrics(Trainer *t, const LossParts *lp, float lr, double gnorm,
     fflush(f);
 }
 
+/* Rank 0 writes the checkpoint; with --ep the ranks of the first group
+ * (job ranks 0 .. ep - 1) each write their share of the experts. */
 static int save(Trainer *t, Err *err) {
     if (check_weights(t, err) != 0) return -1;
+    const Comm *shards = t->acts.ep ? &t->ep_comm : NULL;
+    if (t->comm.rank != 0 && !(shards && t->comm.rank < shards->size)) return 0;
+    if (ckpt_save(t->o->out, &t->m, &t->opt, &t->st, t->o->model, t->o->keep, shards, err) != 0)
+        return -1;
     if (t->comm.rank != 0) return 0;
-    if (ckpt_save(t->o->out, &t->m, &t->opt, &t->st, t->o->model, t->o->keep, err) != 0) return -1;
     Err perr;
     if (plot_metrics_svg(t->metrics_path, t->plot_path, t->o->out, &perr) < 0)
         log_info("whale train: plot not written: %s", perr.msg);
@@ -440,9 +513,12 @@ int train_run(const TrainOpts *opts, Err *err) {
                  shards_n_tokens(&t.train), o->batch, o->seq, o->grad_accum);
         log_info("whale train: unigram entropy of the training tokens %.4f nats%s", t.entropy,
                  t.has_val ? "" : "; no val split, so no eval loss");
-        if (t.comm.size > 1)
-            log_info("whale train: %d ranks, data parallel%s", t.comm.size,
-                     t.acts.ep ? ", routed experts shared out in groups of --ep ranks" : "");
+        if (t.comm.size > 1 && !t.acts.ep) log_info("whale train: %d ranks, data parallel", t.comm.size);
+        if (t.acts.ep)
+            log_info("whale train: %d ranks, data parallel, the routed experts shared out in groups "
+                     "of %d: a rank holds %.1f MB of the model's %.1f MB of weights, and their "
+                     "gradients and AdamW moments",
+                     t.comm.size, t.ex.size, t.m.w.n_bytes / 1e6, (pc.total + pc.mtp) * 4 / 1e6);
         if (o->resume) log_info("whale train: resuming at step %" PRId64, t.st.step);
     }
     if (check_weights(&t, err) != 0) goto done;
