@@ -72,27 +72,30 @@ static int experts_parallel(const float *x, const LayerWeights *L, const ModelCo
                             MoeSaved *sv, Arena *a) {
     const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
     const int Im = c->moe_intermediate_size, per = E / sv->ep->size;
-    float *xd = arena_floats(a, (size_t)T * K * D + 1);
-    if (!xd || moe_ep_counts(sv, E, a) != 0) return -1;
-    for (int i = 0; i < T * K; i++)
-        memcpy(xd + (size_t)i * D, x + (size_t)(sv->order[i] / K) * D, (size_t)D * sizeof(float));
+    /* what the backward needs first; the rest is scratch, given back at the end */
+    if (moe_ep_counts(sv, E, a) != 0) return -1;
     const size_t R = (size_t)sv->ep_rows;
     sv->ep_x = arena_floats(a, R * D + 1);
-    float *y = arena_floats(a, R * D + 1);
-    if (!sv->ep_x || !y || ffn_saved_alloc(&sv->ep_exp, (int)R + 1, Im, a) != 0) return -1;
-    if (moe_ep_dispatch(sv, E, xd, D, sv->ep_x, a) != 0) return -1;
-    for (int j = 0; j < per; j++) {
+    if (!sv->ep_x || ffn_saved_alloc(&sv->ep_exp, (int)R + 1, Im, a) != 0) return -1;
+    const ArenaMark mark = arena_mark(a);
+    float *xd = arena_floats(a, (size_t)T * K * D + 1), *y = arena_floats(a, R * D + 1);
+    int rc = xd && y ? 0 : -1;
+    for (int i = 0; rc == 0 && i < T * K; i++)
+        memcpy(xd + (size_t)i * D, x + (size_t)(sv->order[i] / K) * D, (size_t)D * sizeof(float));
+    if (rc == 0) rc = moe_ep_dispatch(sv, E, xd, D, sv->ep_x, a);
+    for (int j = 0; rc == 0 && j < per; j++) {
         const int e = sv->ep->rank * per + j;
         int r0, n;
         moe_ep_expert_rows(sv, E, j, &r0, &n);
         if (n == 0) continue;
         const size_t off = (size_t)r0 * Im;
         FfnSaved part = {sv->ep_exp.g + off, sv->ep_exp.u + off, sv->ep_exp.a + off};
-        if (ffn_forward(y + (size_t)r0 * D, sv->ep_x + (size_t)r0 * D, &L->exp_gate[e],
-                        &L->exp_up[e], &L->exp_down[e], n, &part, a) != 0)
-            return -1;
+        rc = ffn_forward(y + (size_t)r0 * D, sv->ep_x + (size_t)r0 * D, &L->exp_gate[e],
+                         &L->exp_up[e], &L->exp_down[e], n, &part, a);
     }
-    return moe_ep_combine(sv, E, y, D, sv->ye, a);
+    if (rc == 0) rc = moe_ep_combine(sv, E, y, D, sv->ye, a);
+    arena_release(a, mark);
+    return rc;
 }
 
 /* Index of the largest of v[0..n) not yet taken; ties go to the lower index. */

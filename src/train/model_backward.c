@@ -103,8 +103,10 @@ int model_backward(Model *m, TrainActs *acts, const int32_t *tokens, const LossO
         rmsnorm_backward(dprev[k], grad_of(G->head_norm), dhk, s->h_out, L->head_norm, n, D,
                          c->rms_norm_eps);
         double bal = 0;
+        const ArenaMark mark = arena_mark(a); /* the block's temporaries, given back after it */
         if (block_backward(m, layer, dprev[k], B, len, &s->blk, grads, bal_coef, &bal, a) != 0)
             goto oom;
+        arena_release(a, mark);
         out->balance += bal / scale;
         memset(dcat, 0, (size_t)n * 2 * D * sizeof(float));
         matmul_backward(dcat, grad_of(G->eh_proj.data), dprev[k], s->cat, &L->eh_proj, n);
@@ -135,8 +137,10 @@ int model_backward(Model *m, TrainActs *acts, const int32_t *tokens, const LossO
                      c->rms_norm_eps);
     for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
         double bal = 0;
+        const ArenaMark mark = arena_mark(a); /* so the peak is one block's, not all of them */
         if (block_backward(m, l, dh, B, Tq, &acts->blocks[l], grads, bal_coef, &bal, a) != 0)
             goto oom;
+        arena_release(a, mark);
         out->balance += bal / scale;
         if (o->layer_done) o->layer_done(o->layer_ctx, l);
     }
