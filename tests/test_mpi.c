@@ -286,10 +286,11 @@ Test(mpi, weights_that_drift_apart_stop_the_job, .timeout = 300) {
     free(latest);
 }
 
-/* sft and grpo, each on 1 and on 2 ranks from the same model. */
+/* sft and grpo, each on 1 and on 2 ranks from the same model; each
+ * resumed on 1 rank from a checkpoint 2 ranks wrote. */
 Test(mpi, sft_and_grpo_share_their_steps, .timeout = 300) {
-    char prompts[6][128], completions[6][512];
-    const char *data = h_path(g_dir, "mem.jsonl");
+    char prompts[6][128], completions[6][512], data[256];
+    snprintf(data, sizeof data, "%s", h_path(g_dir, "mem.jsonl")); /* h_path's buffers are reused */
     cr_assert_eq(h_write_task_solutions(data, "arith-add", 7, 1, 6, prompts, completions), 0);
     HRun h;
     WHALE(&h, "init", "-p", "tiny", "-o", h_path(g_dir, "model"), "--seed", "5", "--std", "0.05");
@@ -306,6 +307,20 @@ Test(mpi, sft_and_grpo_share_their_steps, .timeout = 300) {
     }
     expect_same_losses("sft2", "sft1", 5 + 1);
     expect_close_updates("model/model.safetensors", "sft2/model.safetensors", "sft1/model.safetensors");
+    /* 3 steps on 2 ranks, resumed on 1 to step 5: the steps of sft2 (a
+     * constant schedule, so --steps does not change the first ones) */
+    for (int part = 0; part < 3; part++) {
+        const char *sft[] = {"sft", "-m", h_path(g_dir, "model"), "--data", data, "--out",
+                             h_path(g_dir, part ? "sftr" : "sftc"), "--steps", part == 1 ? "3" : "5",
+                             "--batch", "6", "--val", "1", "--eval-every", "5", "--lr", "3e-3",
+                             "--schedule", "constant", "-t", part == 1 ? "1" : "2",
+                             part == 2 ? "--resume" : NULL, NULL};
+        run_ranks(&h, part == 1 ? 2 : 0, sft);
+        expect_ok(&h);
+        h_run_free(&h);
+    }
+    expect_same_values("sftr", "sftc", STEP_LOSSES, 5); /* sftr evaluated at step 3 too */
+    expect_close_updates("model/model.safetensors", "sftr/model.safetensors", "sftc/model.safetensors");
     /* a model that knows the problems answers some right, so GRPO has groups to learn from */
     const char *mem[] = {"sft", "-m", h_path(g_dir, "model"), "--data", data, "--out",
                          h_path(g_dir, "mem"), "--steps", "40", "--batch", "6", "--lr", "5e-3",
@@ -348,6 +363,18 @@ Test(mpi, sft_and_grpo_share_their_steps, .timeout = 300) {
     cr_expect_eq(lines, 2);
     cr_assert_gt(kept, 0, "no group had a reward signal: the comparison tests nothing");
     expect_close_updates("mem/model.safetensors", "grpo2/model.safetensors", "grpo1/model.safetensors");
+    /* step 1 on 2 ranks, step 2 resumed on 1: where grpo1 ended */
+    for (int part = 0; part < 2; part++) {
+        const char *grpo[] = {"grpo", "-m", h_path(g_dir, "mem"), "--task", "arith-add",
+                              "--template", "short", "--difficulty", "1", "--seed", "7", "--steps",
+                              part ? "2" : "1", "--prompts", "4", "--group", "4", "--max-tokens",
+                              "40", "--kl", "0.05", "--out", h_path(g_dir, "grpor"), "-t",
+                              part ? "2" : "1", part ? "--resume" : NULL, NULL};
+        run_ranks(&h, part ? 0 : 2, grpo);
+        expect_ok(&h);
+        h_run_free(&h);
+    }
+    expect_close_updates("mem/model.safetensors", "grpor/model.safetensors", "grpo1/model.safetensors");
 }
 
 /* Tensor names of a safetensors file, index or model directory, as one
