@@ -135,7 +135,9 @@ void weights_free(Weights *w);
  * (MTP layers when the table has none, rotary caches). */
 int weights_load(Weights *w, const char *path, Err *err);
 
-/* Random initialisation: matrices normal(0, std), norms 1, biases 0. */
+/* Random initialisation: matrices normal(0, std), norms 1, biases 0, drawn
+ * in table order (so a shard, weights_alloc_shard, draws other numbers than
+ * the whole model: shards are loaded, not drawn). */
 void weights_init_random(Weights *w, uint64_t seed, float std);
 
 /* Save all tensors to one model.safetensors at path (atomic), as F32 or

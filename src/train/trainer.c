@@ -289,8 +289,9 @@ static void fault_rank(Trainer *t) {
     if (!strcmp(what, "drift")) t->m.w.data[t->m.w.n_bytes / 2] ^= 1;
 }
 
-/* A hash of the buffer's bytes in [lo, hi) inside (experts 0) or outside
- * (experts 1) the layers' routed experts (the espan runs, in buffer order). */
+/* A hash of the n bytes at data (the weights or a buffer of their layout):
+ * of the layers' routed experts (the espan runs, in buffer order) with
+ * experts 1, of everything else with experts 0. */
 static uint64_t hash_runs(const Trainer *t, const unsigned char *data, size_t n, int experts) {
     const int nl = t->m.cfg.num_hidden_layers + t->m.cfg.num_nextn_predict_layers;
     uint64_t h = 0;
