@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* Row-wise and elementwise ops (see ops.h). Sums run in double: these are
  * O(n) next to the O(n^2) matmuls, and it removes one source of drift from
- * the PyTorch reference. */
+ * the PyTorch reference. The exp-bound ones (softmax, the SwiGLU gate and
+ * its backward) run their AVX-512 forms (ops_avx512.c) where the CPU has
+ * them. */
 #include "kernels/ops.h"
 
 #include <math.h>
 #include <stdlib.h>
 
 #include "base/threads.h"
+#include "kernels/dot.h"
+#include "kernels/ops_simd.h"
 
 /* Rows are independent: threads split them above this many elements (a
  * parallel region costs microseconds). */
@@ -33,8 +37,26 @@ void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) 
     }
 }
 
+/* 1 where the AVX-512 forms of the exp-bound ops run: at dot_best()'s
+ * AVX-512 levels (so WHALE_SIMD=scalar|avx2 turns them off). */
+static int use_avx512(void) {
+    static int on = -1; /* racing first calls store the same answer */
+    int v = __atomic_load_n(&on, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const DotKernels *b = dot_best();
+        v = b == dot_kernels(DOT_AVX512) || b == dot_kernels(DOT_AVX512_VNNI);
+        __atomic_store_n(&on, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+void swiglu_ref(float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static void swiglu_range(float *g, const float *u, size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    if (use_avx512()) swiglu_avx512(g + i0, u + i0, i1 - i0);
+    else swiglu_ref(g + i0, u + i0, i1 - i0);
 }
 
 void swiglu(float *g, const float *u, size_t n) {
@@ -46,13 +68,17 @@ void swiglu(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i += 4096) swiglu_range(g, u, i, i + 4096 < n ? i + 4096 : n);
 }
 
-void softmax(float *x, int n) {
+void softmax(float *x, int n) { softmax_lse(x, n); }
+
+double softmax_lse(float *x, int n) { return use_avx512() ? softmax_avx512(x, n) : softmax_ref(x, n); }
+
+double softmax_ref(float *x, int n) {
     float mx = -INFINITY;
     for (int i = 0; i < n; i++)
         if (x[i] > mx) mx = x[i];
     if (mx == -INFINITY) { /* nothing allowed: leave zeros rather than NaN */
         for (int i = 0; i < n; i++) x[i] = 0;
-        return;
+        return -INFINITY;
     }
     double s = 0;
     for (int i = 0; i < n; i++) {
@@ -61,6 +87,7 @@ void softmax(float *x, int n) {
     }
     float inv = (float)(1.0 / s);
     for (int i = 0; i < n; i++) x[i] *= inv;
+    return mx + log(s);
 }
 
 void vec_add(float *y, const float *x, size_t n) {
@@ -129,13 +156,19 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
     }
 }
 
-static void swiglu_backward_range(float *dg, float *du, const float *da, const float *g,
-                                  const float *u, size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; i++) {
+void swiglu_backward_ref(float *dg, float *du, const float *da, const float *g, const float *u,
+                         size_t n) {
+    for (size_t i = 0; i < n; i++) {
         const float s = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * s;
         du[i] = da[i] * silu;
         dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
     }
+}
+
+static void swiglu_backward_range(float *dg, float *du, const float *da, const float *g,
+                                  const float *u, size_t i0, size_t i1) {
+    if (use_avx512()) swiglu_backward_avx512(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
+    else swiglu_backward_ref(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
 }
 
 void swiglu_backward(float *dg, float *du, const float *da, const float *g, const float *u,

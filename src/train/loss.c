@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* Softmax cross-entropy with its gradient in one pass over the logits (see
- * loss.h). The max is subtracted before exp; sums run in double. */
+ * loss.h): kernels/ops.h softmax_lse gives the probabilities and the
+ * log-partition (max subtracted before exp, sums in double). */
 #include "train/loss.h"
 
 #include <math.h>
 #include <stddef.h>
 
 #include "base/threads.h"
+#include "kernels/ops.h"
 
 /* Per-thread partial sums, added in thread order afterwards: a reduction
  * clause would combine them in finishing order, and the loss a resumed run
@@ -27,17 +29,13 @@ double xent_forward_backward(float *logits, const int32_t *y, const float *weigh
         for (int t = t0; id < nt && t < t1; t++) {
             float *z = logits + (size_t)t * V;
             const float c = y[t] < 0 ? 0.0f : scale * (weights ? weights[t] : 1.0f);
-            float mx = z[0];
-            for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-            double s = 0;
-            /* float exponentials, double sum: the row's values are at most 0 */
-            for (int v = 0; v < V; v++) s += expf(z[v] - mx);
-            const double lse = mx + log(s);
-            const double l = y[t] < 0 ? 0.0 : lse - z[y[t]];
+            const float zy = y[t] < 0 ? 0.0f : z[y[t]];
+            /* the probabilities in place, and the log-partition */
+            const double lse = softmax_lse(z, V);
+            const double l = y[t] < 0 ? 0.0 : lse - zy;
             if (nll) nll[t] = (float)l;
             part[id] += c * l;
-            const float flse = (float)lse;
-            for (int v = 0; v < V; v++) z[v] = c * expf(z[v] - flse);
+            for (int v = 0; v < V; v++) z[v] *= c;
             if (y[t] >= 0) z[y[t]] -= c;
         }
     }
