@@ -370,6 +370,12 @@ Test(kernels, packed_panels_match_row_layout) {
         fprintf(stderr, "panels: no AVX-512 VNNI here\n");
         return;
     }
+    /* the row layout's products run at dot_best()'s level; bit for bit
+     * holds against the VNNI one only (WHALE_SIMD=avx2 caps it below) */
+    if (dot_best() != dot_kernels(DOT_AVX512_VNNI)) {
+        fprintf(stderr, "panels: WHALE_SIMD caps the row layout below VNNI\n");
+        return;
+    }
     Rng r;
     rng_seed(&r, 41);
     const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
@@ -504,15 +510,24 @@ Test(kernels, same_x_products_match_single) {
             }
 }
 
-/* The AVX-512 softmax and SwiGLU gate (forward and backward) against their
- * scalar references: lengths around the 16-lane tails, scores up to
+/* The AVX-512 and AVX2 softmax and SwiGLU gate (forward and backward)
+ * against their scalar references: lengths around the 16-lane tails, scores up to
  * +-100 (exp's clamps), masked (-inf) entries and an all-masked row (zeros),
  * NaN passed on. Tolerance 4e-7 relative (+ 1e-30): exp within 2 ulp, the
  * products rounded in another order; the gate's gradient against the size
  * of its terms. */
-Test(kernels, simd_exp_ops_match_scalar) {
-    if (!dot_kernels(DOT_AVX512)) {
-        cr_log_warn("no AVX-512 on this CPU: the forms are not run, nothing to compare");
+typedef struct ExpForms {
+    const char *name;
+    DotLevel level;
+    double (*softmax)(float *x, int n);
+    void (*swiglu)(float *g, const float *u, size_t n);
+    void (*swiglu_backward)(float *dg, float *du, const float *da, const float *g, const float *u,
+                            size_t n);
+} ExpForms;
+
+static void exp_forms_match_scalar(const ExpForms *f) {
+    if (!dot_kernels(f->level)) {
+        cr_log_warn("no %s on this CPU: its forms are not run, nothing to compare", f->name);
         return;
     }
     Rng r;
@@ -525,8 +540,8 @@ Test(kernels, simd_exp_ops_match_scalar) {
 #define CLOSE(x, y, what)                                                                          \
     do {                                                                                           \
         const double d_ = fabs((double)(x) - (y)), tol_ = 4e-7 * fabs((double)(y)) + 1e-30;         \
-        cr_assert(d_ <= tol_, "%s n=%d i=%d: simd %.9g, scalar %.9g", what, n, i, (double)(x),      \
-                  (double)(y));                                                                    \
+        cr_assert(d_ <= tol_, "%s %s n=%d i=%d: simd %.9g, scalar %.9g", f->name, what, n, i,      \
+                  (double)(x), (double)(y));                                                       \
         if (fabs((double)(y)) > 1e-30) worst = fmax(worst, d_ / fabs((double)(y)));              \
     } while (0)
     for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
@@ -536,7 +551,7 @@ Test(kernels, simd_exp_ops_match_scalar) {
             fill(&r, a, n, scale);
             if (n > 3) a[n / 2] = -INFINITY, a[n - 1] = -INFINITY;
             memcpy(b, a, sizeof(float) * (size_t)n);
-            const double lse_a = softmax_avx512(a, n), lse_b = softmax_ref(b, n);
+            const double lse_a = f->softmax(a, n), lse_b = softmax_ref(b, n);
             cr_assert(fabs(lse_a - lse_b) <= 1e-6 * fabs(lse_b) + 1e-6, "lse n=%d: %.9g vs %.9g",
                       n, lse_a, lse_b);
             for (int i = 0; i < n; i++) CLOSE(a[i], b[i], "softmax");
@@ -547,7 +562,7 @@ Test(kernels, simd_exp_ops_match_scalar) {
             memcpy(b, a, sizeof(float) * (size_t)n);
             float *dg2 = malloc(sizeof(float) * 2 * (size_t)n), *du2 = dg2 + n;
             cr_assert(dg2);
-            swiglu_backward_avx512(dg, du, da, a, u, (size_t)n);
+            f->swiglu_backward(dg, du, da, a, u, (size_t)n);
             swiglu_backward_ref(dg2, du2, da, b, u, (size_t)n);
             for (int i = 0; i < n; i++) {
                 CLOSE(du[i], du2[i], "swiglu_backward du");
@@ -561,27 +576,35 @@ Test(kernels, simd_exp_ops_match_scalar) {
                           (double)b[i], (double)dg[i], (double)dg2[i]);
             }
             free(dg2);
-            swiglu_avx512(a, u, (size_t)n);
+            f->swiglu(a, u, (size_t)n);
             swiglu_ref(b, u, (size_t)n);
             for (int i = 0; i < n; i++) CLOSE(a[i], b[i], "swiglu");
         }
 #undef CLOSE
     /* a row with nothing allowed gives zeros; a NaN score makes the row NaN */
     for (int i = 0; i < 20; i++) a[i] = -INFINITY;
-    cr_expect(softmax_avx512(a, 20) == -INFINITY);
+    cr_expect(f->softmax(a, 20) == -INFINITY);
     for (int i = 0; i < 20; i++) cr_expect_eq(a[i], 0.0f);
     for (int i = 0; i < 20; i++) a[i] = (float)i;
     a[7] = NAN;
-    softmax_avx512(a, 20);
+    f->softmax(a, 20);
     cr_expect(isnan(a[0]) && isnan(a[7]), "NaN lost: %g %g", a[0], a[7]);
     /* e^x itself over the float range, through a two-entry softmax
      * [x, 0] -> e^x / (1 + e^x), against expf in double */
     for (float x = -100.0f; x <= 80.0f; x += 0.37f) {
         float p[2] = {x, 0.0f};
-        softmax_avx512(p, 2);
+        f->softmax(p, 2);
         const double want = 1.0 / (1.0 + exp(-(double)x));
         cr_assert(fabs(p[0] - want) <= 3e-7 * want + 1e-37, "x=%g: %.9g vs %.9g", (double)x, p[0], want);
     }
-    cr_log_info("exp ops: worst %.2g relative against the scalar references", worst);
+    cr_log_info("exp ops, %s: worst %.2g relative against the scalar references", f->name, worst);
     free(a);
+}
+
+Test(kernels, simd_exp_ops_match_scalar) {
+    const ExpForms forms[] = {
+        {"AVX-512", DOT_AVX512, softmax_avx512, swiglu_avx512, swiglu_backward_avx512},
+        {"AVX2", DOT_AVX2, softmax_avx2, swiglu_avx2, swiglu_backward_avx2},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) exp_forms_match_scalar(&forms[i]);
 }

@@ -2,8 +2,8 @@
 /* Row-wise and elementwise ops (see ops.h). Sums run in double: these are
  * O(n) next to the O(n^2) matmuls, and it removes one source of drift from
  * the PyTorch reference. The exp-bound ones (softmax, the SwiGLU gate and
- * its backward) run their AVX-512 forms (ops_avx512.c) where the CPU has
- * them. */
+ * its backward) run their AVX-512 or AVX2 forms (ops_avx512.c,
+ * ops_avx2.c) where the CPU has them. */
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -37,15 +37,18 @@ void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) 
     }
 }
 
-/* 1 where the AVX-512 forms of the exp-bound ops run: at dot_best()'s
- * AVX-512 levels (so WHALE_SIMD=scalar|avx2 turns them off). */
-static int use_avx512(void) {
-    static int on = -1; /* racing first calls store the same answer */
-    int v = __atomic_load_n(&on, __ATOMIC_RELAXED);
+/* Which forms of the exp-bound ops run: dot_best()'s level (so
+ * WHALE_SIMD=scalar|avx2 caps them), 2 for AVX-512, 1 for AVX2, 0 for the
+ * references. */
+static int exp_level(void) {
+    static int level = -1; /* racing first calls store the same answer */
+    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
     if (v < 0) {
         const DotKernels *b = dot_best();
-        v = b == dot_kernels(DOT_AVX512) || b == dot_kernels(DOT_AVX512_VNNI);
-        __atomic_store_n(&on, v, __ATOMIC_RELAXED);
+        v = b == dot_kernels(DOT_AVX512) || b == dot_kernels(DOT_AVX512_VNNI) ? 2
+            : b == dot_kernels(DOT_AVX2)                                      ? 1
+                                                                              : 0;
+        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
     }
     return v;
 }
@@ -55,7 +58,9 @@ void swiglu_ref(float *g, const float *u, size_t n) {
 }
 
 static void swiglu_range(float *g, const float *u, size_t i0, size_t i1) {
-    if (use_avx512()) swiglu_avx512(g + i0, u + i0, i1 - i0);
+    const int l = exp_level();
+    if (l == 2) swiglu_avx512(g + i0, u + i0, i1 - i0);
+    else if (l == 1) swiglu_avx2(g + i0, u + i0, i1 - i0);
     else swiglu_ref(g + i0, u + i0, i1 - i0);
 }
 
@@ -70,7 +75,10 @@ void swiglu(float *g, const float *u, size_t n) {
 
 void softmax(float *x, int n) { softmax_lse(x, n); }
 
-double softmax_lse(float *x, int n) { return use_avx512() ? softmax_avx512(x, n) : softmax_ref(x, n); }
+double softmax_lse(float *x, int n) {
+    const int l = exp_level();
+    return l == 2 ? softmax_avx512(x, n) : l == 1 ? softmax_avx2(x, n) : softmax_ref(x, n);
+}
 
 double softmax_ref(float *x, int n) {
     float mx = -INFINITY;
@@ -167,7 +175,9 @@ void swiglu_backward_ref(float *dg, float *du, const float *da, const float *g, 
 
 static void swiglu_backward_range(float *dg, float *du, const float *da, const float *g,
                                   const float *u, size_t i0, size_t i1) {
-    if (use_avx512()) swiglu_backward_avx512(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
+    const int l = exp_level();
+    if (l == 2) swiglu_backward_avx512(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
+    else if (l == 1) swiglu_backward_avx2(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
     else swiglu_backward_ref(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
 }
 

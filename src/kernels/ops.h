@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Elementwise and row-wise operations of the transformer: RMSNorm, SwiGLU's
  * gate, softmax, sigmoid, residual add. Softmax and the SwiGLU gate and its
- * backward run AVX-512 forms where dot_best() is an AVX-512 level (exp in 16
+ * backward run AVX-512 or AVX2 forms at dot_best()'s level (exp in 16 or 8
  * lanes, within 2 ulp of expf); their scalar references (*_ref) stay, and
  * the tests hold the forms to them. */
 #ifndef WHALE_OPS_H
