@@ -147,8 +147,9 @@ int comm_allreduce_i64(const Comm *c, int64_t *buf, size_t n, Err *err) {
 
 int comm_check_same(const Comm *c, uint64_t v, const char *what, Err *err) {
     if (c->size == 1) return 0;
-    uint64_t *all = malloc(sizeof *all * 2 * (size_t)c->size), *who = all + c->size;
+    uint64_t *all = malloc(sizeof *all * 2 * (size_t)c->size);
     if (!all) return err_set(err, "out of memory");
+    uint64_t *who = all + c->size;
     int rc = comm_sum_wait(c, err) == 0 ? comm_backend_gather_u64(c->id, v, all, err) : -1;
     /* the job's rank numbers, for the message, where c is a part of it */
     if (rc == 0 && c->id != 0)
