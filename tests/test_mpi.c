@@ -468,6 +468,18 @@ Test(mpi, expert_parallel_equals_one_rank, .timeout = 300) {
     cr_expect(!(h.exited && h.code == 0));
     cr_expect(strstr(h.err, "--ep 3 must divide the 2 ranks"), "%s", h.err);
     h_run_free(&h);
+    /* a .gguf is refused by name: shards are loaded from a model directory */
+    WHALE(&h, "convert", "-m", h_path(g_dir, "model"), "--out", h_path(g_dir, "model.gguf"));
+    expect_ok(&h);
+    h_run_free(&h);
+    const char *gguf[] = {"train", "-m", h_path(g_dir, "model.gguf"), "--data", h_path(g_dir, "data"),
+                          "--out", h_path(g_dir, "bad"), "--steps", "1", "--batch", "2", "--seq",
+                          "16", "--ep", "2", "-t", "1", NULL};
+    run_ranks(&h, 2, gguf);
+    cr_expect(!(h.exited && h.code == 0));
+    cr_expect(strstr(h.err, "model.gguf: experts are shared out over ranks from a model directory"),
+              "%s", h.err);
+    h_run_free(&h);
 }
 
 /* The gradients of one step: AdamW's first moment after step 1 is
