@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # The linear recipe (sourced by run.sh): solve a x + b = c for x, one-digit
-# coefficients. Its figures are not yet measured: see docs/rl.md.
+# coefficients. Its first measured runs (GRPO moves nothing yet) are in docs/rl.md.
 TASK=linear DIFF=1 EXAMPLE="Solve 3x + 7 = 22 for x"
 CORPUS_N=40000 CORPUS_DIFF=1 SKIP=0.3 ERR=0.6 VOCAB=265
 PRE_STEPS=600 PRE_BATCH=16 PRE_SEQ=128 PRE_LR=1e-2 STU_STEPS=300 INIT_STD=0.05
