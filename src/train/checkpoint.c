@@ -126,8 +126,6 @@ static int is_model_file(const char *name) {
  * single file that names them; then the files of an older layout, the
  * index (or single file) before its shards. */
 static int publish_model(const char *fin, const char *out, Err *err) {
-    static const char *const others[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
-                                         "generation_config.json"};
     char p[4096], q[4096];
     DIR *d = opendir(fin);
     if (!d) return err_set(err, "%s: cannot list the checkpoint", fin);
@@ -145,9 +143,11 @@ static int publish_model(const char *fin, const char *out, Err *err) {
         }
     }
     closedir(d);
-    for (size_t i = 0; rc == 0 && i < sizeof others / sizeof *others; i++) {
-        if (path_join(p, sizeof p, fin, others[i]) != 0 || !file_exists(p)) continue;
-        if (path_join(q, sizeof q, out, others[i]) != 0) return err_set(err, "%s: path too long", out);
+    const size_t n_tok = sizeof tokenizer_files / sizeof *tokenizer_files;
+    for (size_t i = 0; rc == 0 && i <= n_tok; i++) { /* config.json, then the tokenizer's */
+        const char *f = i == 0 ? "config.json" : tokenizer_files[i - 1];
+        if (path_join(p, sizeof p, fin, f) != 0 || !file_exists(p)) continue;
+        if (path_join(q, sizeof q, out, f) != 0) return err_set(err, "%s: path too long", out);
         rc = publish(p, q, err);
     }
     if (rc != 0) return -1;
@@ -216,17 +216,17 @@ int ckpt_save(const char *out, const Model *m, const AdamW *opt, const TrainStat
             return -1;
         }
         if (me != 0) return 0; /* rank 0 finishes the directory */
-        char names[2][EP_MAX_RANKS][64];
-        const char *list[2][EP_MAX_RANKS];
-        for (int k = 0; k < 2; k++)
-            for (int i = 0; i < n_sh && i < EP_MAX_RANKS; i++) {
-                shard_name(names[k][i], sizeof names[k][i], k ? "optimizer" : "model", i, n_sh);
-                list[k][i] = names[k][i];
-            }
         if (n_sh > EP_MAX_RANKS) {
             err_set(err, "%s: at most %d shards", out, EP_MAX_RANKS);
             goto fail;
         }
+        char names[2][EP_MAX_RANKS][64];
+        const char *list[2][EP_MAX_RANKS];
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < n_sh; i++) {
+                shard_name(names[k][i], sizeof names[k][i], k ? "optimizer" : "model", i, n_sh);
+                list[k][i] = names[k][i];
+            }
         if (st_write_index(IN(tmp, "model.safetensors.index.json"), list[0], n_sh, err) != 0 ||
             st_write_index(IN(tmp, "optimizer.safetensors.index.json"), list[1], n_sh, err) != 0)
             goto fail;

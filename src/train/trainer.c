@@ -98,12 +98,15 @@ static int ep_open(Trainer *t, const char *path, Err *err) {
     if (n <= 1) return 0;
     if (n > EP_MAX_RANKS || t->comm.size % n != 0)
         return err_set(err, "--ep %d must divide the %d ranks of the job (mpirun -np)", n, t->comm.size);
-    ModelConfig c;
-    char dir[4096];
-    path_dir_of(path, dir, sizeof dir);
-    if (!path_has_suffix(path, ".gguf") && config_load(&c, dir, err) != 0) return -1;
-    if (!path_has_suffix(path, ".gguf") && (c.n_routed_experts == 0 || c.n_routed_experts % n != 0))
-        return err_set(err, "--ep %d must divide the model's %d routed experts", n, c.n_routed_experts);
+    if (!path_has_suffix(path, ".gguf")) { /* a .gguf is refused by model_open_shard, by name */
+        ModelConfig c;
+        char dir[4096];
+        path_dir_of(path, dir, sizeof dir);
+        if (config_load(&c, dir, err) != 0) return -1;
+        if (c.n_routed_experts == 0 || c.n_routed_experts % n != 0)
+            return err_set(err, "--ep %d must divide the model's %d routed experts", n,
+                           c.n_routed_experts);
+    }
     if (comm_split(&t->comm, t->comm.rank / n, &t->ep_comm, err) != 0 ||
         comm_split(&t->comm, t->comm.rank % n, &t->rep_comm, err) != 0)
         return -1;
