@@ -72,6 +72,11 @@ int mla_saved_alloc(MlaSaved *s, const ModelConfig *c, int n_seq, int seq_len, A
 int ffn_saved_alloc(FfnSaved *s, int T, int I, Arena *a);
 int moe_saved_alloc(MoeSaved *s, const ModelConfig *c, int T, Arena *a);
 
+/* The E experts ordered by the rows dispatched to them (count: E + 1
+ * prefix sums), most first, ties by index: the order in which experts
+ * running one per thread finish soonest together. NULL when out of memory. */
+int *experts_by_size(const int *count, int E, Arena *a);
+
 /* MLA's projections for T rows, row t at position pos[t]: the query q
  * (T, H, nope + rope) and the cache rows lat (T, R + rope) =
  * [kv_a_layernorm(c_kv), rope(k_rope)], both with rope applied. sv (may be

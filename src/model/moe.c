@@ -165,6 +165,18 @@ void moe_route(const ModelConfig *c, const float *logits, const float *bias, int
     }
 }
 
+int *experts_by_size(const int *count, int E, Arena *a) {
+    int *ix = arena_take(a, (size_t)E * sizeof(int));
+    if (!ix) return NULL;
+    for (int e = 0; e < E; e++) { /* insertion sort: E is small */
+        const int n = count[e + 1] - count[e];
+        int j = e;
+        for (; j > 0 && count[ix[j - 1] + 1] - count[ix[j - 1]] < n; j--) ix[j] = ix[j - 1];
+        ix[j] = e;
+    }
+    return ix;
+}
+
 int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
                 MoeSaved *sv, Arena *a) {
     const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
@@ -198,31 +210,42 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
         n_active += n > 0;
     }
     memset(out, 0, (size_t)T * D * sizeof(float));
-    /* Inference with enough experts busy for every thread twice over (a
-     * decoding batch, a prompt chunk): the experts run side by side, one
-     * thread each, instead of each expert's three small products being
-     * split over the threads (one parallel region and barrier apiece, which
-     * cost more than the products at a few tokens). */
-    const int by_expert = !sv && n_active >= 2 * threads_max() && threads_max() > 1;
-    float *xe = arena_floats(a, (size_t)(by_expert ? T * K : max_n) * D);
-    float *ybuf = sv ? NULL : arena_floats(a, (size_t)(by_expert ? T * K : max_n) * D);
-    float *gua = by_expert ? arena_floats(a, (size_t)T * K * 3 * Im) : NULL; /* g, u, act */
-    if (!xe || (!sv && !ybuf) || (by_expert && !gua)) return -1;
+    /* With enough experts busy for every thread twice over (training, a
+     * decoding batch, a prompt chunk) the experts run side by side, one
+     * thread each, largest first, instead of each expert's three small
+     * products being split over the threads (one parallel region and
+     * barrier apiece, and the gathers between them serial). */
     const int parallel = sv && sv->ep && sv->ep->size > 1;
+    const int by_expert = !parallel && n_active >= 2 * threads_max() && threads_max() > 1;
+    const size_t rows = (size_t)(by_expert ? T * K : max_n);
+    float *xe = arena_floats(a, rows * D);
+    float *ybuf = sv ? NULL : arena_floats(a, rows * D);
+    float *gua = by_expert && !sv ? arena_floats(a, (size_t)T * K * 3 * Im) : NULL; /* g, u, act */
+    int *by_size = by_expert ? experts_by_size(count, E, a) : NULL;
+    if (!xe || (!sv && !ybuf) || (by_expert && ((!sv && !gua) || !by_size))) return -1;
     if (parallel && experts_parallel(x, L, c, T, sv, a) != 0) return -1;
+    /* each expert's outputs in dispatch order: sv->ye, or ybuf (one expert
+     * at a time unless by_expert) */
+    float *ydisp = sv ? sv->ye : ybuf;
     if (by_expert) {
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int e = 0; e < E; e++) {
-            const int n = count[e + 1] - count[e], c0 = count[e];
+        for (int j = 0; j < E; j++) {
+            const int e = by_size[j], n = count[e + 1] - count[e], c0 = count[e];
             if (n == 0) continue;
             float *xs = xe + (size_t)c0 * D;
             for (int i = 0; i < n; i++)
                 memcpy(xs + (size_t)i * D, x + (size_t)(order[c0 + i] / K) * D,
                        (size_t)D * sizeof(float));
             /* the slots' own gate/up rows: no shared arena inside the loop */
-            float *g = gua + (size_t)c0 * 3 * Im;
-            FfnSaved part = {g, g + (size_t)n * Im, g + (size_t)2 * n * Im};
-            ffn_forward(ybuf + (size_t)c0 * D, xs, &L->exp_gate[e], &L->exp_up[e],
+            FfnSaved part;
+            if (sv) {
+                const size_t off = (size_t)c0 * Im;
+                part = (FfnSaved){sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
+            } else {
+                float *g = gua + (size_t)c0 * 3 * Im;
+                part = (FfnSaved){g, g + (size_t)n * Im, g + (size_t)2 * n * Im};
+            }
+            ffn_forward(ydisp + (size_t)c0 * D, xs, &L->exp_gate[e], &L->exp_up[e],
                         &L->exp_down[e], n, &part, NULL);
         }
     }
@@ -231,10 +254,8 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
         const int n = count[e + 1] - count[e];
         if (n == 0) continue;
         const int *slots = order + count[e];
-        float *ye = sv ? sv->ye + (size_t)count[e] * D : ybuf;
-        if (by_expert) {
-            ye = ybuf + (size_t)count[e] * D;
-        } else if (!parallel) {
+        float *ye = sv || by_expert ? ydisp + (size_t)count[e] * D : ybuf;
+        if (!by_expert && !parallel) {
             for (int i = 0; i < n; i++)
                 memcpy(xe + (size_t)i * D, x + (size_t)(slots[i] / K) * D,
                        (size_t)D * sizeof(float));

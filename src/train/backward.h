@@ -22,10 +22,11 @@ int mla_backward(float *dx, const float *dout, const float *x, const LayerWeight
                  int seq_len, const MlaSaved *sv, Arena *a);
 
 /* dx (T, D) += backward of ffn_forward; gG, gU, gD: the gradients of gate,
- * up, down. */
-int ffn_backward(float *dx, const float *dout, const float *x, const Mat *gate, const Mat *up,
-                 const Mat *down, const Mat *gG, const Mat *gU, const Mat *gD, int T,
-                 const FfnSaved *sv, Arena *a);
+ * up, down. work: scratch of 3 T I floats (I = gate->rows), so experts can
+ * run side by side on threads of their own. */
+void ffn_backward(float *dx, const float *dout, const float *x, const Mat *gate, const Mat *up,
+                  const Mat *down, const Mat *gG, const Mat *gU, const Mat *gD, int T,
+                  const FfnSaved *sv, float *work);
 
 /* The sequence-wise balance loss of DeepSeek-V3 eq. 17-20 for one MoE layer:
  * coef * sum over the n_seq sequences of sum_e f_e P_e (coef = alpha / B

@@ -29,9 +29,11 @@ static int block_backward(Model *m, int layer, float *dh, int n_seq, int seq_len
         MoeBalance bal = {bal_coef, n_seq, seq_len, 0};
         if (moe_backward(dxn, dh, sv->xn2, L, G, c, T, &sv->moe, &bal, a) != 0) return -1;
         *bal_loss += bal.loss;
-    } else if (ffn_backward(dxn, dh, sv->xn2, &L->gate, &L->up, &L->down, &G->gate, &G->up,
-                            &G->down, T, &sv->ffn, a) != 0) {
-        return -1;
+    } else {
+        float *work = arena_floats(a, 3 * (size_t)T * L->gate.rows);
+        if (!work) return -1;
+        ffn_backward(dxn, dh, sv->xn2, &L->gate, &L->up, &L->down, &G->gate, &G->up, &G->down, T,
+                     &sv->ffn, work);
     }
     rmsnorm_backward(dh, grad_of(G->ffn_norm), dxn, sv->h_mid, L->ffn_norm, T, D, c->rms_norm_eps);
     /* h_mid = h_in + MLA(norm(h_in)) */

@@ -14,22 +14,20 @@
 #include <string.h>
 
 #include "kernels/matmul.h"
+#include "base/threads.h"
 #include "kernels/ops.h"
 #include "train/backward.h"
 
-int ffn_backward(float *dx, const float *dout, const float *x, const Mat *gate, const Mat *up,
-                 const Mat *down, const Mat *gG, const Mat *gU, const Mat *gD, int T,
-                 const FfnSaved *sv, Arena *a) {
-    const int I = gate->rows;
-    const size_t n = (size_t)T * I;
-    float *da = arena_floats(a, n), *dg = arena_floats(a, n), *du = arena_floats(a, n);
-    if (!da || !dg || !du) return -1;
+void ffn_backward(float *dx, const float *dout, const float *x, const Mat *gate, const Mat *up,
+                  const Mat *down, const Mat *gG, const Mat *gU, const Mat *gD, int T,
+                  const FfnSaved *sv, float *work) {
+    const size_t n = (size_t)T * gate->rows;
+    float *da = work, *dg = work + n, *du = work + 2 * n;
     memset(da, 0, n * sizeof(float));
     matmul_backward(da, grad_of(gD->data), dout, sv->a, down, T);
     swiglu_backward(dg, du, da, sv->g, sv->u, n);
     matmul_backward(dx, grad_of(gG->data), dg, x, gate, T);
     matmul_backward(dx, grad_of(gU->data), du, x, up, T);
-    return 0;
 }
 
 /* Expert parallelism: the experts' backward for every dispatch slot. dye
@@ -52,10 +50,13 @@ static int experts_parallel_backward(float *dx, const float *dye, const LayerWei
         if (n == 0) continue;
         const size_t off = (size_t)r0 * Im, ro = (size_t)r0 * D;
         const FfnSaved part = {sv->ep_exp.g + off, sv->ep_exp.u + off, sv->ep_exp.a + off};
-        if (ffn_backward(dxo + ro, dy + ro, sv->ep_x + ro, &L->exp_gate[e], &L->exp_up[e],
-                         &L->exp_down[e], &G->exp_gate[e], &G->exp_up[e], &G->exp_down[e], n,
-                         &part, a) != 0)
-            return -1;
+        const ArenaMark mark = arena_mark(a);
+        float *work = arena_floats(a, 3 * (size_t)n * Im);
+        if (!work) return -1;
+        ffn_backward(dxo + ro, dy + ro, sv->ep_x + ro, &L->exp_gate[e], &L->exp_up[e],
+                     &L->exp_down[e], &G->exp_gate[e], &G->exp_up[e], &G->exp_down[e], n, &part,
+                     work);
+        arena_release(a, mark);
     }
     if (moe_ep_combine(sv, E, dxo, D, dxd, a) != 0) return -1;
     for (int i = 0; i < T * K; i++) {
@@ -77,60 +78,92 @@ static void affinities(const ModelConfig *c, const float *logits, float *s) {
     }
 }
 
+/* One expert's backward over the n dispatch rows from c0: the gradient at
+ * its output rows (combine weight times the block's output gradient) into
+ * dye, d loss / d combine weight of each slot into dw, its inputs gathered
+ * into xe, the input gradients into dxe (all in dispatch order); with
+ * run, the expert's own backward too (else its rank runs it, EP). work:
+ * 3 n Im floats. */
+static void expert_backward(int e, float *dxe, float *dye, float *xe, float *dw, const float *dout,
+                            const float *x, const LayerWeights *L, const LayerWeights *G,
+                            const ModelConfig *c, const MoeSaved *sv, int run, float *work) {
+    const int D = c->hidden_size, K = c->num_experts_per_tok, Im = c->moe_intermediate_size;
+    const int c0 = sv->count[e], n = sv->count[e + 1] - c0;
+    const int *slots = sv->order + c0;
+    const float *ye = sv->ye + (size_t)c0 * D;
+    for (int i = 0; i < n; i++) {
+        const int t = slots[i] / K;
+        const float *g = dout + (size_t)t * D, *y = ye + (size_t)i * D;
+        double d = 0;
+        for (int j = 0; j < D; j++) d += (double)g[j] * y[j];
+        dw[slots[i]] = (float)d;
+        float *dy = dye + ((size_t)c0 + i) * D;
+        for (int j = 0; j < D; j++) dy[j] = sv->wts[slots[i]] * g[j];
+        if (run) memcpy(xe + ((size_t)c0 + i) * D, x + (size_t)t * D, (size_t)D * sizeof(float));
+    }
+    if (!run) return;
+    const size_t off = (size_t)c0 * Im, r0 = (size_t)c0 * D;
+    const FfnSaved part = {sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
+    memset(dxe + r0, 0, (size_t)n * D * sizeof(float));
+    ffn_backward(dxe + r0, dye + r0, xe + r0, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e],
+                 &G->exp_gate[e], &G->exp_up[e], &G->exp_down[e], n, &part, work);
+}
+
 int moe_backward(float *dx, const float *dout, const float *x, const LayerWeights *L,
                  const LayerWeights *G, const ModelConfig *c, int T, const MoeSaved *sv,
                  MoeBalance *bal, Arena *a) {
     const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
     const int Im = c->moe_intermediate_size;
-    float *dw = arena_floats(a, (size_t)T * K);      /* d loss / d combine weight, per slot */
+    const size_t TK = (size_t)T * K;
+    float *dw = arena_floats(a, TK);                 /* d loss / d combine weight, per slot */
     float *dlog = arena_floats(a, (size_t)T * E);    /* d loss / d router logit */
     float *s = arena_floats(a, (size_t)T * E);       /* affinities */
-    int max_n = 0;
-    for (int e = 0; e < E; e++)
-        if (sv->count[e + 1] - sv->count[e] > max_n) max_n = sv->count[e + 1] - sv->count[e];
-    float *xe = arena_floats(a, (size_t)max_n * D), *dye = arena_floats(a, (size_t)max_n * D);
-    float *dxe = arena_floats(a, (size_t)max_n * D);
-    if (!dw || !dlog || !s || !xe || !dye || !dxe) return -1;
-
-    if (c->n_shared_experts > 0 &&
-        ffn_backward(dx, dout, x, &L->gate, &L->up, &L->down, &G->gate, &G->up, &G->down, T,
-                     &sv->shared, a) != 0)
-        return -1;
-
-    /* each expert over the rows dispatched to it */
-    const int parallel = sv->ep && sv->ep->size > 1;
-    float *dye_all = parallel ? arena_floats(a, (size_t)T * K * D + 1) : NULL;
-    if (parallel && !dye_all) return -1;
+    int max_n = 0, n_active = 0;
     for (int e = 0; e < E; e++) {
         const int n = sv->count[e + 1] - sv->count[e];
-        if (n == 0) continue;
-        const int *slots = sv->order + sv->count[e];
-        const float *ye = sv->ye + (size_t)sv->count[e] * D;
-        for (int i = 0; i < n; i++) {
-            const int t = slots[i] / K;
-            const float *g = dout + (size_t)t * D, *y = ye + (size_t)i * D;
-            double d = 0;
-            for (int j = 0; j < D; j++) d += (double)g[j] * y[j];
-            dw[slots[i]] = (float)d;
-            float *dy = parallel ? dye_all + ((size_t)sv->count[e] + i) * D : dye + (size_t)i * D;
-            for (int j = 0; j < D; j++) dy[j] = sv->wts[slots[i]] * g[j];
-            if (!parallel) memcpy(xe + (size_t)i * D, x + (size_t)t * D, (size_t)D * sizeof(float));
-        }
-        if (parallel) continue; /* the experts run below, on their ranks */
-        const size_t off = (size_t)sv->count[e] * Im;
-        const FfnSaved part = {sv->exp.g + off, sv->exp.u + off, sv->exp.a + off};
-        memset(dxe, 0, (size_t)n * D * sizeof(float));
-        if (ffn_backward(dxe, dye, xe, &L->exp_gate[e], &L->exp_up[e], &L->exp_down[e],
-                         &G->exp_gate[e], &G->exp_up[e], &G->exp_down[e], n, &part, a) != 0)
-            return -1;
-        for (int i = 0; i < n; i++) {
-            float *o = dx + (size_t)(slots[i] / K) * D;
-            const float *g = dxe + (size_t)i * D;
+        max_n = n > max_n ? n : max_n;
+        n_active += n > 0;
+    }
+    /* every slot's rows in dispatch order: output gradient, input, input gradient */
+    float *dye = arena_floats(a, TK * D + 1), *xe = arena_floats(a, TK * D + 1);
+    float *dxe = arena_floats(a, TK * D + 1);
+    if (!dw || !dlog || !s || !dye || !xe || !dxe) return -1;
+
+    if (c->n_shared_experts > 0) {
+        const ArenaMark mark = arena_mark(a);
+        float *work = arena_floats(a, 3 * (size_t)T * L->gate.rows);
+        if (!work) return -1;
+        ffn_backward(dx, dout, x, &L->gate, &L->up, &L->down, &G->gate, &G->up, &G->down, T,
+                     &sv->shared, work);
+        arena_release(a, mark);
+    }
+
+    /* each expert over the rows dispatched to it: side by side, one thread
+     * each, largest first, when enough are busy (see moe_forward) */
+    const int parallel = sv->ep && sv->ep->size > 1, run = !parallel;
+    const int by_expert = run && n_active >= 2 * threads_max() && threads_max() > 1;
+    const size_t per_work = 3 * (size_t)max_n * Im;
+    float *work = arena_floats(a, (by_expert ? threads_max() : 1) * per_work + 1);
+    int *by_size = experts_by_size(sv->count, E, a);
+    if (!work || !by_size) return -1;
+    if (by_expert) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int j = 0; j < E; j++)
+            expert_backward(by_size[j], dxe, dye, xe, dw, dout, x, L, G, c, sv, run,
+                            work + (size_t)thread_id() * per_work);
+    } else {
+        for (int e = 0; e < E; e++) expert_backward(e, dxe, dye, xe, dw, dout, x, L, G, c, sv, run, work);
+    }
+    if (parallel) {
+        if (experts_parallel_backward(dx, dye, L, G, c, T, sv, a) != 0) return -1;
+    } else {
+        /* input gradients into dx by token, experts in ascending order */
+        for (size_t i = 0; i < TK; i++) {
+            float *o = dx + (size_t)(sv->order[i] / K) * D;
+            const float *g = dxe + i * D;
             for (int j = 0; j < D; j++) o[j] += g[j];
         }
     }
-
-    if (parallel && experts_parallel_backward(dx, dye_all, L, G, c, T, sv, a) != 0) return -1;
 
     /* combine weights -> affinities: w_k = rsf s_k / S (S = sum over the
      * selected, as the forward with its 1e-20) or w_k = rsf s_k */
