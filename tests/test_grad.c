@@ -79,6 +79,49 @@ Test(grad, sgemm_forms_match_reference) {
     }
 }
 
+/* The causal forms against the full reference: op(A) with its zeros
+ * really there, odd sizes (partial strips, a second KC slice, the
+ * parallel and the one-thread paths), a diagonal offset (a prefill after
+ * cached rows), both forms of B and both betas. CAUSAL_OUT is checked on
+ * the entries it promises only. */
+Test(grad, sgemm_causal_forms_match_reference) {
+    Rng r;
+    rng_seed(&r, 4);
+    const int sizes[2] = {37, 300}, diags[2] = {0, 7};
+    for (int mode = CAUSAL_OUT; mode <= CAUSAL_AT; mode++)
+        for (int si = 0; si < 2; si++)
+            for (int di = 0; di < 2; di++)
+                for (int tb = 0; tb < 2; tb++)
+                    for (int beta = 0; beta < 2; beta++) {
+                        const int M = sizes[si], diag = diags[di], N = mode == CAUSAL_OUT ? M + diag : 45;
+                        const int K = mode == CAUSAL_A ? M + diag : mode == CAUSAL_AT ? M - diag : 40;
+                        const int ta = mode == CAUSAL_AT, lda = ta ? M : K, ldb = tb ? K : N;
+                        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+                        float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+                        fill(A, (size_t)M * K, &r, 1), fill(B, (size_t)N * K, &r, 1);
+                        for (int m = 0; m < M; m++)
+                            for (int k = 0; k < K; k++) {
+                                const int zero = (mode == CAUSAL_A && k > m + diag) ||
+                                                 (mode == CAUSAL_AT && m > k + diag);
+                                if (zero) A[ta ? (size_t)k * lda + m : (size_t)m * lda + k] = 0.0f;
+                            }
+                        fill(C, (size_t)M * N, &r, 1);
+                        memcpy(R, C, sizeof(float) * M * N);
+                        sgemm_use_ref = 1;
+                        sgemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, R, N);
+                        sgemm_use_ref = 0;
+                        sgemm_causal(mode, diag, ta, tb, M, N, K, A, lda, B, ldb, (float)beta, C, N);
+                        double worst = 0;
+                        for (int m = 0; m < M; m++)
+                            for (int n = 0; n < N; n++)
+                                if (mode != CAUSAL_OUT || n <= m + diag)
+                                    worst = fmax(worst, fabs(C[m * N + n] - R[m * N + n]));
+                        cr_expect(worst < 1e-3, "mode %d diag %d %dx%dx%d tb=%d beta=%d: max diff %g",
+                                  mode, diag, M, N, K, tb, beta, worst);
+                        free(A), free(B), free(C), free(R);
+                    }
+}
+
 typedef struct {
     int T, n;
     const float *w, *probe;

@@ -19,13 +19,13 @@ static inline float dot(const float *a, const float *b, int n) {
 
 /* Queries t0..t0+n-1 as a block: P (n, S) = Q K^T over the S keys the
  * block's last query sees, each row scaled, masked past its own position
- * and normalised; out = P V. The masked entries cost FLOPs but the packed
- * GEMM runs ~10x the row loop's speed. */
+ * and normalised; out = P V. The packed GEMM runs ~10x the row loop's
+ * speed, and skips the tiles above the diagonal. */
 static void attention_block(float *out, int out_stride, const float *q, int q_stride,
                             const float *k, int k_stride, const float *v, int v_stride, int n,
                             int pos, int Dk, int Dv, float scale, float *P) {
     const int S = pos + n;
-    sgemm(0, 1, n, S, Dk, q, q_stride, k, k_stride, 0.0f, P, S);
+    sgemm_causal(CAUSAL_OUT, pos, 0, 1, n, S, Dk, q, q_stride, k, k_stride, 0.0f, P, S);
     for (int t = 0; t < n; t++) {
         float *p = P + (size_t)t * S;
         const int seen = pos + t + 1;
@@ -33,7 +33,7 @@ static void attention_block(float *out, int out_stride, const float *q, int q_st
         softmax(p, seen);
         for (int s = seen; s < S; s++) p[s] = 0.0f;
     }
-    sgemm(0, 0, n, Dv, S, P, S, v, v_stride, 0.0f, out, out_stride);
+    sgemm_causal(CAUSAL_A, pos, 0, 0, n, Dv, S, P, S, v, v_stride, 0.0f, out, out_stride);
 }
 
 void attention_head(float *out, int out_stride, const float *q, int q_stride, const float *k,
@@ -62,20 +62,21 @@ void attention_head(float *out, int out_stride, const float *q, int q_stride, co
     }
 }
 
-/* Training attention runs on whole (T, T) score matrices through sgemm:
- * the masked upper half costs FLOPs but the packed kernel is ~10x the
- * scalar loop's speed, and sgemm's scalar reference keeps the check. */
+/* Training attention runs on whole (T, T) score matrices through sgemm,
+ * whose causal forms skip the masked upper half: the packed kernel is
+ * ~10x the scalar loop's speed, and sgemm's scalar reference keeps the
+ * check. */
 void attention_head_train(float *out, int out_stride, float *P, const float *q, int q_stride,
                           const float *k, int k_stride, const float *v, int v_stride, int T, int Dk,
                           int Dv, float scale) {
-    sgemm(0, 1, T, T, Dk, q, q_stride, k, k_stride, 0.0f, P, T);
+    sgemm_causal(CAUSAL_OUT, 0, 0, 1, T, T, Dk, q, q_stride, k, k_stride, 0.0f, P, T);
     for (int t = 0; t < T; t++) {
         float *p = P + (size_t)t * T;
         for (int s = 0; s <= t; s++) p[s] *= scale;
         softmax(p, t + 1);
         for (int s = t + 1; s < T; s++) p[s] = 0.0f; /* causal: P V must not see them */
     }
-    sgemm(0, 0, T, Dv, T, P, T, v, v_stride, 0.0f, out, out_stride);
+    sgemm_causal(CAUSAL_A, 0, 0, 0, T, Dv, T, P, T, v, v_stride, 0.0f, out, out_stride);
 }
 
 void attention_head_backward(float *dq, float *dk, float *dv, const float *dout, int out_stride,
@@ -84,7 +85,7 @@ void attention_head_backward(float *dq, float *dk, float *dv, const float *dout,
                              float scale, float *dp) {
     /* dP = dout V^T, then dS = P (dP - sum_s P dP) scale: the softmax
      * Jacobian; P is 0 above the diagonal, so dS is too */
-    sgemm(0, 1, T, T, Dv, dout, out_stride, v, v_stride, 0.0f, dp, T);
+    sgemm_causal(CAUSAL_OUT, 0, 0, 1, T, T, Dv, dout, out_stride, v, v_stride, 0.0f, dp, T);
     for (int t = 0; t < T; t++) {
         const float *p = P + (size_t)t * T;
         float *d = dp + (size_t)t * T;
@@ -93,7 +94,7 @@ void attention_head_backward(float *dq, float *dk, float *dv, const float *dout,
         for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - (float)sum) * scale;
         for (int s = t + 1; s < T; s++) d[s] = 0.0f;
     }
-    sgemm(0, 0, T, Dk, T, dp, T, k, k_stride, 1.0f, dq, q_stride);
-    sgemm(1, 0, T, Dk, T, dp, T, q, q_stride, 1.0f, dk, k_stride);
-    sgemm(1, 0, T, Dv, T, P, T, dout, out_stride, 1.0f, dv, v_stride);
+    sgemm_causal(CAUSAL_A, 0, 0, 0, T, Dk, T, dp, T, k, k_stride, 1.0f, dq, q_stride);
+    sgemm_causal(CAUSAL_AT, 0, 1, 0, T, Dk, T, dp, T, q, q_stride, 1.0f, dk, k_stride);
+    sgemm_causal(CAUSAL_AT, 0, 1, 0, T, Dv, T, P, T, dout, out_stride, 1.0f, dv, v_stride);
 }

@@ -170,17 +170,32 @@ static void team_strips(int n, int *s0, int *s1) {
 }
 
 /* Pack columns n0..n0+nr of B, rows k0..k0+kc, as bp[k][j], zero padding;
- * B(k, n) = B[k * ldb + n], or B[n * ldb + k] when trans. */
-static void pack_b_f32(float *bp, const float *B, int ldb, int trans, int n0, int nr, int k0,
-                       int kc) {
-    for (int k = 0; k < kc; k++) {
-        float *dst = bp + (size_t)k * NR;
-        if (trans) {
-            for (int j = 0; j < nr; j++) dst[j] = B[(size_t)(n0 + j) * ldb + k0 + k];
-        } else {
+ * B(k, n) = B[k * ldb + n], or B[n * ldb + k] when trans. Transposed, each
+ * of B's rows holds one column of the panel: sixteen rows go 16 k at a
+ * time through the register transpose (the score products Q K^T of
+ * attention, whose packing had been one strided scalar load per element). */
+AVX512 static void pack_b_f32(float *bp, const float *B, int ldb, int trans, int n0, int nr, int k0,
+                              int kc) {
+    if (!trans) {
+        for (int k = 0; k < kc; k++) {
+            float *dst = bp + (size_t)k * NR;
             memcpy(dst, B + (size_t)(k0 + k) * ldb + n0, (size_t)nr * sizeof(float));
+            for (int j = nr; j < NR; j++) dst[j] = 0.0f;
         }
-        for (int j = nr; j < NR; j++) dst[j] = 0.0f;
+        return;
+    }
+    for (int j0 = 0; j0 < NR; j0 += 16) {
+        const int rows = nr - j0 < 0 ? 0 : nr - j0 > 16 ? 16 : nr - j0;
+        for (int kb = 0; kb < kc; kb += 16) {
+            const int kn = kc - kb < 16 ? kc - kb : 16;
+            const __mmask16 m = (__mmask16)((1u << kn) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_maskz_loadu_ps(m, B + (size_t)(n0 + j0 + i) * ldb + k0 + kb)
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            for (int k = 0; k < kn; k++) _mm512_storeu_ps(bp + (size_t)(kb + k) * NR + j0, r[k]);
+        }
     }
 }
 
@@ -400,40 +415,85 @@ int sgemm_use_ref;
 
 /* One sgemm call's operands and packing buffers. */
 typedef struct SgemmSlice {
-    int ta, tb, M, N;
+    int ta, tb, M, N, K;
     const float *A;
     int lda;
     const float *B;
     int ldb;
     float *C;
     int ldc;
+    float beta;
+    Causal causal;
+    int diag;
     float *bp;           /* per-thread panels of B */
     size_t per_thread;
 } SgemmSlice;
 
-/* Panel p (NR columns of B and C) against every strip, on thread slot tid's buffer. */
-static void sgemm_panel(const SgemmSlice *g, const float *ap, int p, int k0, int kc, int first,
-                        int tid) {
+/* The k range [*lo, *hi) that strip s (rows m0..m0+mr) needs: all of K,
+ * or the part where its rows of op(A) may be nonzero. */
+static void strip_k_range(const SgemmSlice *g, int m0, int mr, int *lo, int *hi) {
+    *lo = 0, *hi = g->K;
+    if (g->causal == CAUSAL_A && m0 + mr + g->diag < *hi) *hi = m0 + mr + g->diag;
+    if (g->causal == CAUSAL_AT && m0 - g->diag > 0) *lo = m0 - g->diag;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* The strips [*s0, *s1) with something to do in slice k0..k0+kc. */
+static void slice_strips(const SgemmSlice *g, int k0, int kc, int *s0, int *s1) {
+    const int n_strips = (g->M + MR - 1) / MR;
+    *s0 = n_strips, *s1 = 0;
+    for (int s = 0; s < n_strips; s++) {
+        int lo, hi;
+        const int m0 = s * MR;
+        strip_k_range(g, m0, g->M - m0 < MR ? g->M - m0 : MR, &lo, &hi);
+        if (lo < k0 + kc && hi > k0) {
+            if (s < *s0) *s0 = s;
+            *s1 = s + 1;
+        }
+    }
+    if (*s1 < *s0) *s0 = *s1 = 0;
+}
+
+/* Panel p (NR columns of B and C) against every strip that needs slice
+ * k0..k0+kc, on thread slot tid's buffer. The first slice overwrites C
+ * unless beta is 1. */
+static void sgemm_panel(const SgemmSlice *g, const float *ap, int p, int k0, int kc, int tid) {
     float *b = g->bp + (size_t)tid * g->per_thread;
     const int n0 = p * NR, nr = g->N - n0 < NR ? g->N - n0 : NR;
     const int n_strips = (g->M + MR - 1) / MR;
-    pack_b_f32(b, g->B, g->ldb, g->tb, n0, nr, k0, kc);
+    int packed = 0;
     for (int s = 0; s < n_strips; s++) {
         const int m0 = s * MR, mr = g->M - m0 < MR ? g->M - m0 : MR;
-        micro_12x32(ap + (size_t)s * MR * KC, b, kc, g->C + (size_t)m0 * g->ldc + n0, g->ldc,
-                    mr, nr, first);
+        if (g->causal == CAUSAL_OUT && n0 > m0 + mr - 1 + g->diag) continue; /* above the diagonal */
+        int lo, hi;
+        strip_k_range(g, m0, mr, &lo, &hi);
+        if (lo < k0) lo = k0;
+        if (hi > k0 + kc) hi = k0 + kc;
+        if (lo >= hi) continue;
+        if (!packed) pack_b_f32(b, g->B, g->ldb, g->tb, n0, nr, k0, kc), packed = 1;
+        micro_12x32(ap + (size_t)s * MR * KC + (size_t)(lo - k0) * MR, b + (size_t)(lo - k0) * NR,
+                    hi - lo, g->C + (size_t)m0 * g->ldc + n0, g->ldc, mr, nr,
+                    g->beta == 0.0f && lo == 0);
     }
 }
 
 void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
            float beta, float *C, int ldc) {
+    sgemm_causal(CAUSAL_NONE, 0, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     assert(beta == 0.0f || beta == 1.0f);
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        if (beta == 0.0f)
-            for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(float));
-        return;
+    /* a strip whose k range misses the first slice, or is empty, still
+     * owes C its values: with op(A) triangular, C is cleared first and
+     * accumulated into */
+    if (beta == 0.0f && (K <= 0 || causal == CAUSAL_A || causal == CAUSAL_AT)) {
+        for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(float));
+        beta = 1.0f;
     }
+    if (K <= 0) return;
     const int n_strips = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
     const size_t a_floats = (size_t)n_strips * MR * KC, per_thread = (size_t)NR * KC;
     float *ap = NULL;
@@ -443,40 +503,41 @@ void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const f
         sgemm_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const SgemmSlice g = {ta, tb, M, N, A, lda, B, ldb, C, ldc, ap + 2 * a_floats, per_thread};
+    const SgemmSlice g = {ta,   tb,   M,      N,    K,    A,  lda,          B, ldb, C, ldc,
+                          beta, causal, diag, ap + 2 * a_floats, per_thread};
     /* a parallel region costs microseconds, and even a one-thread one a
      * system call (threads.h): small products, and those called inside
      * another region, stay out of OpenMP */
     const int big = n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel();
-    /* the first slice overwrites C unless beta is 1 */
     if (big) {
         /* one region (see panels_static) */
 #pragma omp parallel
         {
             const int stat = panels_static(n_panels);
             for (int k0 = 0; k0 < K; k0 += KC) {
-                const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0 && beta == 0.0f;
+                const int kc = K - k0 < KC ? K - k0 : KC;
                 float *apk = ap + (size_t)((k0 / KC) & 1) * a_floats;
-                int s0, s1;
-                team_strips(n_strips, &s0, &s1);
-                pack_a(apk, A, lda, ta, M, s0, s1, k0, kc);
+                int s0, s1, t0, t1;
+                slice_strips(&g, k0, kc, &s0, &s1);
+                team_strips(s1 - s0, &t0, &t1);
+                pack_a(apk, A, lda, ta, M, s0 + t0, s0 + t1, k0, kc);
 #pragma omp barrier
                 if (stat) {
 #pragma omp for schedule(static) nowait
-                    for (int p = 0; p < n_panels; p++)
-                        sgemm_panel(&g, apk, p, k0, kc, first, thread_id());
+                    for (int p = 0; p < n_panels; p++) sgemm_panel(&g, apk, p, k0, kc, thread_id());
                 } else {
 #pragma omp for schedule(dynamic, 1)
-                    for (int p = 0; p < n_panels; p++)
-                        sgemm_panel(&g, apk, p, k0, kc, first, thread_id());
+                    for (int p = 0; p < n_panels; p++) sgemm_panel(&g, apk, p, k0, kc, thread_id());
                 }
             }
         }
     } else {
         for (int k0 = 0; k0 < K; k0 += KC) {
-            const int kc = K - k0 < KC ? K - k0 : KC, first = k0 == 0 && beta == 0.0f;
-            pack_a(ap, A, lda, ta, M, 0, n_strips, k0, kc);
-            for (int p = 0; p < n_panels; p++) sgemm_panel(&g, ap, p, k0, kc, first, 0);
+            const int kc = K - k0 < KC ? K - k0 : KC;
+            int s0, s1;
+            slice_strips(&g, k0, kc, &s0, &s1);
+            pack_a(ap, A, lda, ta, M, s0, s1, k0, kc);
+            for (int p = 0; p < n_panels; p++) sgemm_panel(&g, ap, p, k0, kc, 0);
         }
     }
 }

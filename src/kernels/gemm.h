@@ -45,4 +45,18 @@ void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const f
            float beta, float *C, int ldc);
 extern int sgemm_use_ref;
 
+/* sgemm for causal attention, whose (T, T) matrices are lower triangular
+ * up to a diagonal offset (row t sees columns 0 .. t + diag): the tiles
+ * and the parts of the sum known to be zero or unused are skipped, about
+ * half the FLOPs.
+ *   CAUSAL_OUT: only C(m, n) with n <= m + diag is wanted; the rest of C
+ *               is left unspecified (the scores Q K^T, dP = dO V^T).
+ *   CAUSAL_A:   op(A)(m, k) is 0 for k > m + diag (P V, dS K).
+ *   CAUSAL_AT:  op(A)(m, k) is 0 for m > k + diag (P^T dO, dS^T Q).
+ * The zeros must really be there: the kernel may still read some of them
+ * (and the scalar reference all). */
+typedef enum { CAUSAL_NONE, CAUSAL_OUT, CAUSAL_A, CAUSAL_AT } Causal;
+void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 #endif
