@@ -61,15 +61,17 @@ int mla_backward(float *dx, const float *dout, const float *x, const LayerWeight
     /* scatter dK: the nope part to its head's slot of dkv, the rope part
      * summed over heads into the shared rope key */
     memset(dkva, 0, (size_t)T * W * sizeof(float));
-    for (int b = 0; b < n_seq; b++)
-        for (int h = 0; h < H; h++)
-            for (int s = 0; s < seq_len; s++) {
-                const size_t row = (size_t)b * seq_len + s;
-                const float *g = dK + ((size_t)b * H + h) * head_k + (size_t)s * qk;
-                float *kn = dkv + (row * H + h) * kvw, *kr = dkva + row * W + R;
-                for (int i = 0; i < nope; i++) kn[i] += g[i];
-                for (int i = 0; i < rd; i++) kr[i] += g[nope + i];
-            }
+#pragma omp parallel for schedule(static) if (T >= 64)
+    for (int row = 0; row < T; row++) {
+        const int b = row / seq_len, s = row % seq_len;
+        float *kr = dkva + (size_t)row * W + R;
+        for (int h = 0; h < H; h++) { /* heads in order: the same sums on any threads */
+            const float *g = dK + ((size_t)b * H + h) * head_k + (size_t)s * qk;
+            float *kn = dkv + ((size_t)row * H + h) * kvw;
+            for (int i = 0; i < nope; i++) kn[i] += g[i];
+            for (int i = 0; i < rd; i++) kr[i] += g[nope + i];
+        }
+    }
 
     /* kv_b_proj: kv (T, H kvw) = lat_c (T, R) W^T */
     for (int t = 0; t < T; t++)
@@ -77,11 +79,18 @@ int mla_backward(float *dx, const float *dout, const float *x, const LayerWeight
     memset(dlat, 0, (size_t)T * R * sizeof(float));
     matmul_backward(dlat, grad_of(G->kv_b_proj.data), dkv, lat_c, &L->kv_b_proj, T);
 
-    /* kv_a_layernorm on the latent, rope on the key, then kv_a_proj */
+    /* kv_a_layernorm on the latent (its input gathered into lat_c, free
+     * now, its gradient into dlat_n), rope on the key, then kv_a_proj */
+    float *dlat_n = arena_floats(a, (size_t)T * R);
+    if (!dlat_n) return -1;
+    for (int t = 0; t < T; t++)
+        memcpy(lat_c + (size_t)t * R, sv->kva + (size_t)t * W, (size_t)R * sizeof(float));
+    memset(dlat_n, 0, (size_t)T * R * sizeof(float));
+    rmsnorm_backward(dlat_n, grad_of(G->kv_a_norm), dlat, lat_c, L->kv_a_norm, T, R, eps);
+#pragma omp parallel for schedule(static) if (T >= 64)
     for (int t = 0; t < T; t++) {
         float *row = dkva + (size_t)t * W;
-        rmsnorm_backward(row, grad_of(G->kv_a_norm), dlat + (size_t)t * R, sv->kva + (size_t)t * W,
-                         L->kv_a_norm, 1, R, eps);
+        memcpy(row, dlat_n + (size_t)t * R, (size_t)R * sizeof(float)); /* the latent part was 0 */
         rope_backward(rope, row + R, t % seq_len);
         rope_backward_heads(rope, dq + (size_t)t * H * qk + nope, H, qk, t % seq_len);
     }
