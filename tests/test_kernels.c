@@ -608,3 +608,56 @@ Test(kernels, simd_exp_ops_match_scalar) {
     };
     for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) exp_forms_match_scalar(&forms[i]);
 }
+
+/* The AVX-512 RMSNorm, its backward and the gain's gradient against the
+ * scalar references: widths around the 16-lane tails, a row of zeros
+ * (eps alone), both through the public entry points (threads and row
+ * blocks) and the kernels directly. The sums run in double in both, so
+ * the results agree to float rounding: 2e-6 relative to the row's scale;
+ * the gain's gradient sums T rows in another order (1e-5 of the sum of
+ * its terms' sizes). */
+Test(kernels, simd_norm_ops_match_scalar) {
+    if (!dot_kernels(DOT_AVX512)) {
+        cr_log_warn("no AVX-512 on this CPU: the norms run their references, nothing to compare");
+        return;
+    }
+    Rng r;
+    rng_seed(&r, 12);
+    const int widths[] = {1, 15, 16, 17, 64, 129, 256}, rows[] = {1, 5, 70};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+        for (size_t ri = 0; ri < sizeof rows / sizeof *rows; ri++) {
+            const int n = widths[wi], T = rows[ri];
+            const size_t N = (size_t)T * n;
+            float *x = malloc(sizeof(float) * N * 6 + sizeof(float) * n * 3);
+            cr_assert(x);
+            float *dy = x + N, *y0 = dy + N, *y1 = y0 + N, *dx0 = y1 + N, *dx1 = dx0 + N;
+            float *w = dx1 + N, *dw0 = w + n, *dw1 = dw0 + n;
+            fill(&r, x, (int)N, 3.0f), fill(&r, dy, (int)N, 1.0f), fill(&r, w, n, 1.0f);
+            if (T > 1) memset(x + n, 0, sizeof(float) * n); /* a row of zeros */
+            rmsnorm_ref(y0, x, w, T, n, 1e-6f);
+            rmsnorm(y1, x, w, T, n, 1e-6f);
+            for (size_t i = 0; i < N; i++)
+                cr_assert(fabsf(y1[i] - y0[i]) <= 2e-6f * (1 + fabsf(y0[i])), "rmsnorm n=%d T=%d i=%zu: %g vs %g",
+                          n, T, i, y1[i], y0[i]);
+            rmsnorm_rows_avx512(y1, x, w, T, n, 1e-6f); /* the kernel itself, one thread */
+            for (size_t i = 0; i < N; i++)
+                cr_assert(fabsf(y1[i] - y0[i]) <= 2e-6f * (1 + fabsf(y0[i])), "rmsnorm_rows_avx512 n=%d T=%d i=%zu",
+                          n, T, i);
+            fill(&r, dx0, (int)N, 1.0f);
+            memcpy(dx1, dx0, sizeof(float) * N);
+            fill(&r, dw0, n, 1.0f);
+            memcpy(dw1, dw0, sizeof(float) * n);
+            rmsnorm_backward_ref(dx0, dw0, dy, x, w, T, n, 1e-6f);
+            rmsnorm_backward(dx1, dw1, dy, x, w, T, n, 1e-6f);
+            for (size_t i = 0; i < N; i++)
+                cr_assert(fabsf(dx1[i] - dx0[i]) <= 2e-6f * (1 + fabsf(dx0[i])),
+                          "rmsnorm_backward dx n=%d T=%d i=%zu: %g vs %g", n, T, i, dx1[i], dx0[i]);
+            for (int i = 0; i < n; i++) {
+                double size = fabs(dw0[i]);
+                for (int t = 0; t < T; t++) size += fabs(dy[(size_t)t * n + i] * x[(size_t)t * n + i]);
+                cr_assert(fabs(dw1[i] - dw0[i]) <= 1e-5 * (1 + size),
+                          "rmsnorm_backward dw n=%d T=%d i=%d: %g vs %g", n, T, i, dw1[i], dw0[i]);
+            }
+            free(x);
+        }
+}

@@ -28,19 +28,10 @@ static void rmsnorm_row(float *yt, const float *xt, const float *w, int n, float
  * not an `if` clause, keeps small calls out of libgomp (threads.h). */
 static int ops_par(long work) { return work >= OPS_PAR_MIN && !threads_in_parallel(); }
 
-void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) {
-    if (ops_par((long)T * n)) {
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++) rmsnorm_row(y + (size_t)t * n, x + (size_t)t * n, w, n, eps);
-    } else {
-        for (int t = 0; t < T; t++) rmsnorm_row(y + (size_t)t * n, x + (size_t)t * n, w, n, eps);
-    }
-}
-
-/* Which forms of the exp-bound ops run: dot_best()'s level (so
+/* Which forms of the exp-bound ops and the norms run: dot_best()'s level (so
  * WHALE_SIMD=scalar|avx2 caps them), 2 for AVX-512, 1 for AVX2, 0 for the
  * references. */
-static int exp_level(void) {
+static int simd_level(void) {
     static int level = -1; /* racing first calls store the same answer */
     int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
     if (v < 0) {
@@ -53,12 +44,35 @@ static int exp_level(void) {
     return v;
 }
 
+void rmsnorm_ref(float *y, const float *x, const float *w, int T, int n, float eps) {
+    for (int t = 0; t < T; t++) rmsnorm_row(y + (size_t)t * n, x + (size_t)t * n, w, n, eps);
+}
+
+static void rmsnorm_rows(float *y, const float *x, const float *w, int T, int n, float eps) {
+    if (simd_level() == 2) rmsnorm_rows_avx512(y, x, w, T, n, eps);
+    else rmsnorm_ref(y, x, w, T, n, eps);
+}
+
+/* Rows go to the threads in blocks of NORM_ROWS. */
+#define NORM_ROWS 32
+
+void rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps) {
+    if (ops_par((long)T * n)) {
+#pragma omp parallel for schedule(static)
+        for (int t0 = 0; t0 < T; t0 += NORM_ROWS)
+            rmsnorm_rows(y + (size_t)t0 * n, x + (size_t)t0 * n, w, T - t0 < NORM_ROWS ? T - t0 : NORM_ROWS,
+                         n, eps);
+    } else {
+        rmsnorm_rows(y, x, w, T, n, eps);
+    }
+}
+
 void swiglu_ref(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 static void swiglu_range(float *g, const float *u, size_t i0, size_t i1) {
-    const int l = exp_level();
+    const int l = simd_level();
     if (l == 2) swiglu_avx512(g + i0, u + i0, i1 - i0);
     else if (l == 1) swiglu_avx2(g + i0, u + i0, i1 - i0);
     else swiglu_ref(g + i0, u + i0, i1 - i0);
@@ -76,7 +90,7 @@ void swiglu(float *g, const float *u, size_t n) {
 void softmax(float *x, int n) { softmax_lse(x, n); }
 
 double softmax_lse(float *x, int n) {
-    const int l = exp_level();
+    const int l = simd_level();
     return l == 2 ? softmax_avx512(x, n) : l == 1 ? softmax_avx2(x, n) : softmax_ref(x, n);
 }
 
@@ -130,6 +144,10 @@ static _Thread_local size_t rms_cap;
 /* dw[i0 .. i0+16) += sum over rows of dy x / rms. */
 static void rms_gain_block(float *dw, const float *dy, const float *x, const float *rs, int T,
                            int n, int i0) {
+    if (simd_level() == 2) {
+        rms_gain_block_avx512(dw, dy, x, rs, T, n, i0);
+        return;
+    }
     const int i1 = i0 + 16 < n ? i0 + 16 : n;
     float acc[16] = {0};
     for (int t = 0; t < T; t++) {
@@ -139,6 +157,19 @@ static void rms_gain_block(float *dw, const float *dy, const float *x, const flo
     for (int i = i0; i < i1; i++) dw[i] += acc[i - i0];
 }
 
+/* Rows 0..T-1 of the backward, each row's 1/rms into rs. */
+static void rmsnorm_backward_rows(float *dx, const float *dy, const float *x, const float *w, int T,
+                                  int n, float eps, float *rs) {
+    if (simd_level() == 2) rmsnorm_backward_rows_avx512(dx, dy, x, w, T, n, eps, rs);
+    else
+        for (int t = 0; t < T; t++) rmsnorm_backward_row(dx, NULL, dy, x, w, t, n, eps, rs);
+}
+
+void rmsnorm_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          int T, int n, float eps) {
+    for (int t = 0; t < T; t++) rmsnorm_backward_row(dx, dw, dy, x, w, t, n, eps, NULL);
+}
+
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int T,
                       int n, float eps) {
     if ((size_t)T > rms_cap) {
@@ -146,14 +177,22 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
         if (p) rms_buf = p, rms_cap = (size_t)T;
     }
     float *rs = (size_t)T <= rms_cap ? rms_buf : NULL;
-    const int par = ops_par((long)T * n) && rs;
+    if (!rs) { /* no scratch: the reference, on this thread */
+        rmsnorm_backward_ref(dx, dw, dy, x, w, T, n, eps);
+        return;
+    }
+    const int par = ops_par((long)T * n);
     if (par) {
 #pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++) rmsnorm_backward_row(dx, dw, dy, x, w, t, n, eps, rs);
+        for (int t0 = 0; t0 < T; t0 += NORM_ROWS) {
+            const size_t o = (size_t)t0 * n;
+            rmsnorm_backward_rows(dx + o, dy + o, x + o, w, T - t0 < NORM_ROWS ? T - t0 : NORM_ROWS,
+                                  n, eps, rs + t0);
+        }
     } else {
-        for (int t = 0; t < T; t++) rmsnorm_backward_row(dx, dw, dy, x, w, t, n, eps, rs);
+        rmsnorm_backward_rows(dx, dy, x, w, T, n, eps, rs);
     }
-    if (!dw || !rs) return;
+    if (!dw) return;
     /* the gain's gradient by column blocks: each sum runs over the rows in
      * order on one thread, so the result does not depend on the threads */
     if (par) {
@@ -175,7 +214,7 @@ void swiglu_backward_ref(float *dg, float *du, const float *da, const float *g, 
 
 static void swiglu_backward_range(float *dg, float *du, const float *da, const float *g,
                                   const float *u, size_t i0, size_t i1) {
-    const int l = exp_level();
+    const int l = simd_level();
     if (l == 2) swiglu_backward_avx512(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
     else if (l == 1) swiglu_backward_avx2(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);
     else swiglu_backward_ref(dg + i0, du + i0, da + i0, g + i0, u + i0, i1 - i0);

@@ -2,8 +2,9 @@
 /* Elementwise and row-wise operations of the transformer: RMSNorm, SwiGLU's
  * gate, softmax, sigmoid, residual add. Softmax and the SwiGLU gate and its
  * backward run AVX-512 or AVX2 forms at dot_best()'s level (exp in 16 or 8
- * lanes, within 2 ulp of expf); their scalar references (*_ref) stay, and
- * the tests hold the forms to them. */
+ * lanes, within 2 ulp of expf), RMSNorm and its backward an AVX-512 form;
+ * their scalar references (*_ref) stay, and the tests hold the forms to
+ * them. */
 #ifndef WHALE_OPS_H
 #define WHALE_OPS_H
 
@@ -34,7 +35,11 @@ void softmax(float *x, int n);
  * and gradient from one pass of exponentials. */
 double softmax_lse(float *x, int n);
 
-/* The scalar references of the three above. */
+/* The scalar references of the five above (the norms' at AVX-512 run in
+ * 16 lanes with their sums in double). */
+void rmsnorm_ref(float *y, const float *x, const float *w, int T, int n, float eps);
+void rmsnorm_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          int T, int n, float eps);
 void swiglu_ref(float *g, const float *u, size_t n);
 void swiglu_backward_ref(float *dg, float *du, const float *da, const float *g, const float *u,
                          size_t n);

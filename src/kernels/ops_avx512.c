@@ -90,3 +90,80 @@ AVX512 void swiglu_backward_avx512(float *dg, float *du, const float *da, const 
         _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(dav, uv), _mm512_mul_ps(s, t)));
     }
 }
+
+/* ---- RMSNorm: bandwidth-bound, the sums in double as the references ---- */
+
+/* Sums over a row of n in double, 16 floats at a time, the tail masked:
+ * x^2 into *ss and, with dy and w, dy w x into *dot. */
+AVX512 static inline void row_sums(const float *x, const float *dy, const float *w, int n,
+                                   double *ss, double *dot) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d d0 = _mm512_setzero_pd(), d1 = _mm512_setzero_pd();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512d xl = _mm512_cvtps_pd(_mm512_castps512_ps256(xv));
+        const __m512d xh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)));
+        s0 = _mm512_fmadd_pd(xl, xl, s0);
+        s1 = _mm512_fmadd_pd(xh, xh, s1);
+        if (dy) {
+            const __m512 gv = _mm512_maskz_loadu_ps(m, dy + i), wv = _mm512_maskz_loadu_ps(m, w + i);
+            const __m512d gl = _mm512_cvtps_pd(_mm512_castps512_ps256(gv));
+            const __m512d gh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gv), 1)));
+            const __m512d wl = _mm512_cvtps_pd(_mm512_castps512_ps256(wv));
+            const __m512d wh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(wv), 1)));
+            d0 = _mm512_fmadd_pd(_mm512_mul_pd(gl, wl), xl, d0);
+            d1 = _mm512_fmadd_pd(_mm512_mul_pd(gh, wh), xh, d1);
+        }
+    }
+    *ss = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    if (dot) *dot = _mm512_reduce_add_pd(_mm512_add_pd(d0, d1));
+}
+
+AVX512 void rmsnorm_rows_avx512(float *y, const float *x, const float *w, int T, int n, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * n;
+        float *yt = y + (size_t)t * n;
+        double ss;
+        row_sums(xt, NULL, NULL, n, &ss, NULL);
+        const __m512 r = _mm512_set1_ps((float)(1.0 / sqrt(ss / n + eps)));
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xt + i), r);
+            _mm512_mask_storeu_ps(yt + i, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i)));
+        }
+    }
+}
+
+AVX512 void rmsnorm_backward_rows_avx512(float *dx, const float *dy, const float *x, const float *w,
+                                         int T, int n, float eps, float *rs) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * n, *dyt = dy + (size_t)t * n;
+        float *dxt = dx + (size_t)t * n;
+        double ss, dot;
+        row_sums(xt, dyt, w, n, &ss, &dot);
+        const double r = 1.0 / sqrt(ss / n + eps);
+        const float rf = (float)r;
+        rs[t] = rf;
+        const __m512 rv = _mm512_set1_ps(rf), cv = _mm512_set1_ps((float)(r * r * r * dot / n));
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            const __m512 g = _mm512_mul_ps(_mm512_mul_ps(rv, _mm512_maskz_loadu_ps(m, dyt + i)),
+                                           _mm512_maskz_loadu_ps(m, w + i));
+            const __m512 d = _mm512_sub_ps(g, _mm512_mul_ps(cv, _mm512_maskz_loadu_ps(m, xt + i)));
+            _mm512_mask_storeu_ps(dxt + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dxt + i), d));
+        }
+    }
+}
+
+AVX512 void rms_gain_block_avx512(float *dw, const float *dy, const float *x, const float *rs,
+                                  int T, int n, int i0) {
+    const __mmask16 m = n - i0 >= 16 ? 0xffff : (__mmask16)((1u << (n - i0)) - 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (int t = 0; t < T; t++) {
+        const size_t o = (size_t)t * n + i0;
+        const __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + o), _mm512_maskz_loadu_ps(m, x + o));
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(p, _mm512_set1_ps(rs[t])));
+    }
+    _mm512_mask_storeu_ps(dw + i0, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dw + i0), acc));
+}

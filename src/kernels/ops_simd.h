@@ -21,6 +21,15 @@ void swiglu_avx512(float *g, const float *u, size_t n);
 void swiglu_backward_avx512(float *dg, float *du, const float *da, const float *g,
                             const float *u, size_t n);
 
+/* RMSNorm's rows (ops.c's references' contracts; the sums in double): y =
+ * the norm of x; dx += its backward with each row's 1/rms into rs; dw[i0
+ * .. i0+16) += sum over the rows of dy x rs. */
+void rmsnorm_rows_avx512(float *y, const float *x, const float *w, int T, int n, float eps);
+void rmsnorm_backward_rows_avx512(float *dx, const float *dy, const float *x, const float *w,
+                                  int T, int n, float eps, float *rs);
+void rms_gain_block_avx512(float *dw, const float *dy, const float *x, const float *rs, int T,
+                           int n, int i0);
+
 double softmax_avx2(float *x, int n);
 void swiglu_avx2(float *g, const float *u, size_t n);
 void swiglu_backward_avx2(float *dg, float *du, const float *da, const float *g, const float *u,
