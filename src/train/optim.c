@@ -38,8 +38,11 @@ float optim_lr_at(const OptimOpts *o, int s) {
 int adamw_init(AdamW *a, const Weights *w, Err *err) {
     memset(a, 0, sizeof *a);
     a->n = w->n_bytes / sizeof(float);
-    a->m = calloc(a->n, sizeof(float));
-    a->v = calloc(a->n, sizeof(float));
+    size_t bytes;
+    if (size_mul(a->n, sizeof(float), &bytes) != 0)
+        return err_set(err, "optimiser state of %zu floats is too large", a->n);
+    a->m = mem_alloc(bytes);
+    a->v = mem_alloc(bytes);
     if (!a->m || !a->v) {
         adamw_free(a);
         return err_set(err, "out of memory for the optimiser state (%zu floats)", 2 * w->n_bytes / 4);
@@ -48,8 +51,8 @@ int adamw_init(AdamW *a, const Weights *w, Err *err) {
 }
 
 void adamw_free(AdamW *a) {
-    free(a->m);
-    free(a->v);
+    mem_free(a->m);
+    mem_free(a->v);
     memset(a, 0, sizeof *a);
 }
 
