@@ -63,4 +63,15 @@ void optim_grad_sumsq(const Weights *grads, double *shared, double *experts);
  * heads. Returns the learning rate used. */
 float adamw_step(AdamW *a, Weights *w, Weights *grads, const OptimOpts *o, int s, double grad_norm);
 
+/* One tensor's (or a piece's) update with everything but the data fixed:
+ * adamw_update runs 16 lanes where the CPU has AVX-512, the same bits as
+ * the scalar adamw_update_ref (IEEE square root and division, nothing
+ * fused). */
+typedef struct AdamWCoef {
+    float lr, clip, b1, b2, ibc1, ibc2, eps; /* ibc: 1 / (1 - beta^t) */
+    float decay;                             /* 1 - lr weight_decay, or 1 */
+} AdamWCoef;
+void adamw_update(float *p, float *m, float *v, const float *g, size_t n, const AdamWCoef *k);
+void adamw_update_ref(float *p, float *m, float *v, const float *g, size_t n, const AdamWCoef *k);
+
 #endif
