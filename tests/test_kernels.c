@@ -661,3 +661,35 @@ Test(kernels, simd_norm_ops_match_scalar) {
             free(x);
         }
 }
+
+/* The AVX-512 softmax backward and sum of squares against their scalar
+ * references: lengths around the 16- and 32-lane tails. Both sum in
+ * double in another order, so the sum agrees to 1e-12 and the softmax
+ * gradient to float rounding of the same terms (2e-6 of the row's scale). */
+Test(kernels, simd_sum_ops_match_scalar) {
+    if (!dot_kernels(DOT_AVX512)) {
+        cr_log_warn("no AVX-512 on this CPU: these ops run their references, nothing to compare");
+        return;
+    }
+    Rng r;
+    rng_seed(&r, 13);
+    const int lens[] = {1, 15, 16, 17, 31, 32, 33, 100, 257, 5000};
+    float *p = malloc(sizeof(float) * 5000 * 3), *d0 = p + 5000, *d1 = d0 + 5000;
+    cr_assert(p);
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        const int n = lens[li];
+        fill(&r, p, n, 3.0f);
+        const double s0 = sum_squares_ref(p, (size_t)n), s1 = sum_squares_avx512(p, (size_t)n);
+        cr_assert(fabs(s0 - s1) <= 1e-12 * s0, "sum_squares n=%d: %.17g vs %.17g", n, s1, s0);
+        cr_assert(fabs(sum_squares(p, (size_t)n) - s0) <= 1e-12 * s0);
+        softmax_ref(p, n); /* probabilities, as attention's P */
+        fill(&r, d0, n, 1.0f);
+        memcpy(d1, d0, sizeof(float) * (size_t)n);
+        softmax_backward_ref(d0, p, n, 0.125f);
+        softmax_backward(d1, p, n, 0.125f);
+        for (int i = 0; i < n; i++)
+            cr_assert(fabsf(d1[i] - d0[i]) <= 2e-6f * (fabsf(d0[i]) + 1e-6f), "softmax_backward n=%d i=%d: %g vs %g",
+                      n, i, d1[i], d0[i]);
+    }
+    free(p);
+}

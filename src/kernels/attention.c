@@ -89,9 +89,7 @@ void attention_head_backward(float *dq, float *dk, float *dv, const float *dout,
     for (int t = 0; t < T; t++) {
         const float *p = P + (size_t)t * T;
         float *d = dp + (size_t)t * T;
-        double sum = 0;
-        for (int s = 0; s <= t; s++) sum += (double)p[s] * d[s];
-        for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - (float)sum) * scale;
+        softmax_backward(d, p, t + 1, scale);
         for (int s = t + 1; s < T; s++) d[s] = 0.0f;
     }
     sgemm_causal(CAUSAL_A, 0, 0, 0, T, Dk, T, dp, T, k, k_stride, 1.0f, dq, q_stride);

@@ -112,6 +112,27 @@ double softmax_ref(float *x, int n) {
     return mx + log(s);
 }
 
+void softmax_backward_ref(float *d, const float *p, int n, float scale) {
+    double sum = 0;
+    for (int s = 0; s < n; s++) sum += (double)p[s] * d[s];
+    for (int s = 0; s < n; s++) d[s] = p[s] * (d[s] - (float)sum) * scale;
+}
+
+void softmax_backward(float *d, const float *p, int n, float scale) {
+    if (simd_level() == 2) softmax_backward_avx512(d, p, n, scale);
+    else softmax_backward_ref(d, p, n, scale);
+}
+
+double sum_squares_ref(const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+double sum_squares(const float *x, size_t n) {
+    return simd_level() == 2 ? sum_squares_avx512(x, n) : sum_squares_ref(x, n);
+}
+
 void vec_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }

@@ -35,12 +35,22 @@ void softmax(float *x, int n);
  * and gradient from one pass of exponentials. */
 double softmax_lse(float *x, int n);
 
-/* The scalar references of the five above (the norms' at AVX-512 run in
+/* Backward of softmax for one row: d (n) = p (d - sum_i p_i d_i) scale,
+ * from the softmax's output p and the gradient at it d (the sum in
+ * double). Attention's dS. */
+void softmax_backward(float *d, const float *p, int n, float scale);
+
+/* sum of x_i^2 in double: the gradient norm. */
+double sum_squares(const float *x, size_t n);
+
+/* The scalar references of the seven above (the norms' at AVX-512 run in
  * 16 lanes with their sums in double). */
 void rmsnorm_ref(float *y, const float *x, const float *w, int T, int n, float eps);
 void rmsnorm_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
                           int T, int n, float eps);
 void swiglu_ref(float *g, const float *u, size_t n);
+void softmax_backward_ref(float *d, const float *p, int n, float scale);
+double sum_squares_ref(const float *x, size_t n);
 void swiglu_backward_ref(float *dg, float *du, const float *da, const float *g, const float *u,
                          size_t n);
 double softmax_ref(float *x, int n); /* softmax_lse's */

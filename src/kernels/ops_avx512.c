@@ -167,3 +167,43 @@ AVX512 void rms_gain_block_avx512(float *dw, const float *dy, const float *x, co
     }
     _mm512_mask_storeu_ps(dw + i0, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dw + i0), acc));
 }
+
+/* ---- sums in double for the backward and the gradient norm ---- */
+
+AVX512 double sum_squares_avx512(const float *x, size_t n) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    __m512d s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd(); /* four chains: latency */
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+        const __m512d al = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+        const __m512d ah = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+        const __m512d bl = _mm512_cvtps_pd(_mm512_castps512_ps256(b));
+        const __m512d bh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+        s0 = _mm512_fmadd_pd(al, al, s0), s1 = _mm512_fmadd_pd(ah, ah, s1);
+        s2 = _mm512_fmadd_pd(bl, bl, s2), s3 = _mm512_fmadd_pd(bh, bh, s3);
+    }
+    double tail;
+    row_sums(x + i, NULL, NULL, (int)(n - i), &tail, NULL);
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3))) + tail;
+}
+
+AVX512 void softmax_backward_avx512(float *d, const float *p, int n, float scale) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 pv = _mm512_maskz_loadu_ps(m, p + i), dv = _mm512_maskz_loadu_ps(m, d + i);
+        const __m512d pl = _mm512_cvtps_pd(_mm512_castps512_ps256(pv));
+        const __m512d ph = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pv), 1)));
+        const __m512d dl = _mm512_cvtps_pd(_mm512_castps512_ps256(dv));
+        const __m512d dh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(dv), 1)));
+        s0 = _mm512_fmadd_pd(pl, dl, s0), s1 = _mm512_fmadd_pd(ph, dh, s1);
+    }
+    const __m512 sum = _mm512_set1_ps((float)_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)));
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 pv = _mm512_maskz_loadu_ps(m, p + i), dv = _mm512_maskz_loadu_ps(m, d + i);
+        _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(dv, sum)), sc));
+    }
+}

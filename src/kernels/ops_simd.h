@@ -30,6 +30,9 @@ void rmsnorm_backward_rows_avx512(float *dx, const float *dy, const float *x, co
 void rms_gain_block_avx512(float *dw, const float *dy, const float *x, const float *rs, int T,
                            int n, int i0);
 
+double sum_squares_avx512(const float *x, size_t n);
+void softmax_backward_avx512(float *d, const float *p, int n, float scale);
+
 double softmax_avx2(float *x, int n);
 void swiglu_avx2(float *g, const float *u, size_t n);
 void swiglu_backward_avx2(float *dg, float *du, const float *da, const float *g, const float *u,

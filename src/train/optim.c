@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "kernels/ops.h"
 
 OptimOpts optim_defaults(void) {
     OptimOpts o = {.lr = 3e-4f, .min_lr_ratio = 0.1f, .schedule = LR_COSINE, .beta1 = 0.9f,
@@ -112,12 +113,9 @@ void optim_grad_sumsq(const Weights *grads, double *shared, double *experts) {
 #pragma omp parallel for schedule(dynamic, 4)
     for (int i = 0; i < grads->n_specs; i++) {
         const ParamSpec *s = &grads->specs[i];
-        double ss = 0;
-        if (optim_is_trained(s)) {
-            const float *g = (const float *)(grads->data + s->offset);
-            for (int64_t j = 0; j < s->numel; j++) ss += (double)g[j] * g[j];
-        }
-        sums[i] = ss;
+        sums[i] = optim_is_trained(s)
+                      ? sum_squares((const float *)(grads->data + s->offset), (size_t)s->numel)
+                      : 0.0;
     }
     *shared = *experts = 0;
     for (int i = 0; i < grads->n_specs; i++)
