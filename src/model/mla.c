@@ -69,13 +69,25 @@ int mla_project(float *q, float *lat, const float *x, const LayerWeights *L, con
         matmul_same_x(y, x, w, 2, T);
     }
     if (sv) memcpy(sv->kva, lat, (size_t)T * W * sizeof(float));
+    /* the angles once per position when the rows share few of them (a
+     * training batch, a prompt), else row by row (a batch of decodes) */
+    int p0 = T > 0 ? pos[0] : 0, p1 = p0;
+    for (int t = 1; t < T; t++) p0 = pos[t] < p0 ? pos[t] : p0, p1 = pos[t] > p1 ? pos[t] : p1;
+    float *cs = T >= 64 && p1 - p0 < T ? arena_floats(a, (size_t)(p1 - p0 + 1) * rope->dim) : NULL;
+    if (cs) rope_table(rope, p0, p1 - p0 + 1, cs);
 #pragma omp parallel for schedule(static) if (T >= 64)
     for (int t = 0; t < T; t++) {
-        float *row = lat + (size_t)t * W;
+        float *row = lat + (size_t)t * W, *qt = q + (size_t)t * H * qk + nope;
         /* only the latent is normalised; the rope key is not */
         rmsnorm(row, row, L->kv_a_norm, 1, R, eps);
-        rope_apply(rope, row + R, pos[t]);
-        rope_apply_heads(rope, q + (size_t)t * H * qk + nope, H, qk, pos[t]);
+        if (cs) {
+            const float *ang = cs + (size_t)(pos[t] - p0) * rope->dim;
+            rope_rotate_cs(rope, ang, row + R, 1, 0, 1.0f);
+            rope_rotate_cs(rope, ang, qt, H, qk, 1.0f);
+        } else {
+            rope_apply(rope, row + R, pos[t]);
+            rope_apply_heads(rope, qt, H, qk, pos[t]);
+        }
     }
     return 0;
 }

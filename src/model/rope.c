@@ -84,27 +84,40 @@ int rope_init(Rope *r, const ModelConfig *c, Err *err) {
     return 0;
 }
 
-/* Rotate n vectors (stride floats apart) by +angle (sign 1) or by -angle
- * (sign -1): the rotation's transpose, which is its backward. The angles
- * are computed once for all of them. */
-static void rope_rotate(const Rope *r, float *x, int n, int stride, int pos, float sign) {
+void rope_table(const Rope *r, int p0, int n, float *cs) {
     const int half = r->dim / 2;
-    float c[ROPE_MAX_DIM / 2], s[ROPE_MAX_DIM / 2];
-    for (int i = 0; i < half; i++) {
-        /* angle rounded to float first, as torch.outer(pos, freqs) does */
-        float angle = (float)pos * r->inv_freq[i];
-        c[i] = (float)cos((double)angle) * r->cos_sin_scale;
-        s[i] = sign * (float)sin((double)angle) * r->cos_sin_scale;
+    for (int p = 0; p < n; p++) {
+        float *c = cs + (size_t)p * r->dim, *s = c + half;
+        for (int i = 0; i < half; i++) {
+            /* angle rounded to float first, as torch.outer(pos, freqs) does */
+            float angle = (float)(p0 + p) * r->inv_freq[i];
+            c[i] = (float)cos((double)angle) * r->cos_sin_scale;
+            s[i] = (float)sin((double)angle) * r->cos_sin_scale;
+        }
     }
+}
+
+void rope_rotate_cs(const Rope *r, const float *cs, float *x, int n, int stride, float sign) {
+    const int half = r->dim / 2;
+    const float *c = cs, *s = cs + half;
     for (int v = 0; v < n; v++) {
         float *xv = x + (size_t)v * stride;
         for (int i = 0; i < half; i++) {
             int a = r->interleaved ? 2 * i : i, b = r->interleaved ? 2 * i + 1 : i + half;
-            float x0 = xv[a], x1 = xv[b];
-            xv[a] = x0 * c[i] - x1 * s[i];
-            xv[b] = x0 * s[i] + x1 * c[i];
+            float x0 = xv[a], x1 = xv[b], si = sign * s[i];
+            xv[a] = x0 * c[i] - x1 * si;
+            xv[b] = x0 * si + x1 * c[i];
         }
     }
+}
+
+/* Rotate n vectors (stride floats apart) by +angle (sign 1) or by -angle
+ * (sign -1): the rotation's transpose, which is its backward. The angles
+ * are computed once for all of them. */
+static void rope_rotate(const Rope *r, float *x, int n, int stride, int pos, float sign) {
+    float cs[ROPE_MAX_DIM];
+    rope_table(r, pos, 1, cs);
+    rope_rotate_cs(r, cs, x, n, stride, sign);
 }
 
 void rope_apply(const Rope *r, float *x, int pos) { rope_rotate(r, x, 1, 0, pos, 1.0f); }

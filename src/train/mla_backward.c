@@ -87,12 +87,16 @@ int mla_backward(float *dx, const float *dout, const float *x, const LayerWeight
         memcpy(lat_c + (size_t)t * R, sv->kva + (size_t)t * W, (size_t)R * sizeof(float));
     memset(dlat_n, 0, (size_t)T * R * sizeof(float));
     rmsnorm_backward(dlat_n, grad_of(G->kv_a_norm), dlat, lat_c, L->kv_a_norm, T, R, eps);
+    float *cs = arena_floats(a, (size_t)seq_len * rope->dim); /* angles by position */
+    if (!cs) return -1;
+    rope_table(rope, 0, seq_len, cs);
 #pragma omp parallel for schedule(static) if (T >= 64)
     for (int t = 0; t < T; t++) {
         float *row = dkva + (size_t)t * W;
+        const float *ang = cs + (size_t)(t % seq_len) * rope->dim;
         memcpy(row, dlat_n + (size_t)t * R, (size_t)R * sizeof(float)); /* the latent part was 0 */
-        rope_backward(rope, row + R, t % seq_len);
-        rope_backward_heads(rope, dq + (size_t)t * H * qk + nope, H, qk, t % seq_len);
+        rope_rotate_cs(rope, ang, row + R, 1, 0, -1.0f);
+        rope_rotate_cs(rope, ang, dq + (size_t)t * H * qk + nope, H, qk, -1.0f);
     }
     matmul_backward(dx, grad_of(G->kv_a_proj.data), dkva, x, &L->kv_a_proj, T);
 
