@@ -223,14 +223,29 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     float *gua = by_expert && !sv ? arena_floats(a, (size_t)T * K * 3 * Im) : NULL; /* g, u, act */
     int *by_size = by_expert ? experts_by_size(count, E, a) : NULL;
     if (!xe || (!sv && !ybuf) || (by_expert && ((!sv && !gua) || !by_size))) return -1;
+    /* the shared experts: one more task of the side-by-side loop (the
+     * largest, so it goes first), added after the routed ones as before */
+    const int Is = c->n_shared_experts * Im, sh_task = by_expert && Is > 0;
+    float *sh = Is > 0 ? arena_floats(a, (size_t)T * D) : NULL;
+    FfnSaved shp = {0};
+    if (sv) {
+        shp = sv->shared;
+    } else if (sh_task && ffn_saved_alloc(&shp, T, Is, a) != 0) {
+        return -1;
+    }
+    if (Is > 0 && !sh) return -1;
     if (parallel && experts_parallel(x, L, c, T, sv, a) != 0) return -1;
     /* each expert's outputs in dispatch order: sv->ye, or ybuf (one expert
      * at a time unless by_expert) */
     float *ydisp = sv ? sv->ye : ybuf;
     if (by_expert) {
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int j = 0; j < E; j++) {
-            const int e = by_size[j], n = count[e + 1] - count[e], c0 = count[e];
+        for (int j = 0; j < E + sh_task; j++) {
+            if (sh_task && j == 0) {
+                ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, &shp, NULL);
+                continue;
+            }
+            const int e = by_size[j - sh_task], n = count[e + 1] - count[e], c0 = count[e];
             if (n == 0) continue;
             float *xs = xe + (size_t)c0 * D;
             for (int i = 0; i < n; i++)
@@ -275,9 +290,8 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
             for (int d = 0; d < D; d++) o[d] += g * y[d];
         }
     }
-    if (c->n_shared_experts > 0) {
-        float *sh = arena_floats(a, (size_t)T * D);
-        if (!sh || ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, sv ? &sv->shared : NULL, a) != 0)
+    if (Is > 0) {
+        if (!sh_task && ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, sv ? &shp : NULL, a) != 0)
             return -1;
         vec_add(out, sh, (size_t)T * D);
     }

@@ -129,28 +129,31 @@ int moe_backward(float *dx, const float *dout, const float *x, const LayerWeight
     float *dxe = arena_floats(a, TK * D + 1);
     if (!dw || !dlog || !s || !dye || !xe || !dxe) return -1;
 
-    if (c->n_shared_experts > 0) {
-        const ArenaMark mark = arena_mark(a);
-        float *work = arena_floats(a, 3 * (size_t)T * L->gate.rows);
-        if (!work) return -1;
-        ffn_backward(dx, dout, x, &L->gate, &L->up, &L->down, &G->gate, &G->up, &G->down, T,
-                     &sv->shared, work);
-        arena_release(a, mark);
-    }
-
-    /* each expert over the rows dispatched to it: side by side, one thread
-     * each, largest first, when enough are busy (see moe_forward) */
+    /* the shared experts straight into dx, then each routed expert over the
+     * rows dispatched to it: side by side, one thread each, the shared
+     * ones first and then the largest, when enough are busy (see
+     * moe_forward); the routed input gradients reach dx after them all */
     const int parallel = sv->ep && sv->ep->size > 1, run = !parallel;
     const int by_expert = run && n_active >= 2 * threads_max() && threads_max() > 1;
+    const int Is = c->n_shared_experts * Im, sh_task = by_expert && Is > 0;
     const size_t per_work = 3 * (size_t)max_n * Im;
     float *work = arena_floats(a, (by_expert ? threads_max() : 1) * per_work + 1);
+    float *sh_work = Is > 0 ? arena_floats(a, 3 * (size_t)T * Is) : NULL;
     int *by_size = experts_by_size(sv->count, E, a);
-    if (!work || !by_size) return -1;
+    if (!work || !by_size || (Is > 0 && !sh_work)) return -1;
+    if (Is > 0 && !sh_task)
+        ffn_backward(dx, dout, x, &L->gate, &L->up, &L->down, &G->gate, &G->up, &G->down, T,
+                     &sv->shared, sh_work);
     if (by_expert) {
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int j = 0; j < E; j++)
-            expert_backward(by_size[j], dxe, dye, xe, dw, dout, x, L, G, c, sv, run,
-                            work + (size_t)thread_id() * per_work);
+        for (int j = 0; j < E + sh_task; j++) {
+            if (sh_task && j == 0)
+                ffn_backward(dx, dout, x, &L->gate, &L->up, &L->down, &G->gate, &G->up, &G->down,
+                             T, &sv->shared, sh_work);
+            else
+                expert_backward(by_size[j - sh_task], dxe, dye, xe, dw, dout, x, L, G, c, sv, run,
+                                work + (size_t)thread_id() * per_work);
+        }
     } else {
         for (int e = 0; e < E; e++) expert_backward(e, dxe, dye, xe, dw, dout, x, L, G, c, sv, run, work);
     }
