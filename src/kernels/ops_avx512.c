@@ -11,6 +11,10 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
+/* The low and the high 8 lanes of v as doubles. */
+AVX512 static inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+AVX512 static inline __m512d hi_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)); }
+
 /* e^x in 16 lanes, within 2 ulp of expf: x = n ln2 + r with |r| <= ln2/2
  * (ln2 split in two so n ln2 is exact), e^r by Cephes' degree-6 minimax
  * polynomial of expf, times 2^n by vscalefps. Inputs are clamped to
@@ -57,8 +61,8 @@ AVX512 double softmax_avx512(float *x, int n) {
         const __mmask16 m = tail_mask((size_t)(n - i));
         const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)));
         _mm512_mask_storeu_ps(x + i, m, e);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+        s0 = _mm512_add_pd(s0, lo_pd(e));
+        s1 = _mm512_add_pd(s1, hi_pd(e));
     }
     const double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
     const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
@@ -100,18 +104,18 @@ AVX512 static inline void row_sums(const float *x, const float *dy, const float 
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     __m512d d0 = _mm512_setzero_pd(), d1 = _mm512_setzero_pd();
     for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = tail_mask((size_t)(n - i));
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        const __m512d xl = _mm512_cvtps_pd(_mm512_castps512_ps256(xv));
-        const __m512d xh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1)));
+        const __m512d xl = lo_pd(xv);
+        const __m512d xh = hi_pd(xv);
         s0 = _mm512_fmadd_pd(xl, xl, s0);
         s1 = _mm512_fmadd_pd(xh, xh, s1);
         if (dy) {
             const __m512 gv = _mm512_maskz_loadu_ps(m, dy + i), wv = _mm512_maskz_loadu_ps(m, w + i);
-            const __m512d gl = _mm512_cvtps_pd(_mm512_castps512_ps256(gv));
-            const __m512d gh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gv), 1)));
-            const __m512d wl = _mm512_cvtps_pd(_mm512_castps512_ps256(wv));
-            const __m512d wh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(wv), 1)));
+            const __m512d gl = lo_pd(gv);
+            const __m512d gh = hi_pd(gv);
+            const __m512d wl = lo_pd(wv);
+            const __m512d wh = hi_pd(wv);
             d0 = _mm512_fmadd_pd(_mm512_mul_pd(gl, wl), xl, d0);
             d1 = _mm512_fmadd_pd(_mm512_mul_pd(gh, wh), xh, d1);
         }
@@ -128,7 +132,7 @@ AVX512 void rmsnorm_rows_avx512(float *y, const float *x, const float *w, int T,
         row_sums(xt, NULL, NULL, n, &ss, NULL);
         const __m512 r = _mm512_set1_ps((float)(1.0 / sqrt(ss / n + eps)));
         for (int i = 0; i < n; i += 16) {
-            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            const __mmask16 m = tail_mask((size_t)(n - i));
             const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xt + i), r);
             _mm512_mask_storeu_ps(yt + i, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i)));
         }
@@ -147,7 +151,7 @@ AVX512 void rmsnorm_backward_rows_avx512(float *dx, const float *dy, const float
         rs[t] = rf;
         const __m512 rv = _mm512_set1_ps(rf), cv = _mm512_set1_ps((float)(r * r * r * dot / n));
         for (int i = 0; i < n; i += 16) {
-            const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+            const __mmask16 m = tail_mask((size_t)(n - i));
             const __m512 g = _mm512_mul_ps(_mm512_mul_ps(rv, _mm512_maskz_loadu_ps(m, dyt + i)),
                                            _mm512_maskz_loadu_ps(m, w + i));
             const __m512 d = _mm512_sub_ps(g, _mm512_mul_ps(cv, _mm512_maskz_loadu_ps(m, xt + i)));
@@ -158,7 +162,7 @@ AVX512 void rmsnorm_backward_rows_avx512(float *dx, const float *dy, const float
 
 AVX512 void rms_gain_block_avx512(float *dw, const float *dy, const float *x, const float *rs,
                                   int T, int n, int i0) {
-    const __mmask16 m = n - i0 >= 16 ? 0xffff : (__mmask16)((1u << (n - i0)) - 1);
+    const __mmask16 m = tail_mask((size_t)(n - i0));
     __m512 acc = _mm512_setzero_ps();
     for (int t = 0; t < T; t++) {
         const size_t o = (size_t)t * n + i0;
@@ -176,10 +180,10 @@ AVX512 double sum_squares_avx512(const float *x, size_t n) {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
-        const __m512d al = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
-        const __m512d ah = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-        const __m512d bl = _mm512_cvtps_pd(_mm512_castps512_ps256(b));
-        const __m512d bh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+        const __m512d al = lo_pd(a);
+        const __m512d ah = hi_pd(a);
+        const __m512d bl = lo_pd(b);
+        const __m512d bh = hi_pd(b);
         s0 = _mm512_fmadd_pd(al, al, s0), s1 = _mm512_fmadd_pd(ah, ah, s1);
         s2 = _mm512_fmadd_pd(bl, bl, s2), s3 = _mm512_fmadd_pd(bh, bh, s3);
     }
@@ -191,18 +195,18 @@ AVX512 double sum_squares_avx512(const float *x, size_t n) {
 AVX512 void softmax_backward_avx512(float *d, const float *p, int n, float scale) {
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = tail_mask((size_t)(n - i));
         const __m512 pv = _mm512_maskz_loadu_ps(m, p + i), dv = _mm512_maskz_loadu_ps(m, d + i);
-        const __m512d pl = _mm512_cvtps_pd(_mm512_castps512_ps256(pv));
-        const __m512d ph = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(pv), 1)));
-        const __m512d dl = _mm512_cvtps_pd(_mm512_castps512_ps256(dv));
-        const __m512d dh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(dv), 1)));
+        const __m512d pl = lo_pd(pv);
+        const __m512d ph = hi_pd(pv);
+        const __m512d dl = lo_pd(dv);
+        const __m512d dh = hi_pd(dv);
         s0 = _mm512_fmadd_pd(pl, dl, s0), s1 = _mm512_fmadd_pd(ph, dh, s1);
     }
     const __m512 sum = _mm512_set1_ps((float)_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)));
     const __m512 sc = _mm512_set1_ps(scale);
     for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = tail_mask((size_t)(n - i));
         const __m512 pv = _mm512_maskz_loadu_ps(m, p + i), dv = _mm512_maskz_loadu_ps(m, d + i);
         _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(dv, sum)), sc));
     }
