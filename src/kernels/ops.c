@@ -133,8 +133,17 @@ double sum_squares(const float *x, size_t n) {
     return simd_level() == 2 ? sum_squares_avx512(x, n) : sum_squares_ref(x, n);
 }
 
+static void vec_add_range(float *y, const float *x, size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) y[i] += x[i];
+}
+
 void vec_add(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    if (!ops_par((long)n)) {
+        vec_add_range(y, x, 0, n);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += 4096) vec_add_range(y, x, i, i + 4096 < n ? i + 4096 : n);
 }
 
 /* Row t of the norm's backward: dx += its gradient; the row's 1/rms into

@@ -77,6 +77,13 @@ int moe_saved_alloc(MoeSaved *s, const ModelConfig *c, int T, Arena *a);
  * running one per thread finish soonest together. NULL when out of memory. */
 int *experts_by_size(const int *count, int E, Arena *a);
 
+/* out (T, D) += the experts' rows (T K, D, dispatch order: order maps a
+ * row to its slot t K + k) times the slots' weights w (NULL: 1), each
+ * token's rows added in its experts' ascending order whatever the threads.
+ * -1 when out of memory. */
+int moe_combine(float *out, const float *rows, const float *w, const int *order, int T, int K,
+                int D, Arena *a);
+
 /* MLA's projections for T rows, row t at position pos[t]: the query q
  * (T, H, nope + rope) and the cache rows lat (T, R + rope) =
  * [kv_a_layernorm(c_kv), rope(k_rope)], both with rope applied. sv (may be

@@ -177,6 +177,41 @@ int *experts_by_size(const int *count, int E, Arena *a) {
     return ix;
 }
 
+/* out row t += w[slot] rows[i] (w NULL: 1) over the token's slots, rows
+ * in dispatch order; the slots of one token in ascending dispatch order,
+ * that is their experts in ascending order, as a loop over the experts
+ * adds them, on any number of threads. */
+static void combine_token(float *out, const float *rows, const float *w, const int *order,
+                          int *pos, int t, int K, int D) {
+    int *p = pos + (size_t)t * K;
+    for (int j = 1; j < K; j++) { /* insertion sort: K is small */
+        const int v = p[j];
+        int i = j;
+        for (; i > 0 && p[i - 1] > v; i--) p[i] = p[i - 1];
+        p[i] = v;
+    }
+    float *o = out + (size_t)t * D;
+    for (int j = 0; j < K; j++) {
+        const float g = w ? w[order[p[j]]] : 1.0f, *y = rows + (size_t)p[j] * D;
+        for (int d = 0; d < D; d++) o[d] += g * y[d];
+    }
+}
+
+int moe_combine(float *out, const float *rows, const float *w, const int *order, int T, int K,
+                int D, Arena *a) {
+    const size_t TK = (size_t)T * K;
+    int *pos = arena_take(a, TK * sizeof(int) + 1); /* slot -> dispatch row */
+    if (!pos) return -1;
+    for (size_t i = 0; i < TK; i++) pos[order[i]] = (int)i;
+    if (threads_max() > 1 && !threads_in_parallel() && TK * D >= 1 << 16) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++) combine_token(out, rows, w, order, pos, t, K, D);
+    } else {
+        for (int t = 0; t < T; t++) combine_token(out, rows, w, order, pos, t, K, D);
+    }
+    return 0;
+}
+
 int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
                 MoeSaved *sv, Arena *a) {
     const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
@@ -284,12 +319,14 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
                 0)
                 return -1;
         }
+        if (sv || by_expert) continue; /* every expert's rows kept: combined below */
         for (int i = 0; i < n; i++) {
             float *o = out + (size_t)(slots[i] / K) * D;
             const float g = wts[slots[i]], *y = ye + (size_t)i * D;
             for (int d = 0; d < D; d++) o[d] += g * y[d];
         }
     }
+    if ((sv || by_expert) && moe_combine(out, ydisp, wts, order, T, K, D, a) != 0) return -1;
     if (Is > 0) {
         if (!sh_task && ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, sv ? &shp : NULL, a) != 0)
             return -1;

@@ -59,12 +59,7 @@ static int experts_parallel_backward(float *dx, const float *dye, const LayerWei
         arena_release(a, mark);
     }
     if (moe_ep_combine(sv, E, dxo, D, dxd, a) != 0) return -1;
-    for (int i = 0; i < T * K; i++) {
-        float *o = dx + (size_t)(sv->order[i] / K) * D;
-        const float *g = dxd + (size_t)i * D;
-        for (int d = 0; d < D; d++) o[d] += g[d];
-    }
-    return 0;
+    return moe_combine(dx, dxd, NULL, sv->order, T, K, D, a);
 }
 
 /* Router affinities of one token from its logits (E). */
@@ -161,11 +156,7 @@ int moe_backward(float *dx, const float *dout, const float *x, const LayerWeight
         if (experts_parallel_backward(dx, dye, L, G, c, T, sv, a) != 0) return -1;
     } else {
         /* input gradients into dx by token, experts in ascending order */
-        for (size_t i = 0; i < TK; i++) {
-            float *o = dx + (size_t)(sv->order[i] / K) * D;
-            const float *g = dxe + i * D;
-            for (int j = 0; j < D; j++) o[j] += g[j];
-        }
+        if (moe_combine(dx, dxe, NULL, sv->order, T, K, D, a) != 0) return -1;
     }
 
     /* combine weights -> affinities: w_k = rsf s_k / S (S = sum over the
