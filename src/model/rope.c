@@ -127,7 +127,3 @@ void rope_apply_heads(const Rope *r, float *x, int n, int stride, int pos) {
 }
 
 void rope_backward(const Rope *r, float *dx, int pos) { rope_rotate(r, dx, 1, 0, pos, -1.0f); }
-
-void rope_backward_heads(const Rope *r, float *dx, int n, int stride, int pos) {
-    rope_rotate(r, dx, n, stride, pos, -1.0f);
-}

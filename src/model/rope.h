@@ -34,14 +34,13 @@ void rope_backward(const Rope *r, float *dx, int pos);
 /* The same on n vectors stride floats apart (the heads of one token),
  * sharing one computation of the angles. */
 void rope_apply_heads(const Rope *r, float *x, int n, int stride, int pos);
-void rope_backward_heads(const Rope *r, float *dx, int n, int stride, int pos);
 
 /* The angles of positions p0 .. p0+n-1 as a table, for many rows at few
  * positions (a training batch: every sequence at 0 .. seq_len-1): cs (n,
  * dim), row p the dim/2 cosines then the dim/2 sines, YaRN's scale in.
  * rope_rotate_cs rotates n vectors stride floats apart by one row's
- * angles, sign 1 as rope_apply_heads, -1 as rope_backward_heads; the
- * results are those functions' to the bit. */
+ * angles, sign 1 as rope_apply_heads, -1 as rope_backward (the training
+ * backward's form); the results are those functions' to the bit. */
 void rope_table(const Rope *r, int p0, int n, float *cs);
 void rope_rotate_cs(const Rope *r, const float *cs, float *x, int n, int stride, float sign);
 
