@@ -44,6 +44,8 @@ static int simd_level(void) {
     return v;
 }
 
+int ops_avx512(void) { return simd_level() == 2; }
+
 void rmsnorm_ref(float *y, const float *x, const float *w, int T, int n, float eps) {
     for (int t = 0; t < T; t++) rmsnorm_row(y + (size_t)t * n, x + (size_t)t * n, w, n, eps);
 }

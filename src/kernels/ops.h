@@ -55,6 +55,11 @@ void swiglu_backward_ref(float *dg, float *du, const float *da, const float *g, 
                          size_t n);
 double softmax_ref(float *x, int n); /* softmax_lse's */
 
+/* 1 where the ops above run their AVX-512 forms: dot_best()'s level, so
+ * WHALE_SIMD=scalar|avx2 caps them; other kernels with an AVX-512 form
+ * (AdamW's update) follow it too. */
+int ops_avx512(void);
+
 /* y (n) += x (n) */
 void vec_add(float *y, const float *x, size_t n);
 

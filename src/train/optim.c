@@ -160,14 +160,7 @@ __attribute__((target("avx512f"))) static void adamw_update_avx512(float *p, flo
 }
 
 void adamw_update(float *p, float *m, float *v, const float *g, size_t n, const AdamWCoef *k) {
-    static int avx512 = -1; /* racing first calls store the same answer */
-    int a = __atomic_load_n(&avx512, __ATOMIC_RELAXED);
-    if (a < 0) {
-        __builtin_cpu_init();
-        a = __builtin_cpu_supports("avx512f");
-        __atomic_store_n(&avx512, a, __ATOMIC_RELAXED);
-    }
-    if (a) adamw_update_avx512(p, m, v, g, n, k);
+    if (ops_avx512()) adamw_update_avx512(p, m, v, g, n, k);
     else adamw_update_ref(p, m, v, g, n, k);
 }
 
