@@ -312,6 +312,50 @@ static void doc_start_case(int bos, int eos) {
 Test(data, doc_start_windows_by_bos) { doc_start_case(1, 2); }
 Test(data, doc_start_windows_by_eos) { doc_start_case(-1, 2); }
 
+/* After shards_index_docs, evaluation windows begin at document starts,
+ * each at the first start at or after the previous window's end (documents
+ * longer than a window included), like --doc-start training windows. */
+Test(data, eval_windows_follow_document_starts) {
+    enum { LEN = 300, N = 40 };
+    int32_t ids[LEN];
+    int is_start[LEN + 1] = {0}, at = 0;
+    for (int d = 0; at < LEN; d++) { /* documents of 5, 16, ..., 60 tokens */
+        int len = 5 + (11 * d) % 56;
+        for (int j = 0; j < len && at < LEN; j++, at++) {
+            ids[at] = j == 0 ? 1 : 10 + at;
+            if (j == 0) is_start[at] = 1;
+        }
+    }
+    Err err = {{0}};
+    cr_assert_eq(tokshard_write(h_path(g_dir, "val-00000.bin"), ids, LEN, 1000, 1, -1, &err), 0,
+                 "%s", err.msg);
+    TokenShards s;
+    open_ok(&s, g_dir, "val", 1000);
+    cr_assert_eq(shards_index_docs(&s, &err), 0, "%s", err.msg);
+    int64_t want = 0; /* the greedy walk, by hand */
+    for (int k = 0; k + N <= LEN;) {
+        if (!is_start[k]) { k++; continue; }
+        want++;
+        k += N;
+    }
+    int64_t nw = shards_n_windows(&s, N);
+    cr_assert_eq(nw, want);
+    int32_t w[N];
+    int end = 0;
+    for (int64_t i = 0; i < nw; i++) {
+        cr_assert_eq(shards_window(&s, i, N, w), 0);
+        int k = (int)(w[1] - 11); /* no document is one token long: w[1] is 10 + position */
+        cr_assert(k >= end && k + N <= LEN && !memcmp(ids + k, w, sizeof w),
+                  "window %lld not found after %d", (long long)i, end);
+        cr_assert(is_start[k], "window %lld starts at %d, not a document start", (long long)i, k);
+        for (int j = end; j < k; j++)
+            cr_assert(!is_start[j], "window %lld skips the document at %d", (long long)i, j);
+        end = k + N;
+    }
+    cr_assert_neq(shards_window(&s, nw, N, w), 0);
+    shards_close(&s);
+}
+
 Test(data, eval_windows_are_disjoint_and_in_order) {
     int lens[3] = {130, 10, 64};
     for (int s = 0; s < 3; s++) write_coded(g_dir, "val", s, lens[s]);

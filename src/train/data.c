@@ -284,19 +284,53 @@ int shards_sample(const TokenShards *s, uint64_t seed, uint64_t index, int n, in
     return -1;
 }
 
+/* The index of the first document of sh starting at or after pos. */
+static int64_t doc_from(const TokenShard *sh, int64_t pos) {
+    int64_t lo = 0, hi = sh->n_docs;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (sh->doc_starts[mid] < pos) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Evaluation windows of n tokens in shard sh, walked in order up to window
+ * `stop` (or all of them when stop < 0): starts 0, n, 2n, ..., or, once
+ * the documents are indexed, the first document start, then each time the
+ * first document start at or after the previous window's end, so that an
+ * evaluation sees windows like the --doc-start training windows. Returns
+ * how many were walked; *start is window stop's start when it exists. */
+static int64_t walk_windows(const TokenShard *sh, int n, int64_t stop, int64_t *start) {
+    if (!sh->doc_starts) {
+        const int64_t w = sh->n_tokens / n;
+        if (stop >= 0 && stop < w) *start = stop * n;
+        return w;
+    }
+    int64_t k = 0;
+    for (int64_t d = 0; d < sh->n_docs && sh->doc_starts[d] <= sh->n_tokens - n; k++) {
+        if (k == stop) {
+            *start = sh->doc_starts[d];
+            return k + 1;
+        }
+        d = doc_from(sh, sh->doc_starts[d] + n);
+    }
+    return k;
+}
+
 int64_t shards_n_windows(const TokenShards *s, int n) {
     if (n <= 0) return 0;
-    int64_t k = 0;
-    for (int i = 0; i < s->n_shards; i++) k += s->shards[i].n_tokens / n;
+    int64_t k = 0, unused;
+    for (int i = 0; i < s->n_shards; i++) k += walk_windows(&s->shards[i], n, -1, &unused);
     return k;
 }
 
 int shards_window(const TokenShards *s, int64_t k, int n, int32_t *out) {
     if (n <= 0 || k < 0) return -1;
     for (int i = 0; i < s->n_shards; i++) {
-        int64_t w = s->shards[i].n_tokens / n;
-        if (k < w) {
-            copy_ids(out, s->shards[i].ids, k * n, n);
+        int64_t start = -1, w = walk_windows(&s->shards[i], n, k, &start);
+        if (start >= 0) {
+            copy_ids(out, s->shards[i].ids, start, n);
             return 0;
         }
         k -= w;

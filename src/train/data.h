@@ -72,7 +72,9 @@ int shards_index_docs(TokenShards *s, Err *err);
 
 /* The non-overlapping windows of n tokens, for evaluation: shard by shard,
  * starts 0, n, 2n, ... of each shard (a shard's tail shorter than n is
- * skipped). shards_n_windows is their number (0 for n <= 0);
+ * skipped); after shards_index_docs, each window starts at the first
+ * document start at or after the previous window's end instead, so that
+ * evaluation sees windows like the --doc-start training windows. shards_n_windows is their number (0 for n <= 0);
  * shards_window copies window k (0-based) into out and returns 0, or -1
  * when k is out of range or n <= 0. */
 int64_t shards_n_windows(const TokenShards *s, int n);

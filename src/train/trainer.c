@@ -160,6 +160,8 @@ static int trainer_open(Trainer *t, const TrainOpts *o, Err *err) {
     if (o->doc_start && shards_index_docs(&t->train, err) != 0) return -1;
     if (shards_count(o->data, "val") > 0) {
         if (shards_open(&t->val, o->data, "val", c->vocab_size, err) != 0) return -1;
+        /* evaluate windows like the ones trained on */
+        if (o->doc_start && shards_index_docs(&t->val, err) != 0) return -1;
         t->has_val = shards_n_windows(&t->val, o->seq + 1) > 0;
     }
     if (weights_alloc_shard(&t->grads, c, QTYPE_F32, t->m.w.shard, t->m.w.n_shards, err) != 0 ||
