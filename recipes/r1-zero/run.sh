@@ -15,7 +15,9 @@
 # DIR/report.json. Outputs: DIR/base, DIR/grpo, DIR/student (models), the
 # intermediate files beside them. Settings per task are in tasks/NAME.sh;
 # --full runs the longer schedule of the same task; --set overrides one
-# setting after them (e.g. --set PRE_STEPS=20 for a quick check).
+# setting after them (e.g. --set PRE_STEPS=20 for a quick check; --set SEED=N
+# draws another corpus, initial weights, data order and rollouts, while the
+# held-out evaluation stays the same problems).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -51,6 +53,7 @@ case "$threads" in ''|*[!0-9]*|0) echo "run.sh: --threads wants a positive numbe
 
 # The task's settings: TASK DIFF CORPUS_N CORPUS_DIFF SKIP ERR and the step counts.
 # shellcheck source=/dev/null
+SEED=0
 . "$here/tasks/$task.sh"
 for kv in "${sets[@]}"; do
     name=${kv%%=*}
@@ -76,7 +79,7 @@ ev() { # ev MODEL NAME [K]: held-out evaluation into DIR/eval_NAME.json, example
 
 stage 1 "corpus: $CORPUS_N worked $TASK problems (difficulty $CORPUS_DIFF), $SKIP skip the thinking, error rate $ERR"
 "$W" task-data --task "$TASK" --n "$CORPUS_N" --difficulty "$CORPUS_DIFF" --skip-think "$SKIP" \
-    --error-rate "$ERR" $tpl --out "$out/corpus.jsonl"
+    --error-rate "$ERR" $tpl --seed "$SEED" --out "$out/corpus.jsonl"
 
 stage 2 "tokenizer: byte-level BPE with up to $VOCAB ids (the tags as single tokens, digits never merged)"
 "$W" tokenizer-train --input "$out/corpus.jsonl" --vocab "$VOCAB" --split-digits \
@@ -84,9 +87,9 @@ stage 2 "tokenizer: byte-level BPE with up to $VOCAB ids (the tags as single tok
 
 stage 3 "pretraining a DeepSeek-V3-architecture model ($PRE_STEPS steps) and a smaller student ($STU_STEPS steps)"
 "$W" init --config "$here/configs/base.json" --tokenizer "$out/tokenizer" --out "$out/init" \
-    --std "$INIT_STD" --force
+    --std "$INIT_STD" --seed "$SEED" --force
 "$W" init --config "$here/configs/student.json" --tokenizer "$out/tokenizer" --out "$out/student_init" \
-    --std "$INIT_STD" --force
+    --std "$INIT_STD" --seed "$SEED" --force
 rm -rf "$out/data" "$out/base" "$out/student_base"
 "$W" data -m "$out/init" --input "$out/corpus.jsonl" --out "$out/data"
 # Models this small run as fast on one thread as on two (the matrices are
@@ -94,11 +97,11 @@ rm -rf "$out/data" "$out/base" "$out/student_base"
 t_pre=$(( threads > 1 ? threads / 2 : 1 ))
 "$W" train -m "$out/student_init" --data "$out/data" --out "$out/student_base" --doc-start \
     --steps "$STU_STEPS" --batch "$PRE_BATCH" --seq "$PRE_SEQ" --lr "$PRE_LR" \
-    --eval-every "$((STU_STEPS / 2))" --save-every 0 -t "$t_pre" -q &
+    --eval-every "$((STU_STEPS / 2))" --save-every 0 --seed "$SEED" -t "$t_pre" -q &
 student_pid=$!
 "$W" train -m "$out/init" --data "$out/data" --out "$out/base" --doc-start --steps "$PRE_STEPS" \
     --batch "$PRE_BATCH" --seq "$PRE_SEQ" --lr "$PRE_LR" --eval-every "$((PRE_STEPS / 4))" \
-    --save-every 0 --log-every 50 -t "$t_pre"
+    --save-every 0 --log-every 50 --seed "$SEED" -t "$t_pre"
 wait "$student_pid" || { echo "run.sh: the student's pretraining failed" >&2; exit 1; }
 
 stage 4 "evaluating the base model on $EVAL_N held-out problems (greedy, and $EVAL_K samples each)"
@@ -109,7 +112,7 @@ rm -rf "$out/grpo"
 t0=$(date +%s)
 "$W" grpo -m "$out/base" --task "$TASK" --difficulty "$DIFF" $tpl --out "$out/grpo" \
     --steps "$GRPO_STEPS" --prompts "$GRPO_P" --group "$GRPO_G" --lr "$GRPO_LR" \
-    --max-tokens "$MAX_TOKENS" -t "$threads"
+    --max-tokens "$MAX_TOKENS" --seed "$SEED" -t "$threads"
 grpo_s=$(($(date +%s) - t0))
 
 stage 6 "evaluating the GRPO model"
@@ -123,7 +126,7 @@ t0=$(date +%s)
 distilled=1
 "$W" distill -m "$out/grpo" --student "$out/student_base" --task "$TASK" --difficulty "$DIFF" $tpl \
     --out "$out/student" --problems "$DIST_PROBLEMS" --k "$DIST_K" --max-tokens "$MAX_TOKENS" \
-    --steps "$DIST_STEPS" --lr "$DIST_LR" -t "$threads" || distilled=0
+    --steps "$DIST_STEPS" --lr "$DIST_LR" --seed "$SEED" -t "$threads" || distilled=0
 [ "$distilled" = 1 ] || echo "run.sh: no distilled student (see the line above); going on" >&2
 distill_s=$(($(date +%s) - t0))
 
@@ -131,7 +134,7 @@ stage 8 "the same student with GRPO alone for the same time (${distill_s}s), for
 rm -rf "$out/student_grpo"
 "$W" grpo -m "$out/student_base" --task "$TASK" --difficulty "$DIFF" $tpl --out "$out/student_grpo" \
     --steps 1000000 --time-limit "$((distill_s > 0 ? distill_s : 1))" --prompts "$GRPO_P" \
-    --group "$GRPO_G" --lr "$GRPO_LR" --max-tokens "$MAX_TOKENS" -t "$threads"
+    --group "$GRPO_G" --lr "$GRPO_LR" --max-tokens "$MAX_TOKENS" --seed "$SEED" -t "$threads"
 
 stage 9 "evaluating the students, writing the report"
 ev "$out/student_base" student_base 0
