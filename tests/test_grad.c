@@ -50,12 +50,13 @@ static double fd_check(ProbeFn f, void *ctx, float *x, const float *analytic, si
 
 /* Odd sizes: partial tiles and a second KC slice; then four slices over 8
  * panels (static panels, the strips' two buffers each reused) and three
- * over 7 (the dynamic schedule). */
+ * over 7 (the dynamic schedule). Up to 16 panels A is read in place (its
+ * last partial strip packed); the 17 panels of the last shape pack it. */
 Test(grad, sgemm_forms_match_reference) {
     Rng r;
     rng_seed(&r, 3);
-    const int shapes[3][3] = {{37, 45, 300}, {29, 256, 800}, {50, 200, 600}};
-    for (int sh = 0; sh < 3; sh++) {
+    const int shapes[4][3] = {{37, 45, 300}, {29, 256, 800}, {50, 200, 600}, {26, 530, 300}};
+    for (int sh = 0; sh < 4; sh++) {
         const int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
         float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
         float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);

@@ -212,8 +212,10 @@ Test(kernels, quantised_model_close_to_reference) {
 /* The packed GEMM (many tokens) and the unpacked few-token kernel (float
  * weights, 2 tokens and more) where AVX-512 exists, against the per-row
  * dot path, on ragged shapes: tokens not a multiple of the 12-row tile or
- * of 4, outputs not a multiple of the 32-column panel or of 4, depths past
- * one 256-deep slice and not a multiple of 16, every storage type. */
+ * of 4, outputs not a multiple of the 32-column panel or of 4 (up to 16
+ * panels the GEMM reads the activations in place, at 530 outputs it packs
+ * them), depths past one 256-deep slice and not a multiple of 16, every
+ * storage type. */
 Test(kernels, gemm_matches_dot_path) {
     if (!gemm_available()) {
         fprintf(stderr, "gemm: no AVX-512 here, dot path only\n");
@@ -221,9 +223,9 @@ Test(kernels, gemm_matches_dot_path) {
     }
     Rng r;
     rng_seed(&r, 5);
-    const int Ts[] = {2, 3, 5, 13, 25, 40}, Ns[] = {1, 31, 33, 70}, Ks[] = {32, 96, 288, 552};
+    const int Ts[] = {2, 3, 5, 13, 25, 40}, Ns[] = {1, 31, 33, 70, 530}, Ks[] = {32, 96, 288, 552};
     for (int ti = 0; ti < 6; ti++)
-        for (int ni = 0; ni < 4; ni++)
+        for (int ni = 0; ni < 5; ni++)
             for (int ki = 0; ki < 4; ki++)
                 for (int t = 0; t < QTYPE_COUNT; t++) {
                     const int T = Ts[ti], N = Ns[ni], K = Ks[ki];

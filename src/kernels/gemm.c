@@ -26,20 +26,24 @@ int gemm_available(void) {
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
-/* acc (MR x NR) = sum_k a[k][0..MR) * b[k][0..NR); then y tile = (first ?
- * acc : y + acc) for the valid mr x nr part. */
-AVX512 static void micro_12x32(const float *a, const float *b, int kc, float *y, int ldy, int mr,
-                               int nr, int first) {
+/* acc (MR x NR) = sum_k A(i, k) b[k][0..NR), A(i, k) = a[i * rs + k * ks];
+ * then y tile = (first ? acc : y + acc) for the valid mr x nr part. The
+ * strides are constants in each caller below, so each compiles to its own
+ * loop: a packed strip (rs 1, ks MR), or a full strip of A read where it
+ * lies (see sgemm_panel). */
+AVX512 static inline __attribute__((always_inline)) void
+micro_tile(const float *a, size_t rs, size_t ks, const float *b, int kc, float *y, int ldy, int mr,
+           int nr, int first) {
     __m512 c[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
-        const float *ak = a + k * MR;
+        const float *ak = a + (size_t)k * ks;
         /* fully unrolled so the 24 accumulators live in registers */
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(ak[i]);
+            __m512 ai = _mm512_set1_ps(ak[i * rs]);
             c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
             c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
         }
@@ -56,6 +60,24 @@ AVX512 static void micro_12x32(const float *a, const float *b, int kc, float *y,
         _mm512_mask_storeu_ps(yi, m0, v0);
         _mm512_mask_storeu_ps(yi + 16, m1, v1);
     }
+}
+
+/* A packed strip a[k][0..MR). */
+AVX512 static void micro_12x32(const float *a, const float *b, int kc, float *y, int ldy, int mr,
+                               int nr, int first) {
+    micro_tile(a, 1, MR, b, kc, y, ldy, mr, nr, first);
+}
+
+/* Twelve rows of A in place: A(i, k) = a[i * lda + k]. */
+AVX512 static void micro_rows(const float *a, size_t lda, const float *b, int kc, float *y, int ldy,
+                              int nr, int first) {
+    micro_tile(a, lda, 1, b, kc, y, ldy, MR, nr, first);
+}
+
+/* Twelve columns of a transposed A in place: A(i, k) = a[k * lda + i]. */
+AVX512 static void micro_cols(const float *a, size_t lda, const float *b, int kc, float *y, int ldy,
+                              int nr, int first) {
+    micro_tile(a, 1, lda, b, kc, y, ldy, MR, nr, first);
 }
 
 /* Pack rows n0..n0+nr of W, columns k0..k0+kc, as bp[k][j] float32, zero
@@ -240,12 +262,25 @@ static int panels_static(int n_panels) {
     return n_panels % nth == 0 || n_panels >= 8 * nth;
 }
 
+/* Whether a product reads A's full strips where they lie instead of
+ * packing them: packing copies all of A once so that every panel streams
+ * it contiguously; with few panels there is little streaming to speed up
+ * and the copy dominates (attention's P V, dS K, dS^T Q and P^T dO have
+ * one or two panels, a training step's weight gradients eight). The
+ * micro-kernel does the same FMAs in the same order either way, so the
+ * results are the same bits. Measured on the train bench (2 threads):
+ * +7-11% tokens/s reading in place up to 16 panels, the same with no limit;
+ * a 256x2048x2048 product (64 panels, rows 8 KB apart) loses 14% in place. */
+#define DIRECT_MAX_PANELS 16
+static int direct_a(int n_panels) { return n_panels <= DIRECT_MAX_PANELS; }
+
 /* One gemm_nt call's operands and buffers. */
 typedef struct GemmNt {
     float *y;
     const float *x;
     const Mat *W;
     int row0, n_rows, T, K;
+    int direct;          /* full strips of x read in place, not packed */
     float *bp;           /* per-thread panels of W */
     size_t per_thread;
 } GemmNt;
@@ -259,8 +294,11 @@ static void gemm_nt_panel(const GemmNt *g, const float *ap, int p, int k0, int k
     pack_b(b, g->W, g->row0 + n0, nr, k0, kc, b + NR * KC);
     for (int s = 0; s < n_strips; s++) {
         const int t0 = s * MR, mr = g->T - t0 < MR ? g->T - t0 : MR;
-        micro_12x32(ap + (size_t)s * MR * KC, b, kc, g->y + (size_t)t0 * g->n_rows + n0,
-                    g->n_rows, mr, nr, k0 == 0);
+        float *y = g->y + (size_t)t0 * g->n_rows + n0;
+        if (g->direct && mr == MR)
+            micro_rows(g->x + (size_t)t0 * g->K + k0, g->K, b, kc, y, g->n_rows, nr, k0 == 0);
+        else
+            micro_12x32(ap + (size_t)s * MR * KC, b, kc, y, g->n_rows, mr, nr, k0 == 0);
     }
 }
 
@@ -272,7 +310,8 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
     const size_t a_floats = (size_t)n_strips * MR * KC;
     float *ap = pack_get(2 * a_floats + (size_t)nt * per_thread); /* strips: two slices */
     if (!ap) return -1;
-    const GemmNt g = {y, x, W, row0, n_rows, T, K, ap + 2 * a_floats, per_thread};
+    const int direct = direct_a(n_panels), s_pack = direct ? T / MR : 0;
+    const GemmNt g = {y, x, W, row0, n_rows, T, K, direct, ap + 2 * a_floats, per_thread};
     if (!threads_in_parallel()) {
         /* one region for the whole product, the strips' packing shared out
          * too (see panels_static) */
@@ -283,8 +322,8 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
                 const int kc = K - k0 < KC ? K - k0 : KC;
                 float *apk = ap + (size_t)((k0 / KC) & 1) * a_floats;
                 int s0, s1;
-                team_strips(n_strips, &s0, &s1);
-                pack_a(apk, x, K, 0, T, s0, s1, k0, kc);
+                team_strips(n_strips - s_pack, &s0, &s1);
+                pack_a(apk, x, K, 0, T, s_pack + s0, s_pack + s1, k0, kc);
 #pragma omp barrier
                 if (stat) {
 #pragma omp for schedule(static) nowait
@@ -298,7 +337,7 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
     } else {
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC;
-            pack_a(ap, x, K, 0, T, 0, n_strips, k0, kc);
+            pack_a(ap, x, K, 0, T, s_pack, n_strips, k0, kc);
             for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, ap, p, k0, kc, 0);
         }
     }
@@ -425,6 +464,7 @@ typedef struct SgemmSlice {
     float beta;
     Causal causal;
     int diag;
+    int direct;          /* full strips of A read in place, not packed */
     float *bp;           /* per-thread panels of B */
     size_t per_thread;
 } SgemmSlice;
@@ -438,11 +478,13 @@ static void strip_k_range(const SgemmSlice *g, int m0, int mr, int *lo, int *hi)
     if (*hi < *lo) *hi = *lo;
 }
 
-/* The strips [*s0, *s1) with something to do in slice k0..k0+kc. */
+/* The strips [*s0, *s1) to pack for slice k0..k0+kc: those with
+ * something to do in it, less the full ones a direct product reads in
+ * place. */
 static void slice_strips(const SgemmSlice *g, int k0, int kc, int *s0, int *s1) {
     const int n_strips = (g->M + MR - 1) / MR;
     *s0 = n_strips, *s1 = 0;
-    for (int s = 0; s < n_strips; s++) {
+    for (int s = g->direct ? g->M / MR : 0; s < n_strips; s++) {
         int lo, hi;
         const int m0 = s * MR;
         strip_k_range(g, m0, g->M - m0 < MR ? g->M - m0 : MR, &lo, &hi);
@@ -471,9 +513,16 @@ static void sgemm_panel(const SgemmSlice *g, const float *ap, int p, int k0, int
         if (hi > k0 + kc) hi = k0 + kc;
         if (lo >= hi) continue;
         if (!packed) pack_b_f32(b, g->B, g->ldb, g->tb, n0, nr, k0, kc), packed = 1;
-        micro_12x32(ap + (size_t)s * MR * KC + (size_t)(lo - k0) * MR, b + (size_t)(lo - k0) * NR,
-                    hi - lo, g->C + (size_t)m0 * g->ldc + n0, g->ldc, mr, nr,
-                    g->beta == 0.0f && lo == 0);
+        float *c = g->C + (size_t)m0 * g->ldc + n0;
+        const float *bk = b + (size_t)(lo - k0) * NR;
+        const int first = g->beta == 0.0f && lo == 0;
+        if (g->direct && mr == MR && g->ta)
+            micro_cols(g->A + (size_t)lo * g->lda + m0, g->lda, bk, hi - lo, c, g->ldc, nr, first);
+        else if (g->direct && mr == MR)
+            micro_rows(g->A + (size_t)m0 * g->lda + lo, g->lda, bk, hi - lo, c, g->ldc, nr, first);
+        else
+            micro_12x32(ap + (size_t)s * MR * KC + (size_t)(lo - k0) * MR, bk, hi - lo, c, g->ldc,
+                        mr, nr, first);
     }
 }
 
@@ -503,8 +552,9 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
         sgemm_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const SgemmSlice g = {ta,   tb,   M,      N,    K,    A,  lda,          B, ldb, C, ldc,
-                          beta, causal, diag, ap + 2 * a_floats, per_thread};
+    const SgemmSlice g = {ta,   tb,     M,    N,    K,    A, lda, B, ldb, C, ldc,
+                          beta, causal, diag, direct_a(n_panels), ap + 2 * a_floats,
+                          per_thread};
     /* a parallel region costs microseconds, and even a one-thread one a
      * system call (threads.h): small products, and those called inside
      * another region, stay out of OpenMP */
