@@ -137,7 +137,7 @@ AVX512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16
 }
 
 /* Pack strips s0..s1-1 of A (strip s: rows m0 = s MR .. of the M, as
- * ap[s][k][i], zero padding to MR), columns k0..k0+kc; A(m, k) = A[m * lda
+ * ap[s - s0][k][i], zero padding to MR), columns k0..k0+kc; A(m, k) = A[m * lda
  * + k], or A[k * lda + m] when trans. Row-major: a full strip goes 16
  * columns at a time through a register transpose (twelve row loads, 64
  * shuffles, twelve-lane stores) instead of one scalar load per element
@@ -153,7 +153,7 @@ AVX512 static void pack_a(float *ap, const float *A, int lda, int trans, int M, 
             for (int s = s0; s < s1; s++) {
                 const int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
                 const __mmask16 m = (__mmask16)((1u << mr) - 1);
-                float *as = ap + (size_t)s * MR * KC;
+                float *as = ap + (size_t)(s - s0) * MR * KC;
                 for (int k = kb; k < ke; k++)
                     _mm512_mask_storeu_ps(as + (size_t)k * MR, 0x0fff,
                                           _mm512_maskz_loadu_ps(m, A + (size_t)(k0 + k) * lda + m0));
@@ -163,7 +163,7 @@ AVX512 static void pack_a(float *ap, const float *A, int lda, int trans, int M, 
     }
     for (int s = s0; s < s1; s++) {
         const int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
-        float *as = ap + (size_t)s * MR * KC;
+        float *as = ap + (size_t)(s - s0) * MR * KC;
         const float *rows = A + (size_t)m0 * lda + k0;
         int k = 0;
         if (mr == MR)
@@ -286,7 +286,7 @@ typedef struct GemmNt {
 } GemmNt;
 
 /* Panel p (NR rows of W, NR columns of y) against every strip, on thread
- * slot tid's buffer. */
+ * slot tid's buffer (the panel, a dequantised row, a last partial strip). */
 static void gemm_nt_panel(const GemmNt *g, const float *ap, int p, int k0, int kc, int tid) {
     float *b = g->bp + (size_t)tid * g->per_thread;
     const int n0 = p * NR, nr = g->n_rows - n0 < NR ? g->n_rows - n0 : NR;
@@ -295,36 +295,42 @@ static void gemm_nt_panel(const GemmNt *g, const float *ap, int p, int k0, int k
     for (int s = 0; s < n_strips; s++) {
         const int t0 = s * MR, mr = g->T - t0 < MR ? g->T - t0 : MR;
         float *y = g->y + (size_t)t0 * g->n_rows + n0;
-        if (g->direct && mr == MR)
-            micro_rows(g->x + (size_t)t0 * g->K + k0, g->K, b, kc, y, g->n_rows, nr, k0 == 0);
-        else
+        if (!g->direct) {
             micro_12x32(ap + (size_t)s * MR * KC, b, kc, y, g->n_rows, mr, nr, k0 == 0);
+        } else if (mr == MR) {
+            micro_rows(g->x + (size_t)t0 * g->K + k0, g->K, b, kc, y, g->n_rows, nr, k0 == 0);
+        } else { /* a few rows, packed on this thread: no barrier waits for it */
+            float *a = b + g->per_thread - (size_t)MR * KC;
+            pack_a(a, g->x, g->K, 0, g->T, s, s + 1, k0, kc);
+            micro_12x32(a, b, kc, y, g->n_rows, mr, nr, k0 == 0);
+        }
     }
 }
 
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
     const int K = W->cols, n_strips = (T + MR - 1) / MR, n_panels = (n_rows + NR - 1) / NR;
-    const int nt = threads_max();
-    /* per thread: a KC x NR panel and one dequantised row, 64-byte rounded */
-    const size_t per_thread = ((size_t)NR * KC + (size_t)K + 15) & ~(size_t)15;
-    const size_t a_floats = (size_t)n_strips * MR * KC;
+    const int nt = threads_max(), direct = direct_a(n_panels);
+    /* per thread: a KC x NR panel, one dequantised row and a strip, 64-byte rounded */
+    const size_t per_thread = ((size_t)NR * KC + (size_t)K + 15) / 16 * 16 + (size_t)MR * KC;
+    const size_t a_floats = direct ? 0 : (size_t)n_strips * MR * KC;
     float *ap = pack_get(2 * a_floats + (size_t)nt * per_thread); /* strips: two slices */
     if (!ap) return -1;
-    const int direct = direct_a(n_panels), s_pack = direct ? T / MR : 0;
     const GemmNt g = {y, x, W, row0, n_rows, T, K, direct, ap + 2 * a_floats, per_thread};
     if (!threads_in_parallel()) {
         /* one region for the whole product, the strips' packing shared out
-         * too (see panels_static) */
+         * too (see panels_static); read in place, there is none to wait for */
 #pragma omp parallel
         {
             const int stat = panels_static(n_panels);
             for (int k0 = 0; k0 < K; k0 += KC) {
                 const int kc = K - k0 < KC ? K - k0 : KC;
                 float *apk = ap + (size_t)((k0 / KC) & 1) * a_floats;
-                int s0, s1;
-                team_strips(n_strips - s_pack, &s0, &s1);
-                pack_a(apk, x, K, 0, T, s_pack + s0, s_pack + s1, k0, kc);
+                if (!direct) {
+                    int s0, s1;
+                    team_strips(n_strips, &s0, &s1);
+                    pack_a(apk + (size_t)s0 * MR * KC, x, K, 0, T, s0, s1, k0, kc);
 #pragma omp barrier
+                }
                 if (stat) {
 #pragma omp for schedule(static) nowait
                     for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, apk, p, k0, kc, thread_id());
@@ -337,7 +343,7 @@ int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T)
     } else {
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC;
-            pack_a(ap, x, K, 0, T, s_pack, n_strips, k0, kc);
+            if (!direct) pack_a(ap, x, K, 0, T, 0, n_strips, k0, kc);
             for (int p = 0; p < n_panels; p++) gemm_nt_panel(&g, ap, p, k0, kc, 0);
         }
     }
@@ -478,13 +484,11 @@ static void strip_k_range(const SgemmSlice *g, int m0, int mr, int *lo, int *hi)
     if (*hi < *lo) *hi = *lo;
 }
 
-/* The strips [*s0, *s1) to pack for slice k0..k0+kc: those with
- * something to do in it, less the full ones a direct product reads in
- * place. */
+/* The strips [*s0, *s1) with something to do in slice k0..k0+kc. */
 static void slice_strips(const SgemmSlice *g, int k0, int kc, int *s0, int *s1) {
     const int n_strips = (g->M + MR - 1) / MR;
     *s0 = n_strips, *s1 = 0;
-    for (int s = g->direct ? g->M / MR : 0; s < n_strips; s++) {
+    for (int s = 0; s < n_strips; s++) {
         int lo, hi;
         const int m0 = s * MR;
         strip_k_range(g, m0, g->M - m0 < MR ? g->M - m0 : MR, &lo, &hi);
@@ -497,8 +501,9 @@ static void slice_strips(const SgemmSlice *g, int k0, int kc, int *s0, int *s1) 
 }
 
 /* Panel p (NR columns of B and C) against every strip that needs slice
- * k0..k0+kc, on thread slot tid's buffer. The first slice overwrites C
- * unless beta is 1. */
+ * k0..k0+kc, on thread slot tid's buffer (the panel, then a last partial
+ * strip of a direct product). The first slice overwrites C unless beta
+ * is 1. */
 static void sgemm_panel(const SgemmSlice *g, const float *ap, int p, int k0, int kc, int tid) {
     float *b = g->bp + (size_t)tid * g->per_thread;
     const int n0 = p * NR, nr = g->N - n0 < NR ? g->N - n0 : NR;
@@ -516,13 +521,18 @@ static void sgemm_panel(const SgemmSlice *g, const float *ap, int p, int k0, int
         float *c = g->C + (size_t)m0 * g->ldc + n0;
         const float *bk = b + (size_t)(lo - k0) * NR;
         const int first = g->beta == 0.0f && lo == 0;
-        if (g->direct && mr == MR && g->ta)
+        if (g->direct && mr == MR && g->ta) {
             micro_cols(g->A + (size_t)lo * g->lda + m0, g->lda, bk, hi - lo, c, g->ldc, nr, first);
-        else if (g->direct && mr == MR)
+            continue;
+        }
+        if (g->direct && mr == MR) {
             micro_rows(g->A + (size_t)m0 * g->lda + lo, g->lda, bk, hi - lo, c, g->ldc, nr, first);
-        else
-            micro_12x32(ap + (size_t)s * MR * KC + (size_t)(lo - k0) * MR, bk, hi - lo, c, g->ldc,
-                        mr, nr, first);
+            continue;
+        }
+        /* a direct product's last few rows: packed here, so no barrier waits for them */
+        const float *a = g->direct ? b + (size_t)NR * KC : ap + (size_t)s * MR * KC;
+        if (g->direct) pack_a(b + (size_t)NR * KC, g->A, g->lda, g->ta, g->M, s, s + 1, k0, kc);
+        micro_12x32(a + (size_t)(lo - k0) * MR, bk, hi - lo, c, g->ldc, mr, nr, first);
     }
 }
 
@@ -544,7 +554,10 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
     }
     if (K <= 0) return;
     const int n_strips = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
-    const size_t a_floats = (size_t)n_strips * MR * KC, per_thread = (size_t)NR * KC;
+    const int direct = direct_a(n_panels);
+    /* per thread: a panel of B and a strip of A */
+    const size_t a_floats = direct ? 0 : (size_t)n_strips * MR * KC;
+    const size_t per_thread = (size_t)(NR + MR) * KC;
     float *ap = NULL;
     if (!sgemm_use_ref && gemm_available()) /* strips: two slices (see panels_static) */
         ap = pack_get(2 * a_floats + (size_t)threads_max() * per_thread);
@@ -552,9 +565,8 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
         sgemm_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const SgemmSlice g = {ta,   tb,     M,    N,    K,    A, lda, B, ldb, C, ldc,
-                          beta, causal, diag, direct_a(n_panels), ap + 2 * a_floats,
-                          per_thread};
+    const SgemmSlice g = {ta,   tb,     M,    N,      K,  A, lda, B, ldb, C, ldc,
+                          beta, causal, diag, direct, ap + 2 * a_floats, per_thread};
     /* a parallel region costs microseconds, and even a one-thread one a
      * system call (threads.h): small products, and those called inside
      * another region, stay out of OpenMP */
@@ -567,11 +579,14 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
             for (int k0 = 0; k0 < K; k0 += KC) {
                 const int kc = K - k0 < KC ? K - k0 : KC;
                 float *apk = ap + (size_t)((k0 / KC) & 1) * a_floats;
-                int s0, s1, t0, t1;
-                slice_strips(&g, k0, kc, &s0, &s1);
-                team_strips(s1 - s0, &t0, &t1);
-                pack_a(apk, A, lda, ta, M, s0 + t0, s0 + t1, k0, kc);
+                if (!direct) { /* read in place, there is nothing to wait for */
+                    int s0, s1, t0, t1;
+                    slice_strips(&g, k0, kc, &s0, &s1);
+                    team_strips(s1 - s0, &t0, &t1);
+                    pack_a(apk + (size_t)(s0 + t0) * MR * KC, A, lda, ta, M, s0 + t0, s0 + t1,
+                           k0, kc);
 #pragma omp barrier
+                }
                 if (stat) {
 #pragma omp for schedule(static) nowait
                     for (int p = 0; p < n_panels; p++) sgemm_panel(&g, apk, p, k0, kc, thread_id());
@@ -586,7 +601,7 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
             const int kc = K - k0 < KC ? K - k0 : KC;
             int s0, s1;
             slice_strips(&g, k0, kc, &s0, &s1);
-            pack_a(ap, A, lda, ta, M, s0, s1, k0, kc);
+            if (!direct) pack_a(ap + (size_t)s0 * MR * KC, A, lda, ta, M, s0, s1, k0, kc);
             for (int p = 0; p < n_panels; p++) sgemm_panel(&g, ap, p, k0, kc, 0);
         }
     }
