@@ -27,10 +27,10 @@ int gemm_available(void) {
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 /* acc (MR x NR) = sum_k A(i, k) b[k][0..NR), A(i, k) = a[i * rs + k * ks];
- * then y tile = (first ? acc : y + acc) for the valid mr x nr part. The
- * strides are constants in each caller below, so each compiles to its own
- * loop: a packed strip (rs 1, ks MR), or a full strip of A read where it
- * lies (see sgemm_panel). */
+ * then y tile = (first ? acc : y + acc) for the valid mr x nr part. Each
+ * caller below fixes one stride or both, so each compiles to its own loop:
+ * a packed strip (rs 1, ks MR), or a full strip of A read where it lies
+ * (see direct_a). */
 AVX512 static inline __attribute__((always_inline)) void
 micro_tile(const float *a, size_t rs, size_t ks, const float *b, int kc, float *y, int ldy, int mr,
            int nr, int first) {
@@ -269,8 +269,9 @@ static int panels_static(int n_panels) {
  * one or two panels, a training step's weight gradients eight). The
  * micro-kernel does the same FMAs in the same order either way, so the
  * results are the same bits. Measured on the train bench (2 threads):
- * +7-11% tokens/s reading in place up to 16 panels, the same with no limit;
- * a 256x2048x2048 product (64 panels, rows 8 KB apart) loses 14% in place. */
+ * +5-12% tokens/s reading in place up to 16 panels, about the same with no
+ * limit; a 256x2048x2048 product (64 panels, rows 8 KB apart) loses 14%
+ * in place. */
 #define DIRECT_MAX_PANELS 16
 static int direct_a(int n_panels) { return n_panels <= DIRECT_MAX_PANELS; }
 
