@@ -240,17 +240,23 @@ int shards_index_docs(TokenShards *s, Err *err) {
     return 0;
 }
 
-/* Usable window starts of shard sh for n tokens: all positions at which n
- * fit, or the document starts at which n fit (doc_starts ascend). */
-static int64_t usable_starts(const TokenShard *sh, int n) {
-    if (!sh->doc_starts) return sh->n_tokens >= n ? sh->n_tokens - n + 1 : 0;
-    int64_t lo = 0, hi = sh->n_docs; /* the first doc start past n_tokens - n */
+/* The index of the first document of sh starting at or after pos
+ * (doc_starts ascend). */
+static int64_t doc_from(const TokenShard *sh, int64_t pos) {
+    int64_t lo = 0, hi = sh->n_docs;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (sh->doc_starts[mid] <= sh->n_tokens - n) lo = mid + 1;
+        if (sh->doc_starts[mid] < pos) lo = mid + 1;
         else hi = mid;
     }
     return lo;
+}
+
+/* Usable window starts of shard sh for n tokens: all positions at which n
+ * fit, or the document starts at which n fit. */
+static int64_t usable_starts(const TokenShard *sh, int n) {
+    if (!sh->doc_starts) return sh->n_tokens >= n ? sh->n_tokens - n + 1 : 0;
+    return doc_from(sh, sh->n_tokens - n + 1);
 }
 
 int shards_sample(const TokenShards *s, uint64_t seed, uint64_t index, int n, int32_t *out,
@@ -282,17 +288,6 @@ int shards_sample(const TokenShards *s, uint64_t seed, uint64_t index, int n, in
     }
     assert(0 && "u < total: some shard holds it");
     return -1;
-}
-
-/* The index of the first document of sh starting at or after pos. */
-static int64_t doc_from(const TokenShard *sh, int64_t pos) {
-    int64_t lo = 0, hi = sh->n_docs;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (sh->doc_starts[mid] < pos) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
 }
 
 /* Evaluation windows of n tokens in shard sh, walked in order up to window
