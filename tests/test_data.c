@@ -318,7 +318,7 @@ Test(data, doc_start_windows_by_eos) { doc_start_case(-1, 2); }
 Test(data, eval_windows_follow_document_starts) {
     enum { LEN = 300, N = 40 };
     int32_t ids[LEN];
-    int is_start[LEN + 1] = {0}, at = 0;
+    int is_start[LEN] = {0}, at = 0;
     for (int d = 0; at < LEN; d++) { /* documents of 5, 16, ..., 60 tokens */
         int len = 5 + (11 * d) % 56;
         for (int j = 0; j < len && at < LEN; j++, at++) {

@@ -74,9 +74,12 @@ int shards_index_docs(TokenShards *s, Err *err);
  * starts 0, n, 2n, ... of each shard (a shard's tail shorter than n is
  * skipped); after shards_index_docs, each window starts at the first
  * document start at or after the previous window's end instead, so that
- * evaluation sees windows like the --doc-start training windows. shards_n_windows is their number (0 for n <= 0);
+ * evaluation sees windows like the --doc-start training windows.
+ * shards_n_windows is their number (0 for n <= 0);
  * shards_window copies window k (0-based) into out and returns 0, or -1
- * when k is out of range or n <= 0. */
+ * when k is out of range or n <= 0; over indexed documents it walks from
+ * the shard's start, O(k log documents), which an evaluation's few
+ * hundred windows afford. */
 int64_t shards_n_windows(const TokenShards *s, int n);
 int shards_window(const TokenShards *s, int64_t k, int n, int32_t *out);
 
