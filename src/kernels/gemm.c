@@ -37,9 +37,32 @@ micro_tile(const float *a, size_t rs, size_t ks, const float *b, int kc, float *
     __m512 c[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    /* C's tile is read (or written) only after the k loop: asked for now,
+     * its lines arrive while the FMAs run (the tile is one of ~170 a panel
+     * visits, long evicted from L1 since the slice before) */
+    for (int i = 0; i < mr; i++) {
+        __builtin_prefetch(y + (size_t)i * ldy, 1, 3);
+        __builtin_prefetch(y + (size_t)i * ldy + 16, 1, 3);
+        __builtin_prefetch(y + (size_t)i * ldy + NR - 1, 1, 3);
+    }
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
         const float *ak = a + (size_t)k * ks;
+        /* twelve rows in place are twelve short streams (a kc-float run
+         * each), too short for the hardware prefetcher to learn: ask for
+         * each row's line after next, and halfway through, for the start
+         * of the next strip's rows (the strip a panel visits next) */
+        if (rs != 1 && (k & 15) == 0) {
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; i++) __builtin_prefetch(ak + i * rs + 32, 0, 3);
+        }
+        if (rs != 1 && k == kc / 2) {
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; i++) {
+                __builtin_prefetch(a + (MR + i) * rs, 0, 3);
+                __builtin_prefetch(a + (MR + i) * rs + 16, 0, 3);
+            }
+        }
         /* fully unrolled so the 24 accumulators live in registers */
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
