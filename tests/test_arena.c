@@ -57,3 +57,21 @@ Test(arena, release_to_a_mark_before_any_block_gives_back_everything) {
     cr_assert(arena_take(&a, 100), "taking again after an empty release");
     arena_free(&a);
 }
+
+/* A chain grows by doubling, so a first pass that takes a gigabyte in
+ * small pieces makes a few blocks, not one per MiB (each then faulted in
+ * 4 KiB pages): the second block holds two pieces of a MiB, side by side. */
+Test(arena, chained_blocks_double) {
+    Arena a = {0};
+    const size_t mib = (size_t)1 << 20;
+    char *p1 = arena_take(&a, mib); /* the first block, 1 MiB */
+    char *p2 = arena_take(&a, mib); /* chains a block of 2 MiB */
+    char *p3 = arena_take(&a, mib); /* fits beside p2 */
+    cr_assert(p1 && p2 && p3);
+    cr_assert_eq(p3, p2 + mib, "the second block is twice the first");
+    char *p4 = arena_take(&a, mib); /* chains 4 MiB */
+    char *p5 = arena_take(&a, 3 * mib);
+    cr_assert(p4 && p5);
+    cr_assert_eq(p5, p4 + mib, "and the third twice the second");
+    arena_free(&a);
+}

@@ -2,6 +2,7 @@
 /* Chained bump allocator (see arena.h). */
 #include "base/arena.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "base/mem.h"
@@ -42,7 +43,14 @@ void *arena_take(Arena *a, size_t n) {
             b->prev = a->head;
             b->used = 0;
         } else {
-            size_t size = need > ((size_t)1 << 20) ? need : ((size_t)1 << 20);
+            /* at least 1 MiB, and twice the block before: a training
+             * step's first pass chained a block for nearly every buffer,
+             * most under mem.c's 8 MiB huge-page threshold and so faulted
+             * in 4 KiB pages (1-2 s of system time for the bench model) */
+            size_t size = (size_t)1 << 20;
+            if (a->head && a->head->size <= SIZE_MAX / 2 && 2 * a->head->size > size)
+                size = 2 * a->head->size;
+            if (need > size) size = need;
             b = block_new(size, a->head);
             if (!b) return NULL;
         }
