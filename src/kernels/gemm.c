@@ -550,9 +550,13 @@ static void sgemm_panel(const SgemmSlice *g, const float *ap, int p, int k0, int
             micro_rows(g->A + (size_t)m0 * g->lda + lo, g->lda, bk, hi - lo, c, g->ldc, nr, first);
             continue;
         }
-        /* a direct product's last few rows: packed here, so no barrier waits for them */
-        const float *a = g->direct ? b + (size_t)NR * KC : ap + (size_t)s * MR * KC;
-        if (g->direct) pack_a(b + (size_t)NR * KC, g->A, g->lda, g->ta, g->M, s, s + 1, k0, kc);
+        const float *a = ap + (size_t)s * MR * KC;
+        if (g->direct) { /* the last few rows, packed here at the end of this thread's
+                          * slot (as gemm_nt_panel does): no barrier waits for them */
+            float *strip = b + g->per_thread - (size_t)MR * KC;
+            pack_a(strip, g->A, g->lda, g->ta, g->M, s, s + 1, k0, kc);
+            a = strip;
+        }
         micro_12x32(a + (size_t)(lo - k0) * MR, bk, hi - lo, c, g->ldc, mr, nr, first);
     }
 }
