@@ -292,6 +292,61 @@ Test(kernels, blocked_attention_matches_rows) {
     free(q), free(k), free(v), free(o1), free(o2), free(sc);
 }
 
+/* Training attention's AVX-512 tiles (attention_avx512.c) against the
+ * scalar reference (sgemm_use_ref: the sgemm path, its sums in double),
+ * forward and backward: sequence lengths around the 12-row blocks and the
+ * 64-key panels, head sizes that are not multiples of 16 or that take
+ * several panels, heads as strided slices of (T, H, D) buffers. P and the
+ * scratch start as NaN, so a read of anything the forward does not promise
+ * to write shows; the gradients are accumulated into nonzero values. */
+Test(kernels, training_attention_matches_reference) {
+    Rng r;
+    rng_seed(&r, 12);
+    const int shapes[][3] = {{1, 8, 8},    {13, 6, 5},   {64, 64, 32}, {77, 20, 16},
+                             {130, 72, 48}, {256, 64, 32}, {203, 130, 70}};
+    const int H = 2;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int T = shapes[si][0], Dk = shapes[si][1], Dv = shapes[si][2];
+        const size_t nq = (size_t)T * H * Dk, nv = (size_t)T * H * Dv, TT = (size_t)T * T;
+        float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+        float *v = malloc(sizeof(float) * nv), *dout = malloc(sizeof(float) * nv);
+        float *out[2], *P[2], *dq[2], *dk[2], *dv[2], *dp = malloc(sizeof(float) * TT);
+        fill(&r, q, nq, 1.0f), fill(&r, k, nq, 1.0f), fill(&r, v, nv, 1.0f), fill(&r, dout, nv, 1.0f);
+        for (int ref = 0; ref < 2; ref++) {
+            out[ref] = malloc(sizeof(float) * nv), P[ref] = malloc(sizeof(float) * TT);
+            dq[ref] = malloc(sizeof(float) * nq), dk[ref] = malloc(sizeof(float) * nq);
+            dv[ref] = malloc(sizeof(float) * nv);
+            for (size_t i = 0; i < TT; i++) P[ref][i] = dp[i] = NAN;
+            for (size_t i = 0; i < nq; i++) dq[ref][i] = dk[ref][i] = 0.5f;
+            for (size_t i = 0; i < nv; i++) dv[ref][i] = out[ref][i] = 0.5f;
+            sgemm_use_ref = ref;
+            /* head 1 of the (T, H, D) buffers */
+            attention_head_train(out[ref] + Dv, H * Dv, P[ref], q + Dk, H * Dk, k + Dk, H * Dk,
+                                 v + Dv, H * Dv, T, Dk, Dv, 0.3f);
+            attention_head_backward(dq[ref] + Dk, dk[ref] + Dk, dv[ref] + Dv, dout + Dv, H * Dv,
+                                    P[ref], q + Dk, H * Dk, k + Dk, H * Dk, v + Dv, H * Dv, T, Dk,
+                                    Dv, 0.3f, dp);
+            sgemm_use_ref = 0;
+        }
+        const struct { const char *name; const float *a, *b; size_t n; } cmp[] = {
+            {"out", out[0], out[1], nv}, {"dq", dq[0], dq[1], nq}, {"dk", dk[0], dk[1], nq},
+            {"dv", dv[0], dv[1], nv}};
+        for (int c = 0; c < 4; c++)
+            for (size_t i = 0; i < cmp[c].n; i++)
+                cr_assert(fabsf(cmp[c].a[i] - cmp[c].b[i]) <= 1e-4f * (1 + fabsf(cmp[c].b[i])),
+                          "T %d Dk %d Dv %d: %s[%zu] %g, reference %g", T, Dk, Dv, cmp[c].name, i,
+                          cmp[c].a[i], cmp[c].b[i]);
+        for (int t = 0; t < T; t++)
+            for (int s = 0; s <= t; s++)
+                cr_assert(fabsf(P[0][(size_t)t * T + s] - P[1][(size_t)t * T + s]) <= 1e-5f,
+                          "T %d: P[%d][%d] %g, reference %g", T, t, s, P[0][(size_t)t * T + s],
+                          P[1][(size_t)t * T + s]);
+        for (int ref = 0; ref < 2; ref++)
+            free(out[ref]), free(P[ref]), free(dq[ref]), free(dk[ref]), free(dv[ref]);
+        free(q), free(k), free(v), free(dout), free(dp);
+    }
+}
+
 /* The integer prefill GEMM (qgemm.h, Q8_0, Q4_0, Q4_K) against the scalar
  * reference dot on the same weights and quantize_row's Q8_0 activations:
  * row counts that are not multiples of the 16-row panel, token counts

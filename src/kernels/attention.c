@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "kernels/attention_simd.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
 
@@ -62,13 +63,16 @@ void attention_head(float *out, int out_stride, const float *q, int q_stride, co
     }
 }
 
-/* Training attention runs on whole (T, T) score matrices through sgemm,
- * whose causal forms skip the masked upper half: the packed kernel is
- * ~10x the scalar loop's speed, and sgemm's scalar reference keeps the
- * check. */
+/* Training attention: the AVX-512 tiles of attention_avx512.c where they
+ * run (not under sgemm_use_ref, so that tests reach the reference), else
+ * whole (T, T) score matrices through sgemm, whose causal forms skip the
+ * masked upper half, and whose scalar reference keeps the check. */
 void attention_head_train(float *out, int out_stride, float *P, const float *q, int q_stride,
                           const float *k, int k_stride, const float *v, int v_stride, int T, int Dk,
                           int Dv, float scale) {
+    if (!sgemm_use_ref && attention_train_avx512(out, out_stride, P, q, q_stride, k, k_stride, v,
+                                                 v_stride, T, Dk, Dv, scale) == 0)
+        return;
     sgemm_causal(CAUSAL_OUT, 0, 0, 1, T, T, Dk, q, q_stride, k, k_stride, 0.0f, P, T);
     for (int t = 0; t < T; t++) {
         float *p = P + (size_t)t * T;
@@ -83,6 +87,10 @@ void attention_head_backward(float *dq, float *dk, float *dv, const float *dout,
                              const float *P, const float *q, int q_stride, const float *k,
                              int k_stride, const float *v, int v_stride, int T, int Dk, int Dv,
                              float scale, float *dp) {
+    if (!sgemm_use_ref && attention_backward_avx512(dq, dk, dv, dout, out_stride, P, q, q_stride,
+                                                    k, k_stride, v, v_stride, T, Dk, Dv, scale,
+                                                    dp) == 0)
+        return;
     /* dP = dout V^T, then dS = P (dP - sum_s P dP) scale: the softmax
      * Jacobian; P is 0 above the diagonal, so dS is too */
     sgemm_causal(CAUSAL_OUT, 0, 0, 1, T, T, Dv, dout, out_stride, v, v_stride, 0.0f, dp, T);

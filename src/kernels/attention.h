@@ -23,7 +23,10 @@ void attention_head(float *out, int out_stride, const float *q, int q_stride, co
 
 /* Training forward for one head of one sequence at positions 0..T-1: as
  * attention_head with pos0 0, and also keeps the probabilities P (T, T)
- * (row t holds keys 0..t; the rest is not written) for the backward. */
+ * for the backward: row t holds keys 0..t, then zeros at least as far as
+ * t + ATTENTION_P_ZEROS (within T), where the backward's register tiles
+ * (12 rows deep) read past the diagonal; the rest is unspecified. */
+#define ATTENTION_P_ZEROS 12
 void attention_head_train(float *out, int out_stride, float *P, const float *q, int q_stride,
                           const float *k, int k_stride, const float *v, int v_stride, int T, int Dk,
                           int Dv, float scale);

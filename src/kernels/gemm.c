@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/threads.h"
+#include "kernels/transpose_avx512.h"
 
 #define MR 12
 #define NR 32
@@ -101,36 +102,6 @@ AVX512 static void micro_rows(const float *a, size_t lda, const float *b, int kc
 AVX512 static void micro_cols(const float *a, size_t lda, const float *b, int kc, float *y, int ldy,
                               int nr, int first) {
     micro_tile(a, 1, lda, b, kc, y, ldy, MR, nr, first);
-}
-
-/* r[0..16) transposed in place: r[j] lane i <- r[i] lane j. */
-AVX512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    /* pairs of rows interleaved by 32-bit lanes */
-    _Pragma("GCC unroll 8") for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    /* then by 64-bit pairs: r[4q + c] lane L holds rows 4q..4q+3 of column 4L + c */
-    _Pragma("GCC unroll 4") for (int i = 0; i < 16; i += 4)
-        _Pragma("GCC unroll 2") for (int j = 0; j < 2; j++) {
-            const __m512d x = _mm512_castps_pd(t[i + j]), y = _mm512_castps_pd(t[i + j + 2]);
-            r[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
-            r[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
-        }
-    /* then 128-bit lanes gathered: column C from lane C / 4 of r[4q + C % 4], q = 0..3 */
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);      /* lanes 0, 2 | 0, 2 */
-        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);  /* lanes 1, 3 | 1, 3 */
-        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-    }
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);       /* column i */
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);   /* column i + 8 */
-        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);  /* column i + 4 */
-        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd); /* column i + 12 */
-    }
 }
 
 /* Pack strips s0..s1-1 of A (strip s: rows m0 = s MR .. of the M, as
