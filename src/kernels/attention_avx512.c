@@ -63,6 +63,8 @@ tile(const int NV, const int MR, float *c, size_t ldc, const float *a, size_t rs
         for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
     const int tail = n - (NV - 1) * 16;
     const __mmask16 last = tail >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << tail) - 1);
+    /* two calls, so that in the full tile's the offsets are constants
+     * the compiler folds into the broadcasts' addresses */
     if (mr == MR) {
         size_t off[MR_MAX];
 #pragma GCC unroll 12
