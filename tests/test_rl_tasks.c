@@ -700,43 +700,6 @@ Test(rl_tasks, reward_layouts) {
     cr_assert(!rp.format_ok && !rp.think && !rp.answer);
 }
 
-/* The steps reward: which runs are steps, which hold, and what it adds. */
-Test(rl_tasks, reward_steps_checks_the_arithmetic) {
-    struct {
-        const char *s;
-        int steps, right;
-    } cases[] = {
-        {"3+9=12 [12 3 to 18]: 12*3=36, 12-3=9; 27/3=9 yes", 4, 4},
-        {"27*3=71, 27/3=1(3; 8*8=68 yes", 3, 0},
-        {"1+4+0=05 so 5, 2+8+0=10 so 05", 0, 0},  /* arith's three-operand sums */
-        {"(3+4)*2=14, 2*(3+4)=14, 1.5+2=3.5", 0, 0}, /* not two-number steps */
-        {"3-5=-2, 3-5=2, 7/0=0, 0/7=0, 0*0=0, 9/4=2", 6, 3},
-        {"12+3=", 0, 0},
-        {"99999999999999999999+1=5, 999999999999999999*999999999999999999=1", 1, 0},
-        {"499999999999999999+400000000000000000=899999999999999999", 1, 1},
-        {"999999999999999999+1=1000000000000000000", 0, 0}, /* c past 18 digits */
-        {"a7+5=12b", 1, 1},
-        {"", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int right = -1, n = reward_steps(cases[i].s, strlen(cases[i].s), &right);
-        cr_assert(n == cases[i].steps && right == cases[i].right, "\"%s\": %d of %d, want %d of %d",
-                  cases[i].s, right, n, cases[i].right, cases[i].steps);
-    }
-    RewardOpts o;
-    reward_opts_default(&o);
-    cr_assert_eq(o.w_steps, 0.0f, "off by default");
-    o.w_steps = 0.5f;
-    RewardParts r;
-    score("<think> 3+9=12, 12*3=37 </think> <answer> 842 </answer>", &o, &r);
-    cr_assert_float_eq(r.steps, 0.5f, 1e-6);
-    cr_assert_float_eq(r.total, 1 + 0.1f + 0.5f * 0.5f, 1e-6);
-    score("<think> no steps </think> <answer> 841 </answer>", &o, &r);
-    cr_assert(r.steps == 0.0f && r.total == 0.1f);
-    score("<answer> 842 </answer> 3+9=12", &o, &r);
-    cr_assert_eq(r.steps, 0.0f, "only the thinking's steps count");
-}
-
 Test(rl_tasks, reward_weights_and_language) {
     RewardOpts o;
     reward_opts_default(&o);

@@ -50,7 +50,6 @@ int cmd_grpo(int argc, char **argv) {
         {"grad-clip", 0, ARG_FLOAT, &o.optim.clip, "X: global grad-norm clip (default 1)"},
         {"w-format", 0, ARG_FLOAT, &o.reward.w_format, "X: weight of the format reward"},
         {"w-language", 0, ARG_FLOAT, &o.reward.w_language, "X: weight of language consistency (default 0)"},
-        {"w-steps", 0, ARG_FLOAT, &o.reward.w_steps, "X: weight of the share of right a op b = c steps in the thinking (default 0)"},
         {"require-format", 0, ARG_FLAG, &require_format, "count a right answer only in a well-formed completion"},
         {"bias-gamma", 0, ARG_FLOAT, &o.bias_gamma, "X: MoE balancing bias step (default 0: routing kept as pretrained)"},
         {"save-every", 0, ARG_INT, &o.save_every, "N: checkpoint every N steps (default: the end)"},

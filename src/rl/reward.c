@@ -4,14 +4,12 @@
  * verifier, and the share of ASCII words in the thinking. */
 #include "rl/reward.h"
 
-#include <stdint.h>
 #include <string.h>
 
 void reward_opts_default(RewardOpts *o) {
     o->w_accuracy = 1.0f;
     o->w_format = 0.1f;
     o->w_language = 0.0f;
-    o->w_steps = 0.0f;
     o->require_format = 0;
 }
 
@@ -107,61 +105,6 @@ static float ascii_word_share(const char *s, size_t n) {
     return words ? (float)((double)ascii / (double)words) : 0.0f;
 }
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* An unsigned integer of 1..18 digits at s[*i..n) into *v; 0 if none (or
- * longer: too long to be a step). */
-static int read_int(const char *s, size_t n, size_t *i, int64_t *v) {
-    size_t j = *i;
-    int64_t x = 0;
-    while (j < n && is_digit(s[j]) && j - *i < 19) x = 10 * x + (s[j++] - '0');
-    if (j == *i || j - *i > 18 || (j < n && is_digit(s[j]))) return 0;
-    *v = x;
-    *i = j;
-    return 1;
-}
-
-int reward_steps(const char *s, size_t n, int *right) {
-    int steps = 0;
-    *right = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!is_digit(s[i])) continue;
-        const char before = i ? s[i - 1] : ' ';
-        const int starts = !(is_digit(before) || before == '+' || before == '-' || before == '*' ||
-                             before == '/' || before == '=' || before == '(' || before == '.');
-        size_t j = i;
-        int64_t a, b, c;
-        if (!read_int(s, n, &j, &a)) { /* skip the whole run of digits */
-            while (i + 1 < n && is_digit(s[i + 1])) i++;
-            continue;
-        }
-        if (starts && j + 1 < n) {
-            const char op = s[j];
-            size_t k = j + 1;
-            if ((op == '+' || op == '-' || op == '*' || op == '/') && read_int(s, n, &k, &b) &&
-                k < n && s[k] == '=') {
-                size_t m = k + 1;
-                const int neg = m < n && s[m] == '-';
-                m += (size_t)neg;
-                if (read_int(s, n, &m, &c)) {
-                    if (neg) c = -c;
-                    /* |a|, |b| < 10^18: a product is checked by division */
-                    int ok = op == '+'   ? a + b == c
-                             : op == '-' ? a - b == c
-                             : op == '*' ? (b == 0 ? c == 0 : c % b == 0 && c / b == a)
-                                         : b != 0 && (c >= 0 && c <= a / b) && b * c == a;
-                    steps++;
-                    *right += ok;
-                    i = m - 1;
-                    continue;
-                }
-            }
-        }
-        i = j - 1; /* past this integer */
-    }
-    return steps;
-}
-
 void reward_score(const Task *t, const TaskProblem *p, const char *completion,
                   const RewardOpts *o, RewardParts *out) {
     RewardOpts def;
@@ -181,10 +124,6 @@ void reward_score(const Task *t, const TaskProblem *p, const char *completion,
         out->accuracy = t->verify(p, buf) ? 1.0f : 0.0f;
     }
     if (rp.think) out->language = ascii_word_share(rp.think, rp.think_len);
-    if (rp.think) {
-        int right, n = reward_steps(rp.think, rp.think_len, &right);
-        out->steps = n ? (float)right / (float)n : 0.0f;
-    }
-    out->total = o->w_accuracy * out->accuracy + o->w_format * out->format +
-                 o->w_language * out->language + o->w_steps * out->steps;
+    out->total =
+        o->w_accuracy * out->accuracy + o->w_format * out->format + o->w_language * out->language;
 }

@@ -22,7 +22,6 @@ typedef struct RewardOpts {
     float w_format;     /* weight of format (default 0.1: right answers dominate, and a model
                            pretrained on the corpus has the format already) */
     float w_language;   /* weight of language consistency (default 0: off) */
-    float w_steps;      /* weight of the thinking's arithmetic (default 0: off) */
     int require_format; /* 1: a right answer counts only in a well-formed completion;
                            0 (default): it is read from the last answer block whatever the
                            layout, and format is rewarded apart */
@@ -49,28 +48,15 @@ typedef struct RewardParse {
 void reward_parse(const char *completion, RewardParse *out);
 
 typedef struct RewardParts {
-    float total;      /* w_accuracy * accuracy + w_format * format + w_language * language
-                         + w_steps * steps */
+    float total;      /* w_accuracy * accuracy + w_format * format + w_language * language */
     float accuracy;   /* 1: the answer block passes t->verify (and, with require_format,
                          the format is right); else 0 */
     float format;     /* 1: format_ok; else 0 */
     float language;   /* share of the words of the thinking (runs of non-white-space bytes)
                          written in the target language, here printable ASCII; 0 with no
                          thinking block or no words */
-    float steps;      /* share of the thinking's steps "a op b = c" (see reward_steps) whose
-                         arithmetic is right; 0 with no thinking block or no such step */
     int has_answer;   /* an answer block was found */
 } RewardParts;
-
-/* The steps of a thinking s[0..n): each "a op b = c", a, b and c integers
- * of at most 18 digits (c may have a sign), op one of + - * /, a not
- * preceded by a digit, an operator, '=', '(' or '.', so that a longer
- * expression ("1+4+0=05", "(3+4)*2=14") is not a step. *right gets how
- * many hold exactly (/ exactly: b c = a, b nonzero); returns how many
- * there are. A process reward that any trace of two-number steps earns
- * (countdown's tries): the outcome reward alone says nothing of a wrong
- * step on a branch the search leaves, and GRPO let such steps drift. */
-int reward_steps(const char *s, size_t n, int *right);
 
 /* Score a completion for problem p of task t with the weights of o (NULL:
  * the defaults) into *out. */
