@@ -176,9 +176,10 @@ AVX512 static void causal_rows(AForm form, float *c, size_t ldc, const float *a,
     }
 }
 
-/* Where row t's promised zeros end (attention.h). */
-static inline int zeros_end(int t, int T) {
-    return t + 1 + ATTENTION_P_ZEROS < T ? t + 1 + ATTENTION_P_ZEROS : T;
+/* Row t's promised zeros past the diagonal (attention.h), as far as T. */
+static inline void zero_past_diagonal(float *row, int t, int T) {
+    const int end = t + 1 + ATTENTION_P_ZEROS < T ? t + 1 + ATTENTION_P_ZEROS : T;
+    memset(row + t + 1, 0, sizeof(float) * (size_t)(end - t - 1));
 }
 
 /* Rows t0..t0+MR_MAX of the (T, T) matrix x, their first n columns, asked
@@ -210,9 +211,8 @@ int attention_train_avx512(float *out, int out_stride, float *P, const float *q,
                        seen, scale);
         for (int i = 0; i < mr; i++) {
             float *p = pb + (size_t)i * T;
-            const int t = t0 + i, end = zeros_end(t, T);
-            softmax(p, t + 1);
-            memset(p + t + 1, 0, sizeof(float) * (size_t)(end - t - 1));
+            softmax(p, t0 + i + 1);
+            zero_past_diagonal(p, t0 + i, T);
         }
         causal_rows(A_ROWS, out, (size_t)out_stride, P, (size_t)T, v, (size_t)v_stride, T, t0, mr,
                     Dv, 0);
@@ -239,9 +239,9 @@ int attention_backward_avx512(float *dq, float *dk, float *dv, const float *dout
         times_panels_t(db, (size_t)T, dout + (size_t)t0 * out_stride, (size_t)out_stride, vt, Dv,
                        mr, seen, 1.0f);
         for (int i = 0; i < mr; i++) {
-            const int t = t0 + i, end = zeros_end(t, T);
+            const int t = t0 + i;
             softmax_backward(db + (size_t)i * T, P + (size_t)t * T, t + 1, scale);
-            memset(db + (size_t)i * T + t + 1, 0, sizeof(float) * (size_t)(end - t - 1));
+            zero_past_diagonal(db + (size_t)i * T, t, T);
         }
         causal_rows(A_ROWS, dq, (size_t)q_stride, dp, (size_t)T, k, (size_t)k_stride, T, t0, mr, Dk,
                     1);
