@@ -164,7 +164,11 @@ static int countdown_verify(const TaskProblem *p, const char *answer) {
  * values a full search would not fit (thousands of tries), so the trace
  * takes one move, at random among those that keep the target reachable
  * (checked silently), until three are left: at difficulty 4 and up that
- * choice is the step the model cannot follow from the text. */
+ * choice is the step the model cannot follow from the text. The slip (at
+ * error_rate per hit, with three values left or fewer) passes a hit by:
+ * the try is written, no " yes", and the search goes on; one that runs
+ * out of tries ends " no", its answer the path of the last try that
+ * missed the target. */
 
 typedef struct Search {
     Tree t;
@@ -174,6 +178,8 @@ typedef struct Search {
     TaskBuf *b;
     int errors, done;
     int final_node;
+    Tree miss;     /* the path of the last try that missed the target */
+    int miss_node; /* its node in miss */
 } Search;
 
 typedef struct Move {
@@ -196,13 +202,6 @@ static int list_moves(const int64_t *pool, int m, Move *moves) {
                 moves[n++] = (Move){(unsigned char)x, (unsigned char)y, ops[o]};
             }
     return n;
-}
-
-/* A near miss: a value the slip mistakes for the target (within a tenth
- * of it, at least 1 away). */
-static int near_miss(int64_t v, int64_t target) {
-    int64_t d = v > target ? v - target : target - v, tol = target / 10 > 1 ? target / 10 : 1;
-    return d > 0 && d <= tol;
 }
 
 /* pool[0..m) without pool[i] and pool[j], v in front; the same for the
@@ -264,19 +263,22 @@ static void search(Search *s, const int64_t *pool, const int *node, int m, int k
         s->t.op[k] = moves[a].op;
         s->t.left[k] = node[i];
         s->t.right[k] = node[j];
-        tbuf_printf(s->b, "%s%lld%c%lld=", written++ ? sep : "", (long long)pool[i],
-                    moves[a].op, (long long)pool[j]);
-        int slip = m <= 3 && v != s->target && near_miss(v, s->target) && s->rate > 0 &&
-                   rng_uniform(s->r) < s->rate;
-        if (v == s->target || slip) { /* the slip: "...=target yes" */
-            tbuf_printf(s->b, "%lld yes", (long long)s->target);
+        tbuf_printf(s->b, "%s%lld%c%lld=%lld", written++ ? sep : "", (long long)pool[i],
+                    moves[a].op, (long long)pool[j], (long long)v);
+        if (v != s->target) { /* the answer if nothing is found: wrong, as the trace */
+            s->miss = s->t;
+            s->miss_node = s->t.n + k;
+        }
+        /* the slip: a hit not seen, the search going on past it */
+        int slip = v == s->target && m <= 3 && s->rate > 0 && rng_uniform(s->r) < s->rate;
+        if (v == s->target && !slip) {
+            tbuf_printf(s->b, " yes");
             s->final_node = s->t.n + k;
-            s->errors += slip;
             s->done = 1;
             return;
         }
-        tbuf_printf(s->b, "%lld", (long long)v);
-        if (m == 2) continue;
+        s->errors += slip;
+        if (m == 2 || slip) continue;
         tbuf_printf(s->b, " ");
         search(s, sub, sub_node, m - 1, k + 1);
         if (m > 3) return; /* the move was chosen to succeed */
@@ -293,7 +295,8 @@ static int countdown_solve(const TaskProblem *p, Rng *r, float error_rate, char 
                 .r = r,
                 .rate = error_rate,
                 .b = &b,
-                .final_node = -1};
+                .final_node = -1,
+                .miss_node = -1};
     for (int i = 0; i < p->n_numbers; i++)
         if (p->numbers[i] == p->target) { /* never drawn, but be exact about it */
             tbuf_printf(&b, "%lld yes", (long long)p->target);
@@ -310,9 +313,16 @@ static int countdown_solve(const TaskProblem *p, Rng *r, float error_rate, char 
         }
         search(&s, pool, node, p->n_numbers, 0);
     }
-    if (!s.done) return -1; /* unsolvable: not a problem draw made */
-    render(&s.t, s.final_node, 1, &a);
-    return b.overflow || a.overflow ? -1 : s.errors;
+    if (!s.done && !s.errors) return -1; /* unsolvable: not a problem draw made */
+    if (s.done) {
+        render(&s.t, s.final_node, 1, &a);
+    } else { /* every hit passed by */
+        tbuf_printf(&b, " no");
+        if (s.miss_node < 0) tbuf_printf(&a, "%lld", (long long)p->numbers[0]); /* only hits */
+        else render(&s.miss, s.miss_node, 1, &a);
+    }
+    /* a slip before a hit that was seen costs nothing: the answer is right */
+    return b.overflow || a.overflow ? -1 : s.done ? 0 : s.errors;
 }
 
 /* All the numbers in a random order with random operators: the shape of an
