@@ -90,8 +90,8 @@ if ! grep -q "^## Inference" bench/RESULTS.md 2>/dev/null; then
 pp128: prompt tokens/s over a 128-token prefill; tg64: tokens/s decoding 64 tokens one at a
 time; median of 3. decode GB/s: weight bytes one decode step reads (every matrix once,
 routed experts K/E of them, one embedding row) times tg64; share: of the read bandwidth
-that the probe measured just before that row (rows since 2026-12-07 name it). Random weights from `whale init`, quantised at load. The timer covers the forward
-calls only.
+that the probe measured just before that row (rows since 2026-12-07 name it). Random weights
+from `whale init`, quantised at load. The timer covers the forward calls only.
 
 | date | machine | model | quant | pp128 tok/s | tg64 tok/s | decode GB/s | share of roofline |
 |---|---|---|---|---:|---:|---:|---:|
