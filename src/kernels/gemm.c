@@ -17,9 +17,7 @@
 
 #define MR 12
 #define NR 32
-#ifndef KC
 #define KC 256
-#endif
 
 int gemm_available(void) {
     __builtin_cpu_init();
@@ -28,6 +26,12 @@ int gemm_available(void) {
 }
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+/* The lane masks of a row of nr <= NR floats split into two vectors. */
+static inline void row_masks(int nr, __mmask16 *m0, __mmask16 *m1) {
+    *m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    *m1 = nr <= 16 ? 0 : nr >= 32 ? 0xffff : (__mmask16)((1u << (nr - 16)) - 1);
+}
 
 /* acc (MR x NR) = sum_k A(i, k) b[k][0..NR), A(i, k) = a[i * rs + k * ks];
  * then y tile = (first ? acc : y + acc) for the valid mr x nr part. Each
@@ -79,8 +83,9 @@ micro_tile(const float *a, size_t rs, size_t ks, const float *b, int kc, float *
             c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xffff : (__mmask16)((1u << (nr - 16)) - 1);
+#undef A_ROW
+    __mmask16 m0, m1;
+    row_masks(nr, &m0, &m1);
     for (int i = 0; i < mr; i++) {
         float *yi = y + (size_t)i * ldy;
         __m512 v0 = c[i][0], v1 = c[i][1];
@@ -177,8 +182,8 @@ AVX512 static void pack_b_f32(float *bp, const float *B, int ldb, int trans, int
         /* a panel row is two vectors: masked loads copy it and clear the
          * padding (a memcpy call per 128-byte row had been 4% of a
          * training step) */
-        const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-        const __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xffff : (__mmask16)((1u << (nr - 16)) - 1);
+        __mmask16 m0, m1;
+        row_masks(nr, &m0, &m1);
         for (int k = 0; k < kc; k++) {
             const float *src = B + (size_t)(k0 + k) * ldb + n0;
             _mm512_storeu_ps(bp + (size_t)k * NR, _mm512_maskz_loadu_ps(m0, src));
