@@ -18,6 +18,9 @@
 #define MR 12
 #define NR 32
 #define KC 256
+/* rows ahead that the copy of a non-transposed B panel asks for: its
+ * rows lie ldb apart, 128 bytes of each wanted */
+#define PACK_AHEAD 8
 
 int gemm_available(void) {
     __builtin_cpu_init();
@@ -186,6 +189,10 @@ AVX512 static void pack_b_f32(float *bp, const float *B, int ldb, int trans, int
         row_masks(nr, &m0, &m1);
         for (int k = 0; k < kc; k++) {
             const float *src = B + (size_t)(k0 + k) * ldb + n0;
+            if (k + PACK_AHEAD < kc) {
+                __builtin_prefetch(src + (size_t)PACK_AHEAD * ldb, 0, 3);
+                __builtin_prefetch(src + (size_t)PACK_AHEAD * ldb + 16, 0, 3);
+            }
             _mm512_storeu_ps(bp + (size_t)k * NR, _mm512_maskz_loadu_ps(m0, src));
             _mm512_storeu_ps(bp + (size_t)k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
         }
