@@ -80,6 +80,72 @@ Test(grad, sgemm_forms_match_reference) {
     }
 }
 
+/* x rounded to bfloat16, nearest even (finite x). */
+static float round_bf16(float x) {
+    unsigned u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* gemm_bf16: the products equal the reference on operands rounded to
+ * bfloat16 up to float32 summation, |C - R| <= 1e-5 sum |a b| + 1e-6: a
+ * truncating rounding, a pair from the wrong k or a lost odd k is off by
+ * 2^-9 of the terms it touches, a hundred times that. All forms, betas and
+ * gemm_nt on the same shapes as above (odd k counts, partial tiles, two
+ * slices, one and several panels). */
+Test(grad, sgemm_bf16_matches_rounded_reference) {
+    if (!gemm_bf16_available()) {
+        cr_log_warn("no AVX512-BF16 here: gemm_bf16 has no effect, nothing to check");
+        return;
+    }
+    Rng r;
+    rng_seed(&r, 5);
+    const int shapes[4][3] = {{37, 45, 301}, {29, 256, 800}, {50, 200, 7}, {26, 530, 300}};
+    for (int sh = 0; sh < 4; sh++) {
+        const int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+        float *Ar = malloc(sizeof(float) * M * K), *Br = malloc(sizeof(float) * N * K);
+        float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+        float *S = malloc(sizeof(float) * M * N);
+        fill(A, (size_t)M * K, &r, 1), fill(B, (size_t)N * K, &r, 1);
+        for (int i = 0; i < M * K; i++) Ar[i] = round_bf16(A[i]);
+        for (int i = 0; i < N * K; i++) Br[i] = round_bf16(B[i]);
+        for (int form = 0; form < 5; form++) { /* (ta, tb) 00 01 10 11, then gemm_nt */
+            const int ta = form < 4 && (form & 2), tb = form == 4 || (form & 1);
+            const int beta = form % 2 == 0 && form < 4, lda = ta ? M : K, ldb = tb ? K : N;
+            fill(C, (size_t)M * N, &r, 1);
+            memcpy(R, C, sizeof(float) * M * N);
+            /* S: sum |a b| of each entry, the scale of its rounding */
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double acc = 0;
+                    for (int k = 0; k < K; k++)
+                        acc += fabs((double)Ar[ta ? k * lda + m : m * lda + k] *
+                                    Br[tb ? n * ldb + k : k * ldb + n]);
+                    S[m * N + n] = (float)acc;
+                }
+            sgemm_use_ref = 1;
+            sgemm(ta, tb, M, N, K, Ar, lda, Br, ldb, (float)beta, R, N);
+            sgemm_use_ref = 0;
+            gemm_bf16 = 1;
+            if (form < 4) {
+                sgemm(ta, tb, M, N, K, A, lda, B, ldb, (float)beta, C, N);
+            } else {
+                const Mat W = mat_f32(B, N, K);
+                cr_assert_eq(gemm_nt(C, A, &W, 0, N, M), 0);
+            }
+            gemm_bf16 = 0;
+            for (int i = 0; i < M * N; i++)
+                cr_assert(fabs(C[i] - R[i]) <= 1e-5 * S[i] + 1e-6,
+                          "bf16 form %d %dx%dx%d: C[%d] %g, rounded reference %g (sum |ab| %g)",
+                          form, M, N, K, i, C[i], R[i], S[i]);
+        }
+        free(A), free(B), free(Ar), free(Br), free(C), free(R), free(S);
+    }
+}
+
 /* The causal forms against the full reference: op(A) with its zeros
  * really there, odd sizes (partial strips, a second KC slice, the
  * parallel and the one-thread paths), a diagonal offset (a prefill after

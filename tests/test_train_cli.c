@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "kernels/gemm.h"
 #include "whale_cli.h"
 
 static char g_dir[64];
@@ -113,6 +114,53 @@ Test(train_cli, stop_and_resume_equals_one_run, .timeout = 300) {
     char *mb = metrics_without_timing(h_path(g_dir, "b"));
     cr_expect_str_eq(mb, ma, "the resumed run's metrics differ from the uninterrupted run's");
     free(ma), free(mb);
+}
+
+/* The training losses of run directory dir's metrics.jsonl into loss[0..max); their count. */
+static int read_losses(const char *dir, double *loss, int max) {
+    char *m = h_read_file(h_path(dir, "metrics.jsonl"), NULL);
+    cr_assert(m, "no metrics.jsonl in %s", dir);
+    int n = 0;
+    for (char *line = strtok(m, "\n"); line && n < max; line = strtok(NULL, "\n")) {
+        json_t *j = json_loads(line, 0, NULL), *v;
+        cr_assert(j, "metrics line is not JSON: %s", line);
+        if ((v = json_object_get(j, "loss"))) loss[n++] = json_number_value(v);
+        json_decref(j);
+    }
+    free(m);
+    return n;
+}
+
+/* --bf16 rounds the weight products' operands to bfloat16: the run is
+ * another run (its weights differ), but its losses follow the float32
+ * run's within 2% at every step. Without AVX512-BF16 it says so and is the
+ * float32 run. */
+Test(train_cli, bf16_follows_float32, .timeout = 300) {
+    make_model_and_data();
+    HRun r;
+    WHALE(&r, TRAIN_ARGS("f32"), "--steps", "16");
+    expect_ok(&r);
+    h_run_free(&r);
+    WHALE(&r, TRAIN_ARGS("bf16"), "--steps", "16", "--bf16");
+    expect_ok(&r);
+    const int have = gemm_bf16_available();
+    cr_expect(have || strstr(r.err, "no AVX512-BF16"), "no note that --bf16 fell back: %s", r.err);
+    h_run_free(&r);
+    double a[16], b[16];
+    cr_assert_eq(read_losses(h_path(g_dir, "f32"), a, 16), 16);
+    cr_assert_eq(read_losses(h_path(g_dir, "bf16"), b, 16), 16);
+    for (int i = 0; i < 16; i++)
+        cr_expect(fabs(b[i] - a[i]) <= 0.02 * a[i], "step %d: loss %.4f with --bf16, %.4f without",
+                  i + 1, b[i], a[i]);
+    cr_expect_lt(b[15], b[0] - 0.5, "--bf16 did not learn: loss %.3f -> %.3f", b[0], b[15]);
+    size_t n = 0;
+    char *wa = h_read_file(h_path(h_path(g_dir, "f32"), "model.safetensors"), &n);
+    char *wb = h_read_file(h_path(h_path(g_dir, "bf16"), "model.safetensors"), NULL);
+    cr_assert(wa && wb);
+    cr_expect((memcmp(wa, wb, n) != 0) == have, "%s",
+              have ? "--bf16 left the weights bit for bit as float32's"
+                   : "--bf16 without AVX512-BF16 changed the weights");
+    free(wa), free(wb);
 }
 
 /* Start `whale ARGS` in the background; returns its pid. */

@@ -9,6 +9,7 @@
 #include "base/threads.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "kernels/gemm.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -24,7 +25,7 @@ int cmd_train(int argc, char **argv) {
                    .eval_every = 100, .eval_batches = 8, .save_every = 500, .log_every = 10,
                    .keep = 2, .max_nan = 5};
     const char *schedule = "cosine";
-    int threads = 0, seed = 0, warmup = -1;
+    int threads = 0, seed = 0, warmup = -1, bf16 = 0;
     o.optim.lr = 1e-3f;
     ArgSpec specs[] = {
         {"model", 'm', ARG_STR, &o.model, "DIR: model to start from (whale init makes one)"},
@@ -59,6 +60,7 @@ int cmd_train(int argc, char **argv) {
         {"quiet", 'q', ARG_FLAG, &o.quiet, "no progress output"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: data order seed (default 0)"},
+        {"bf16", 0, ARG_FLAG, &bf16, "weight products in bfloat16, summed in float32 (AVX512-BF16; weights, gradients and optimiser state stay float32)"},
     };
     int r = args_parse("train", "-m DIR --data DIR --out DIR [--steps N] [--batch B] [--seq T] [flags]",
                        specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
@@ -91,6 +93,9 @@ int cmd_train(int argc, char **argv) {
     o.optim.total_steps = o.steps;
     o.optim.warmup = warmup >= 0 ? warmup : (o.steps / 20 < 200 ? o.steps / 20 : 200);
     if (o.optim.schedule == LR_WSD && o.optim.decay_steps == 0) o.optim.decay_steps = o.steps / 10;
+    if (bf16 && !gemm_bf16_available())
+        fprintf(stderr, "whale train: --bf16: this CPU has no AVX512-BF16; training in float32\n");
+    gemm_bf16 = bf16;
     o.stop = &stop_flag;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
