@@ -12,7 +12,7 @@ clipping 1.0, torch.optim.AdamW and the correction-bias update (whale's defaults
 forward is tools/train_reference.py's (batched matmuls; each expert runs the tokens
 routed to it).
 
-    /usr/bin/python3 bench/train_torch.py [--steps 20] [--threads N] [--warmup 2] [--config FILE]
+    /usr/bin/python3 bench/train_torch.py [--steps 20] [--threads N] [--warmup 2] [--config FILE] [--bf16]
 
 Prints one JSON line: tok_s (B*T / median step time), step_ms (median), threads,
 loss_first, loss_last. The timer covers a whole step: forward, backward, clipping,
@@ -31,6 +31,8 @@ ap.add_argument("--steps", type=int, default=20, help="timed steps")
 ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for torch and OpenBLAS")
 ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--bf16", action="store_true",
+                help="forward under torch.autocast(cpu, bfloat16): matmuls in bfloat16, weights float32")
 ap.add_argument("--config", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs",
                                                  "train-bench.json"), help="HF config.json of the model")
 args = ap.parse_args()
@@ -72,7 +74,8 @@ def main():
         t0 = time.perf_counter()
         for p in params:
             p.grad = None
-        out = model.loss(data[s], 0.0, ALPHA)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = model.loss(data[s], 0.0, ALPHA)
         tr.backward(P, out["loss"])
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         opt.step()

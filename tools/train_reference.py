@@ -182,7 +182,7 @@ class TrainModel:
                 ys.append(self.ffn(f"{p}experts.{e}.", xs[start : start + c]))
                 start += c
         y = torch.cat(ys) * wts.reshape(-1)[order][:, None]
-        out = torch.zeros_like(xf).index_add(0, tok, y)
+        out = torch.zeros_like(xf).index_add(0, tok, y.to(xf.dtype))  # bf16 under autocast
         if int(self.cfg.get("n_shared_experts") or 0) > 0:
             out = out + self.ffn(p + "shared_experts.", xf)
         return out.view(B, T, D)
