@@ -651,8 +651,8 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
  * the products of an FMA per instruction, 334 against 117 GFLOP/s per core
  * on Zen 4. The packed layouts hold k in pairs: a strip as pairs[k/2][MR]
  * and a panel as pairs[k/2][NR], each 32-bit pair (row k low, row k+1
- * high), a last odd k paired with 0. Both are packed as float32 first by
- * the code above and then paired, so every product of A is packed. */
+ * high), a last odd k paired with 0. Operands are rounded as they are
+ * packed; every product packs its A. */
 
 int gemm_bf16;
 
@@ -677,25 +677,94 @@ BF16 static inline __m512i bf16_pairs(__m512 r0, __m512 r1) {
                                     (__m512i)_mm512_cvtne2ps_pbh(r1, r0));
 }
 
-/* A packed float32 strip [kc][MR] as pairs[(kc + 1) / 2][MR]. */
-BF16 static void strip_pairs(unsigned *dst, const float *as, int kc) {
-    for (int k = 0; k < kc; k += 2) {
-        const __m512 r0 = _mm512_maskz_loadu_ps(0x0fff, as + (size_t)k * MR);
-        const __m512 r1 = k + 1 < kc ? _mm512_maskz_loadu_ps(0x0fff, as + (size_t)(k + 1) * MR)
-                                     : _mm512_setzero_ps();
-        _mm512_mask_storeu_epi32(dst + (size_t)k / 2 * MR, 0x0fff, bf16_pairs(r0, r1));
+/* kn floats of a row (up to 32 read, the rest taken as 0) as 16 rounded
+ * pairs (k, k+1) in order: a 32-bit lane holds bfloat16 elements 2p and
+ * 2p + 1, just as the conversion lays them out. */
+BF16 static inline __m512 row_pairs(const float *x, int kn) {
+    __mmask16 m0, m1;
+    row_masks(kn, &m0, &m1);
+    return (__m512)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + 16),
+                                       _mm512_maskz_loadu_ps(m0, x));
+}
+
+/* Strips s0..s1-1 of op(A) (as pack_a), columns k0..k0+kc, as pairs, strip
+ * s at ap + (s - s0) MR KC / 2. Row-major, a strip's rows become pairs in
+ * place and go 16 pairs at a time through the register transpose;
+ * transposed, two rows of A at a time feed every strip in turn (each row
+ * read once and in order, as in pack_a). */
+BF16 static void pack_a_pairs(unsigned *ap, const float *A, int lda, int trans, int M, int s0,
+                              int s1, int k0, int kc) {
+    if (trans) {
+        for (int k = 0; k < kc; k += 2) {
+            const float *r = A + (size_t)(k0 + k) * lda;
+            for (int s = s0; s < s1; s++) {
+                const int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
+                const __mmask16 m = (__mmask16)((1u << mr) - 1);
+                const __m512 r0 = _mm512_maskz_loadu_ps(m, r + m0);
+                const __m512 r1 = k + 1 < kc ? _mm512_maskz_loadu_ps(m, r + lda + m0)
+                                             : _mm512_setzero_ps();
+                _mm512_mask_storeu_epi32(ap + (size_t)(s - s0) * MR * (KC / 2) + (size_t)k / 2 * MR,
+                                         0x0fff, bf16_pairs(r0, r1));
+            }
+        }
+        return;
+    }
+    for (int s = s0; s < s1; s++) {
+        const int m0 = s * MR, mr = M - m0 < MR ? M - m0 : MR;
+        unsigned *as = ap + (size_t)(s - s0) * MR * (KC / 2);
+        for (int kb = 0; kb < kc; kb += 32) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < mr ? row_pairs(A + (size_t)(m0 + i) * lda + k0 + kb, kc - kb)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            const int np = (kc - kb + 1) / 2 < 16 ? (kc - kb + 1) / 2 : 16;
+            for (int j = 0; j < np; j++)
+                _mm512_mask_storeu_epi32(as + (size_t)(kb / 2 + j) * MR, 0x0fff,
+                                         _mm512_castps_si512(r[j]));
+        }
     }
 }
 
-/* A packed float32 panel [kc][NR] as pairs[(kc + 1) / 2][NR]. */
-BF16 static void panel_pairs(unsigned *dst, const float *bp, int kc) {
-    for (int k = 0; k < kc; k += 2)
-        for (int h = 0; h < NR; h += 16) {
-            const __m512 r0 = _mm512_loadu_ps(bp + (size_t)k * NR + h);
-            const __m512 r1 = k + 1 < kc ? _mm512_loadu_ps(bp + (size_t)(k + 1) * NR + h)
-                                         : _mm512_setzero_ps();
-            _mm512_storeu_si512(dst + (size_t)k / 2 * NR + h, bf16_pairs(r0, r1));
+/* Columns n0..n0+nr of op(B) (as pack_b_f32), rows k0..k0+kc, as
+ * pairs[kc / 2][NR], zero padding: transposed (W's rows), each of B's rows
+ * becomes pairs in place and 16 of them go through the register transpose;
+ * else two rows of B make a panel row of pairs. */
+BF16 static void pack_b_pairs(unsigned *bp, const float *B, int ldb, int trans, int n0, int nr,
+                              int k0, int kc) {
+    if (!trans) {
+        __mmask16 m0, m1;
+        row_masks(nr, &m0, &m1);
+        for (int k = 0; k < kc; k += 2) {
+            const float *r = B + (size_t)(k0 + k) * ldb + n0;
+            const int two = k + 1 < kc;
+            if (k + PACK_AHEAD < kc) {
+                __builtin_prefetch(r + (size_t)PACK_AHEAD * ldb, 0, 3);
+                __builtin_prefetch(r + (size_t)(PACK_AHEAD + 1) * ldb, 0, 3);
+            }
+            _mm512_storeu_si512(bp + (size_t)k / 2 * NR,
+                                bf16_pairs(_mm512_maskz_loadu_ps(m0, r),
+                                           two ? _mm512_maskz_loadu_ps(m0, r + ldb) : _mm512_setzero_ps()));
+            _mm512_storeu_si512(bp + (size_t)k / 2 * NR + 16,
+                                bf16_pairs(_mm512_maskz_loadu_ps(m1, r + 16),
+                                           two ? _mm512_maskz_loadu_ps(m1, r + ldb + 16)
+                                               : _mm512_setzero_ps()));
         }
+        return;
+    }
+    for (int j0 = 0; j0 < NR; j0 += 16) {
+        const int rows = nr - j0 < 0 ? 0 : nr - j0 > 16 ? 16 : nr - j0;
+        for (int kb = 0; kb < kc; kb += 32) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? row_pairs(B + (size_t)(n0 + j0 + i) * ldb + k0 + kb, kc - kb)
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            const int np = (kc - kb + 1) / 2 < 16 ? (kc - kb + 1) / 2 : 16;
+            for (int j = 0; j < np; j++)
+                _mm512_storeu_si512(bp + (size_t)(kb / 2 + j) * NR + j0, _mm512_castps_si512(r[j]));
+        }
+    }
 }
 
 /* The tile of micro_12x32 over kp pairs of k: per pair two loads of the
@@ -732,27 +801,18 @@ typedef struct Bf16Gemm {
     float beta;
     float *C;
     int ldc;
-    float *af;     /* float32 strips of one slice */
-    unsigned *ap;  /* their pairs */
-    float *bf;     /* per thread: a float32 panel, then its pairs */
-    size_t per_thread;
+    unsigned *ap; /* the strips of one slice, paired */
+    unsigned *bp; /* per thread: a panel, paired */
 } Bf16Gemm;
 
-/* Strips s0..s1-1 of slice k0..k0+kc, packed and paired. */
-static void bf16_strips(const Bf16Gemm *g, int s0, int s1, int k0, int kc) {
-    pack_a(g->af + (size_t)s0 * MR * KC, g->A, g->lda, g->ta, g->M, s0, s1, k0, kc);
-    for (int s = s0; s < s1; s++)
-        strip_pairs(g->ap + (size_t)s * MR * (KC / 2), g->af + (size_t)s * MR * KC, kc);
-}
+#define PANEL_PAIRS ((size_t)NR * (KC / 2))
 
 /* Panel p of slice k0..k0+kc against every strip, on thread slot tid. */
 static void bf16_panel(const Bf16Gemm *g, int p, int k0, int kc, int tid) {
-    float *bf = g->bf + (size_t)tid * g->per_thread;
-    unsigned *bq = (unsigned *)(bf + (size_t)NR * KC);
+    unsigned *bq = g->bp + (size_t)tid * PANEL_PAIRS;
     const int n0 = p * NR, nr = g->N - n0 < NR ? g->N - n0 : NR;
     const int n_strips = (g->M + MR - 1) / MR, first = g->beta == 0.0f && k0 == 0;
-    pack_b_f32(bf, g->B, g->ldb, g->tb, n0, nr, k0, kc);
-    panel_pairs(bq, bf, kc);
+    pack_b_pairs(bq, g->B, g->ldb, g->tb, n0, nr, k0, kc);
     for (int s = 0; s < n_strips; s++) {
         const int m0 = s * MR, mr = g->M - m0 < MR ? g->M - m0 : MR;
         micro_bf16(g->ap + (size_t)s * MR * (KC / 2), bq, (kc + 1) / 2,
@@ -764,12 +824,10 @@ static void bf16_panel(const Bf16Gemm *g, int p, int k0, int kc, int tid) {
 static int sgemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
     const int n_strips = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
-    const size_t a_floats = (size_t)n_strips * MR * KC, per_thread = (size_t)NR * KC * 3 / 2;
-    float *buf = pack_get(a_floats * 3 / 2 + (size_t)threads_max() * per_thread);
+    const size_t a_pairs = (size_t)n_strips * MR * (KC / 2);
+    unsigned *buf = (unsigned *)pack_get(a_pairs + (size_t)threads_max() * PANEL_PAIRS);
     if (!buf) return -1;
-    const Bf16Gemm g = {ta,   tb, M,   N,   K,         A,                          lda,
-                        B,    ldb, beta, C, ldc,       buf, (unsigned *)(buf + a_floats),
-                        buf + a_floats * 3 / 2, per_thread};
+    const Bf16Gemm g = {ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, buf, buf + a_pairs};
     /* as sgemm: a region only for products worth one, and none inside one */
     if (n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel()) {
 #pragma omp parallel
@@ -777,7 +835,7 @@ static int sgemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int l
             const int kc = K - k0 < KC ? K - k0 : KC;
             int s0, s1;
             team_strips(n_strips, &s0, &s1);
-            bf16_strips(&g, s0, s1, k0, kc);
+            pack_a_pairs(g.ap + (size_t)s0 * MR * (KC / 2), A, lda, ta, M, s0, s1, k0, kc);
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 1)
             for (int p = 0; p < n_panels; p++) bf16_panel(&g, p, k0, kc, thread_id());
@@ -785,7 +843,7 @@ static int sgemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int l
     } else {
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC;
-            bf16_strips(&g, 0, n_strips, k0, kc);
+            pack_a_pairs(g.ap, A, lda, ta, M, 0, n_strips, k0, kc);
             for (int p = 0; p < n_panels; p++) bf16_panel(&g, p, k0, kc, 0);
         }
     }
