@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "kernels/gemm.h"
 #include "task_fixture.h"
 #include "whale_cli.h"
 
@@ -148,6 +149,45 @@ Test(rl_cli, grpo_resume_equals_one_run, .timeout = 300) {
     cr_expect_eq(lines, 4);
     cr_expect_gt(kept, 0, "no group of steps 3 and 4 had a signal: nothing was trained");
     free(m);
+}
+
+/* The models of run directories a and b differ (1) or are the same bytes (0). */
+static int models_differ(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *wa = h_read_file(h_path(a, "model.safetensors"), &na);
+    char *wb = h_read_file(h_path(b, "model.safetensors"), &nb);
+    cr_assert(wa && wb, "a run wrote no model.safetensors");
+    const int differ = na != nb || memcmp(wa, wb, na) != 0;
+    free(wa), free(wb);
+    return differ;
+}
+
+/* --bf16 reaches the engine from grpo and sft (and distill, which shares
+ * sft's flags): the same run with it ends with other weights where the CPU
+ * has AVX512-BF16, and says it stays float32 where it has not. GRPO starts
+ * from the skilled model, whose groups carry a signal. */
+Test(rl_cli, grpo_and_sft_take_bf16, .timeout = 300) {
+    const int have = gemm_bf16_available();
+    make_skilled_model();
+    const char *runs[2] = {"f32", "bf16"};
+    HRun r;
+    for (int i = 0; i < 2; i++) {
+        char g[16], sft[16];
+        snprintf(g, sizeof g, "%sg", runs[i]), snprintf(sft, sizeof sft, "%ss", runs[i]);
+        WHALE(&r, GRPO_ARGS("skilled", g), GRPO_STEP, "--steps", "2", i ? "--bf16" : "-q");
+        expect_ok(&r);
+        cr_expect(!i || have || strstr(r.err, "no AVX512-BF16"), "no fallback note: %s", r.err);
+        h_run_free(&r);
+        WHALE(&r, "sft", "-m", h_path(g_dir, "m"), "--data", h_path(g_dir, "solutions.jsonl"),
+              "--out", h_path(g_dir, sft), "--steps", "4", "--batch", "4", "--save-every", "0",
+              "-t", "1", i ? "--bf16" : "-q");
+        expect_ok(&r);
+        h_run_free(&r);
+    }
+    cr_expect_eq(models_differ(h_path(g_dir, "f32g"), h_path(g_dir, "bf16g")), have,
+                 "grpo --bf16 (AVX512-BF16 here: %d)", have);
+    cr_expect_eq(models_differ(h_path(g_dir, "f32s"), h_path(g_dir, "bf16s")), have,
+                 "sft --bf16 (AVX512-BF16 here: %d)", have);
 }
 
 Test(rl_cli, grpo_resume_refuses_what_it_cannot_continue, .timeout = 120) {

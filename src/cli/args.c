@@ -4,6 +4,7 @@
 
 #include "base/log.h"
 #include "base/threads.h"
+#include "kernels/gemm.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -112,6 +113,12 @@ int args_parse(const char *cmd, const char *usage, const ArgSpec *specs, int n, 
         if (parse_value(cmd, s, v) != 0) return -1;
     }
     return 0;
+}
+
+void cli_bf16(const char *cmd, int on) {
+    if (on && !gemm_bf16_available())
+        fprintf(stderr, "whale %s: --bf16: this CPU has no AVX512-BF16; running in float32\n", cmd);
+    gemm_bf16 = on;
 }
 
 int cli_threads(const char *cmd, int threads) {

@@ -25,6 +25,14 @@ int args_parse(const char *cmd, const char *usage, const ArgSpec *specs, int n_s
  * count. Returns 0, or -1 after printing an error line. */
 int cli_threads(const char *cmd, int threads);
 
+/* Apply --bf16 (kernels/gemm.h's gemm_bf16): on, the weight products of
+ * training run in bfloat16 where the CPU has AVX512-BF16; without it, a
+ * note that the run stays float32. */
+#define CLI_BF16_HELP                                                                             \
+    "weight products in bfloat16, summed in float32 (AVX512-BF16; weights, gradients and "       \
+    "optimiser state stay float32)"
+void cli_bf16(const char *cmd, int on);
+
 /* Print "whale CMD: message" to stderr and return 1 (the command's exit code). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

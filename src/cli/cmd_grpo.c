@@ -28,7 +28,7 @@ int cmd_grpo(int argc, char **argv) {
     o.optim.weight_decay = 0.0f;
     o.optim.schedule = LR_CONSTANT;
     const char *tpl = "r1zero", *norm = "seq";
-    int no_std = 0, seed = 0, threads = 0, require_format = 0;
+    int no_std = 0, seed = 0, threads = 0, require_format = 0, bf16 = 0;
     float time_limit = 0;
     ArgSpec specs[] = {
         {"model", 'm', ARG_STR, &o.model, "DIR: the policy to start from (and the KL reference)"},
@@ -58,6 +58,7 @@ int cmd_grpo(int argc, char **argv) {
         {"quiet", 'q', ARG_FLAG, &o.quiet, "no progress output"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: problems and samples (default 0)"},
+        {"bf16", 0, ARG_FLAG, &bf16, CLI_BF16_HELP " (rollouts too)"},
     };
     int r = args_parse("grpo", "-m DIR --task NAME --out DIR [--group G] [--steps N] [--kl B] [--clip E]",
                        specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
@@ -82,6 +83,7 @@ int cmd_grpo(int argc, char **argv) {
                                 "--grad-clip and --bias-gamma >= 0"),
                2;
     if (cli_threads("grpo", threads) != 0) return 2;
+    cli_bf16("grpo", bf16);
     o.loss.scale_std = !no_std;
     o.reward.require_format = require_format;
     o.seed = (uint64_t)seed;

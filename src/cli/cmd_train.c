@@ -9,7 +9,6 @@
 #include "base/threads.h"
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "kernels/gemm.h"
 #include "train/trainer.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -60,7 +59,7 @@ int cmd_train(int argc, char **argv) {
         {"quiet", 'q', ARG_FLAG, &o.quiet, "no progress output"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: data order seed (default 0)"},
-        {"bf16", 0, ARG_FLAG, &bf16, "weight products in bfloat16, summed in float32 (AVX512-BF16; weights, gradients and optimiser state stay float32)"},
+        {"bf16", 0, ARG_FLAG, &bf16, CLI_BF16_HELP},
     };
     int r = args_parse("train", "-m DIR --data DIR --out DIR [--steps N] [--batch B] [--seq T] [flags]",
                        specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
@@ -93,9 +92,7 @@ int cmd_train(int argc, char **argv) {
     o.optim.total_steps = o.steps;
     o.optim.warmup = warmup >= 0 ? warmup : (o.steps / 20 < 200 ? o.steps / 20 : 200);
     if (o.optim.schedule == LR_WSD && o.optim.decay_steps == 0) o.optim.decay_steps = o.steps / 10;
-    if (bf16 && !gemm_bf16_available())
-        fprintf(stderr, "whale train: --bf16: this CPU has no AVX512-BF16; training in float32\n");
-    gemm_bf16 = bf16;
+    cli_bf16("train", bf16);
     o.stop = &stop_flag;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -61,6 +61,7 @@ int sft_flags_specs(SftFlags *f, ArgSpec *s) {
         {"quiet", 'q', ARG_FLAG, &o->quiet, "no progress output"},
         {"threads", 't', ARG_INT, &f->threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &f->seed, "N: held-out choice and example order (default 0)"},
+        {"bf16", 0, ARG_FLAG, &f->bf16, CLI_BF16_HELP},
     };
     memcpy(s, specs, sizeof specs);
     return SFT_FLAGS_N;
@@ -88,6 +89,7 @@ int sft_flags_apply(const char *cmd, SftFlags *f) {
     else if (!strcmp(f->schedule, "constant")) o->optim.schedule = LR_CONSTANT;
     else return cli_fail(cmd, "--schedule must be cosine, wsd or constant, not '%s'", f->schedule), 2;
     if (cli_threads(cmd, f->threads) != 0) return 2;
+    cli_bf16(cmd, f->bf16);
     o->optim.warmup = f->warmup;
     o->seed = (uint64_t)f->seed;
     o->stop = &stop_flag;

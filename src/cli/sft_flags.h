@@ -9,12 +9,12 @@
 #include "cli/args.h"
 #include "rl/sft.h"
 
-#define SFT_FLAGS_N 21 /* specs sft_flags_specs writes */
+#define SFT_FLAGS_N 22 /* specs sft_flags_specs writes */
 
 typedef struct SftFlags {
     SftOpts o;
     const char *schedule;
-    int warmup, seed, threads;
+    int warmup, seed, threads, bf16;
 } SftFlags;
 
 /* Defaults: 2 epochs (as DeepSeek-R1's SFT stages), batch 8, lr 1e-4 with

@@ -333,9 +333,9 @@ static int sgemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int l
                       const float *B, int ldb, float beta, float *C, int ldc);
 
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
+    const float *w32 = (const float *)W->data + (size_t)row0 * W->cols;
     if (gemm_bf16 && W->type == QTYPE_F32 && gemm_bf16_available() &&
-        sgemm_bf16(0, 1, T, n_rows, W->cols, x, W->cols, (const float *)W->data + (size_t)row0 * W->cols,
-                   W->cols, 0.0f, y, n_rows) == 0)
+        sgemm_bf16(0, 1, T, n_rows, W->cols, x, W->cols, w32, W->cols, 0.0f, y, n_rows) == 0)
         return 0;
     const int K = W->cols, n_strips = (T + MR - 1) / MR, n_panels = (n_rows + NR - 1) / NR;
     const int nt = threads_max(), direct = direct_a(n_panels);
@@ -742,13 +742,13 @@ BF16 static void pack_b_pairs(unsigned *bp, const float *B, int ldb, int trans, 
                 __builtin_prefetch(r + (size_t)PACK_AHEAD * ldb, 0, 3);
                 __builtin_prefetch(r + (size_t)(PACK_AHEAD + 1) * ldb, 0, 3);
             }
+            const __m512 z = _mm512_setzero_ps();
             _mm512_storeu_si512(bp + (size_t)k / 2 * NR,
                                 bf16_pairs(_mm512_maskz_loadu_ps(m0, r),
-                                           two ? _mm512_maskz_loadu_ps(m0, r + ldb) : _mm512_setzero_ps()));
+                                           two ? _mm512_maskz_loadu_ps(m0, r + ldb) : z));
             _mm512_storeu_si512(bp + (size_t)k / 2 * NR + 16,
                                 bf16_pairs(_mm512_maskz_loadu_ps(m1, r + 16),
-                                           two ? _mm512_maskz_loadu_ps(m1, r + ldb + 16)
-                                               : _mm512_setzero_ps()));
+                                           two ? _mm512_maskz_loadu_ps(m1, r + ldb + 16) : z));
         }
         return;
     }
