@@ -36,6 +36,21 @@ static inline void row_masks(int nr, __mmask16 *m0, __mmask16 *m1) {
     *m1 = nr <= 16 ? 0 : nr >= 32 ? 0xffff : (__mmask16)((1u << (nr - 16)) - 1);
 }
 
+/* Accumulators cleared, and C's tile asked for: it is read (or written)
+ * only after the k loop, so its lines arrive while the products run (the
+ * tile is one of ~170 a panel visits, long evicted from L1 since the slice
+ * before). */
+AVX512 static inline __attribute__((always_inline)) void
+tile_start(__m512 c[MR][2], const float *y, int ldy, int mr) {
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        __builtin_prefetch(y + (size_t)i * ldy, 1, 3);
+        __builtin_prefetch(y + (size_t)i * ldy + 16, 1, 3);
+        __builtin_prefetch(y + (size_t)i * ldy + NR - 1, 1, 3);
+    }
+}
+
 /* y tile = (first ? acc : y + acc) for the valid mr x nr part of acc. */
 AVX512 static inline __attribute__((always_inline)) void
 tile_store(__m512 c[MR][2], float *y, int ldy, int mr, int nr, int first) {
@@ -62,16 +77,7 @@ AVX512 static inline __attribute__((always_inline)) void
 micro_tile(const float *a, size_t rs, size_t ks, const float *b, int kc, float *y, int ldy, int mr,
            int nr, int first) {
     __m512 c[MR][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
-    /* C's tile is read (or written) only after the k loop: asked for now,
-     * its lines arrive while the FMAs run (the tile is one of ~170 a panel
-     * visits, long evicted from L1 since the slice before) */
-    for (int i = 0; i < mr; i++) {
-        __builtin_prefetch(y + (size_t)i * ldy, 1, 3);
-        __builtin_prefetch(y + (size_t)i * ldy + 16, 1, 3);
-        __builtin_prefetch(y + (size_t)i * ldy + NR - 1, 1, 3);
-    }
+    tile_start(c, y, ldy, mr);
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
         /* row i at base[i / 4] + (i % 4) rs: three bases and two strides
@@ -687,6 +693,15 @@ BF16 static inline __m512 row_pairs(const float *x, int kn) {
                                        _mm512_maskz_loadu_ps(m0, x));
 }
 
+/* rows (<= 16) rows ld apart, kn floats of each from x on (up to 32 read),
+ * as pairs turned columns: r[j] lane i is row i's pair j. Returns how many
+ * of r hold pairs, (kn + 1) / 2 up to 16. */
+BF16 static inline int pairs_transposed(const float *x, size_t ld, int rows, int kn, __m512 r[16]) {
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? row_pairs(x + i * ld, kn) : _mm512_setzero_ps();
+    transpose16(r);
+    return (kn + 1) / 2 < 16 ? (kn + 1) / 2 : 16;
+}
+
 /* Strips s0..s1-1 of op(A) (as pack_a), columns k0..k0+kc, as pairs, strip
  * s at ap + (s - s0) MR KC / 2. Row-major, a strip's rows become pairs in
  * place and go 16 pairs at a time through the register transpose;
@@ -714,11 +729,7 @@ BF16 static void pack_a_pairs(unsigned *ap, const float *A, int lda, int trans, 
         unsigned *as = ap + (size_t)(s - s0) * MR * (KC / 2);
         for (int kb = 0; kb < kc; kb += 32) {
             __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = i < mr ? row_pairs(A + (size_t)(m0 + i) * lda + k0 + kb, kc - kb)
-                              : _mm512_setzero_ps();
-            transpose16(r);
-            const int np = (kc - kb + 1) / 2 < 16 ? (kc - kb + 1) / 2 : 16;
+            const int np = pairs_transposed(A + (size_t)m0 * lda + k0 + kb, lda, mr, kc - kb, r);
             for (int j = 0; j < np; j++)
                 _mm512_mask_storeu_epi32(as + (size_t)(kb / 2 + j) * MR, 0x0fff,
                                          _mm512_castps_si512(r[j]));
@@ -756,11 +767,8 @@ BF16 static void pack_b_pairs(unsigned *bp, const float *B, int ldb, int trans, 
         const int rows = nr - j0 < 0 ? 0 : nr - j0 > 16 ? 16 : nr - j0;
         for (int kb = 0; kb < kc; kb += 32) {
             __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = i < rows ? row_pairs(B + (size_t)(n0 + j0 + i) * ldb + k0 + kb, kc - kb)
-                                : _mm512_setzero_ps();
-            transpose16(r);
-            const int np = (kc - kb + 1) / 2 < 16 ? (kc - kb + 1) / 2 : 16;
+            const int np =
+                pairs_transposed(B + (size_t)(n0 + j0) * ldb + k0 + kb, ldb, rows, kc - kb, r);
             for (int j = 0; j < np; j++)
                 _mm512_storeu_si512(bp + (size_t)(kb / 2 + j) * NR + j0, _mm512_castps_si512(r[j]));
         }
@@ -772,12 +780,7 @@ BF16 static void pack_b_pairs(unsigned *bp, const float *B, int ldb, int trans, 
 BF16 static void micro_bf16(const unsigned *a, const unsigned *b, int kp, float *y, int ldy, int mr,
                             int nr, int first) {
     __m512 c[MR][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
-    for (int i = 0; i < mr; i++) {
-        __builtin_prefetch(y + (size_t)i * ldy, 1, 3);
-        __builtin_prefetch(y + (size_t)i * ldy + NR - 1, 1, 3);
-    }
+    tile_start(c, y, ldy, mr);
     for (int k = 0; k < kp; k++) {
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + (size_t)k * NR);
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + (size_t)k * NR + 16);
