@@ -339,9 +339,9 @@ static int sgemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int l
                       const float *B, int ldb, float beta, float *C, int ldc);
 
 int gemm_nt(float *y, const float *x, const Mat *W, int row0, int n_rows, int T) {
-    const float *w32 = (const float *)W->data + (size_t)row0 * W->cols;
-    if (gemm_bf16 && W->type == QTYPE_F32 && gemm_bf16_available() &&
-        sgemm_bf16(0, 1, T, n_rows, W->cols, x, W->cols, w32, W->cols, 0.0f, y, n_rows) == 0)
+    if (gemm_bf16 && W->type == QTYPE_F32 &&
+        sgemm_bf16(0, 1, T, n_rows, W->cols, x, W->cols,
+                   (const float *)W->data + (size_t)row0 * W->cols, W->cols, 0.0f, y, n_rows) == 0)
         return 0;
     const int K = W->cols, n_strips = (T + MR - 1) / MR, n_panels = (n_rows + NR - 1) / NR;
     const int nt = threads_max(), direct = direct_a(n_panels);
@@ -473,6 +473,13 @@ int gemm_nt_small(float *y, const float *x, const Mat *W, int row0, int n_rows, 
     return 0;
 }
 
+/* Whether an sgemm product opens a parallel region: a region costs
+ * microseconds, and even a one-thread one a system call (threads.h), so
+ * only with panels to share and work to pay for it, never inside another. */
+static int worth_a_region(int n_panels, int M, int N, int K) {
+    return n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel();
+}
+
 /* C (M, N) = beta C + op(A) op(B), scalar: the reference for sgemm. */
 static void sgemm_ref(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc) {
@@ -592,7 +599,7 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
         beta = 1.0f;
     }
     if (K <= 0) return;
-    if (gemm_bf16 && causal == CAUSAL_NONE && !sgemm_use_ref && gemm_bf16_available() &&
+    if (gemm_bf16 && causal == CAUSAL_NONE && !sgemm_use_ref &&
         sgemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc) == 0)
         return;
     const int n_strips = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
@@ -609,10 +616,7 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
     }
     const SgemmSlice g = {ta,   tb,     M,    N,      K,  A, lda, B, ldb, C, ldc,
                           beta, causal, diag, direct, ap + 2 * a_floats, per_thread};
-    /* a parallel region costs microseconds, and even a one-thread one a
-     * system call (threads.h): small products, and those called inside
-     * another region, stay out of OpenMP */
-    const int big = n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel();
+    const int big = worth_a_region(n_panels, M, N, K);
     if (big) {
         /* one region (see panels_static) */
 #pragma omp parallel
@@ -654,8 +658,8 @@ void sgemm_causal(Causal causal, int diag, int ta, int tb, int M, int N, int K, 
 /* With gemm_bf16 set, sgemm (CAUSAL_NONE) and gemm_nt on float32 weights
  * round both operands to bfloat16 (nearest even) and multiply them with
  * vdpbf16ps, which sums a pair of products per lane into float32: twice
- * the products of an FMA per instruction, 334 against 117 GFLOP/s per core
- * on Zen 4. The packed layouts hold k in pairs: a strip as pairs[k/2][MR]
+ * the products of an FMA per instruction (on Zen 4 a probe reads 334
+ * against 117 GFLOP/s per core, a GEMM tile of it 215-220). The packed layouts hold k in pairs: a strip as pairs[k/2][MR]
  * and a panel as pairs[k/2][NR], each 32-bit pair (row k low, row k+1
  * high), a last odd k paired with 0. Operands are rounded as they are
  * packed; every product packs its A. */
@@ -823,16 +827,17 @@ static void bf16_panel(const Bf16Gemm *g, int p, int k0, int kc, int tid) {
     }
 }
 
-/* sgemm's bfloat16 form; -1 when packing memory cannot be had. */
+/* sgemm's bfloat16 form; -1 where the CPU lacks AVX512-BF16 or packing
+ * memory cannot be had (the caller then runs the float32 product). */
 static int sgemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
     const int n_strips = (M + MR - 1) / MR, n_panels = (N + NR - 1) / NR;
     const size_t a_pairs = (size_t)n_strips * MR * (KC / 2);
+    if (!gemm_bf16_available()) return -1;
     unsigned *buf = (unsigned *)pack_get(a_pairs + (size_t)threads_max() * PANEL_PAIRS);
     if (!buf) return -1;
     const Bf16Gemm g = {ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, buf, buf + a_pairs};
-    /* as sgemm: a region only for products worth one, and none inside one */
-    if (n_panels > 1 && (double)M * N * K >= 1 << 18 && !threads_in_parallel()) {
+    if (worth_a_region(n_panels, M, N, K)) {
 #pragma omp parallel
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC;
