@@ -77,12 +77,18 @@ static inline void whale_init_tiny(const char *dir, int seed) {
 }
 
 /* Two files with the same bytes. */
-static inline void expect_same_file(const char *a, const char *b) {
+/* 1 if files a and b hold the same bytes, else 0 (both must be readable). */
+static inline int same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
     char *x = h_read_file(a, &na), *y = h_read_file(b, &nb);
     cr_assert(x && y, "cannot read %s or %s", a, b);
-    cr_expect(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+    const int same = na == nb && memcmp(x, y, na) == 0;
     free(x), free(y);
+    return same;
+}
+
+static inline void expect_same_file(const char *a, const char *b) {
+    cr_expect(same_file(a, b), "%s and %s differ", a, b);
 }
 
 /* The metrics.jsonl of run directory dir with the timing keys (every key
