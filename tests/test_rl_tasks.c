@@ -345,23 +345,25 @@ Test(rl_tasks, traces_read_as_documented) {
     cr_assert_str_eq(ans, "5");
     /* countdown: each level restates what is left and the target, then
      * tries every move in order, the larger first for - and /, the new
-     * value in front of what is left */
+     * value in front of what is left; a try that misses says on which side */
     p = (TaskProblem){.n_numbers = 3, .numbers = {4, 15, 10}, .target = 70};
     find("countdown")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
-    cr_assert_str_eq(think, "[4 15 10 to 70]: 4+15=19 [19 10 to 70]: 19+10=29, 19*10=190, "
-                            "19-10=9; 4*15=60 [60 10 to 70]: 60+10=70 yes");
+    cr_assert_str_eq(think, "[4 15 10 to 70]: 4+15=19 low [19 10 to 70]: 19+10=29 low, "
+                            "19*10=190 high, 19-10=9 low; 4*15=60 low [60 10 to 70]: 60+10=70 "
+                            "yes");
     cr_assert_str_eq(ans, "(4*15)+10");
     p = (TaskProblem){.n_numbers = 2, .numbers = {3, 12}, .target = 4};
     find("countdown")->solve(&p, &r, 0, think, sizeof think, ans, sizeof ans);
-    cr_assert_str_eq(think, "[3 12 to 4]: 3+12=15, 3*12=36, 12-3=9, 12/3=4 yes");
+    cr_assert_str_eq(think, "[3 12 to 4]: 3+12=15 high, 3*12=36 high, 12-3=9 high, 12/3=4 yes");
     cr_assert_str_eq(ans, "12/3");
 }
 
 /* The countdown trace's grammar, checked against the problem: a level is
  * "[values to target]: " and its tries, ", " apart with two values, "; "
  * with more; a try is "x op y=v" over two of the level's values, computed
- * right; a try that makes the target ends the trace with " yes", or is a
- * slip (no " yes", the search goes on with the next try); with three
+ * right; a try that misses the target says " low" or " high" after it; a
+ * try that makes the target ends the trace with " yes", or is a slip
+ * (nothing after it, the search goes on with the next try); with three
  * values or more any other try goes on with " " and the level below, which
  * restates v first and then the values the try left, in any order. */
 typedef struct TraceCheck {
@@ -425,7 +427,13 @@ static int check_level(TraceCheck *c, const long long *want, int m, int loose) {
             return 1;
         }
         c->slips += v == c->p->target;
-        if (v != c->p->target) c->last_miss = v;
+        if (v != c->p->target) {
+            const char *side = v < c->p->target ? " low" : " high";
+            cr_assert(!strncmp(c->q, side, strlen(side)), "%s: %lld%c%lld=%lld not followed by "
+                      "\"%s\" in %s", c->p->question, x, op, y, v, side, c->think);
+            c->q += strlen(side);
+            c->last_miss = v;
+        }
         if (m == 2 || v == c->p->target) continue;
         cr_assert_eq(*c->q, ' ', "%s", c->think);
         c->q++;
