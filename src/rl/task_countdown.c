@@ -167,15 +167,14 @@ static int countdown_verify(const TaskProblem *p, const char *answer) {
  * made " yes" likelier it said it after 12-23% of the misses that shared
  * both with the target (16 for 56, 88 for 28), the commonest wrong answer
  * after RL (docs/rl.md). The first step that makes the target ends the
- * trace with " yes". With more than three
- * values a full search would not fit (thousands of tries), so the trace
- * takes one move, at random among those that keep the target reachable
- * (checked silently), until three are left: at difficulty 4 and up that
- * choice is the step the model cannot follow from the text. The slip (at
- * error_rate per hit, with three values left or fewer) passes a hit by:
- * the try is written with nothing after it, and the search goes on; one that runs
- * out of tries ends " no", its answer the path of the last try that
- * missed the target. */
+ * trace with " yes". With more than three values a full search would not
+ * fit (thousands of tries), so the trace takes one move, at random among
+ * those that keep the target reachable (checked silently), until three
+ * are left: at difficulty 4 and up that choice is the step the model
+ * cannot follow from the text. The slip (at error_rate per hit, with
+ * three values left or fewer) passes a hit by: the try is written with
+ * nothing after it, and the search goes on; one that runs out of tries
+ * ends " no", its answer the path of the last try that missed the target. */
 
 typedef struct Search {
     Tree t;
@@ -272,8 +271,9 @@ static void search(Search *s, const int64_t *pool, const int *node, int m, int k
         s->t.right[k] = node[j];
         tbuf_printf(s->b, "%s%lld%c%lld=%lld", written++ ? sep : "", (long long)pool[i],
                     moves[a].op, (long long)pool[j], (long long)v);
-        if (v != s->target) { /* the answer if nothing is found: wrong, as the trace */
+        if (v != s->target) {
             tbuf_printf(s->b, v < s->target ? " low" : " high");
+            /* the answer if nothing is found: wrong, as the trace */
             s->miss = s->t;
             s->miss_node = s->t.n + k;
         }
