@@ -436,11 +436,12 @@ Test(kernels, packed_panels_match_row_layout) {
     Rng r;
     rng_seed(&r, 41);
     const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
-    const int Rows[] = {16, 48}, Ks[] = {32, 96, 544}, Ts[] = {1, 2, 5, 12, 13, 40};
+    /* K: blocks in pairs, and odd counts that leave the last one alone */
+    const int Rows[] = {16, 48}, Ks[] = {32, 64, 96, 544, 1024}, Ts[] = {1, 2, 5, 12, 13, 40};
     int checked = 0;
     for (int qi = 0; qi < 2; qi++)
         for (int ri = 0; ri < 2; ri++)
-            for (int ki = 0; ki < 3; ki++) {
+            for (int ki = 0; ki < 5; ki++) {
                 const QType t = types[qi];
                 const int rows = Rows[ri], K = Ks[ki];
                 const size_t rb = qtype_row_bytes(t, K);

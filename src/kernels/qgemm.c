@@ -29,10 +29,12 @@
  * within 5% of it. */
 #define QG_N 12
 
-/* Panel formats. A panel is 16 rows x all nb blocks of K: the codes of
- * every block (pf_codes bytes each), then every block's scales (pf_scales
- * bytes each). Codes go lane-per-row: 4 bytes of row j at bytes 4j..4j+3
- * of a 64-byte step, step kq holding elements 4kq..4kq+3 of the block.
+/* Panel formats. A panel is 16 rows x all nb blocks of K, in pairs of
+ * blocks: the pair's scales (pf_scales bytes a block), then its codes
+ * (pf_codes bytes a block); an odd nb leaves the last block alone, its
+ * scales then its codes. Codes go lane-per-row: 4 bytes of row j at bytes
+ * 4j..4j+3 of a 64-byte step, step kq holding elements 4kq..4kq+3 of the
+ * block.
  *  PF_NIB  (Q4_0): 4 steps of 64 bytes; step c carries kq = c in its low
  *          nibbles and kq = 4 + c in its high ones (codes 0..15, x = d (q - 8));
  *          16 fp16 scales.
@@ -42,7 +44,19 @@
  * PF_NIB and PF_BYTE fill exactly the bytes that their 16 rows take in
  * the row layout (16 x 18 and 16 x 34 bytes a block), so qgemm_pack
  * repacks a matrix in place, and a stored panel is one sequential stream
- * for a decoding step to read. */
+ * for a decoding step to read, which the hardware prefetcher follows
+ * alone: a pair is 9 (Q4_0) or 17 (Q8_0) whole lines, read front to back.
+ * With every scale after every code (a 1.5 KiB run of scales behind each
+ * 12 KiB of codes at K 1536) the same product had read two streams, and
+ * on a Zen 4 VM one thread's decode of 300 MB of 8960x1536 matrices
+ * (THP-backed, the one-thread read probe 32 GB/s on huge pages) ran at
+ * 13.4 GB/s of Q4_0 and 20.8 of Q8_0 without software prefetch, 22.5 and
+ * 22.4 with the best we found (into L2 32 KiB ahead); as pairs, 27.8-28.7
+ * and 32.1-32.9 without, and any software prefetch slowed them (into L2
+ * 32 KiB ahead 21.5-22.0 and 22.6-22.8; into L1 4 KiB ahead 25.4-25.8
+ * and 16.6). A plain read (loads only) that skips 1.5 KiB after every
+ * 12 KiB ran at 17.5 GB/s, against 31-33 without the holes. Q4_0 stays below the probe: its 8 vpdpbusd a block (one
+ * zmm every 2 cycles on Zen 4) make it 50 GB/s in cache, Q8_0 82. */
 enum { PF_NIB, PF_BYTE, PF_KQ, PF_COUNT };
 
 static int panel_format(QType t) {
@@ -51,6 +65,17 @@ static int panel_format(QType t) {
 static size_t pf_codes(int f) { return f == PF_NIB ? 256 : 512; }
 static size_t pf_scales(int f) { return f == PF_KQ ? 128 : 32; }
 static size_t panel_bytes(int f, int nb) { return (size_t)nb * (pf_codes(f) + pf_scales(f)); }
+
+/* Offsets of block b's scales and codes in a panel of nb blocks, in
+ * pairs (see above). */
+static inline size_t pair_at(int f, int b) {
+    return (size_t)(b / 2) * 2 * (pf_codes(f) + pf_scales(f));
+}
+static inline size_t scales_at(int f, int b) { return pair_at(f, b) + (size_t)(b % 2) * pf_scales(f); }
+static inline size_t codes_at(int f, int nb, int b) {
+    const int in_pair = b / 2 * 2 + 1 < nb ? 2 : 1;
+    return pair_at(f, b) + (size_t)in_pair * pf_scales(f) + (size_t)(b % 2) * pf_codes(f);
+}
 
 int qgemm_available(QType t) {
     if (t != QTYPE_Q8_0 && t != QTYPE_Q4_0 && t != QTYPE_Q4_K) return 0;
@@ -89,24 +114,6 @@ VNNI static inline void transpose16x4(const __m128i v[16], __m512i out[4]) {
  * prefetcher follows (as the dot tiles found with four): each block asks
  * for the line this many bytes ahead in every row. */
 #define QG_PREFETCH 512
-
-/* A decoding step reads a run of stored panels once, front to back: per
- * panel the codes, then the scales, which the tile reads beside the codes
- * at 1/8 of their rate. For Q4_0 the tile asks for that run as the one
- * stream it is in memory: this many bytes ahead of the bytes it has
- * consumed, a block's worth (4.5 lines) per block. Asking for codes and
- * scales each ahead of their own read, as it did, missed the lines that
- * lie ahead of the scales (11% of a panel at K 1536). Q8_0 streams faster
- * with no software prefetch at all: the hardware's keeps up alone.
- * Measured on one thread of a Zen 4 VM (1.5B shape, GB/s of weights):
- *   Q4_0: codes and scales apart, 8 KiB ahead 14.0, 16 KiB 17.2; one
- *         stream 8 KiB 20.0, 16 KiB 20.2-21.7, 32 KiB 18.5-19.0; none 13-14;
- *   Q8_0: codes and scales apart (8 KiB, 1 KiB) 17.2-18.3; one stream at
- *         1-32 KiB 14.2-17.8; none 20.0-21.2.
- * (Zen 5, the two streams: Q4_0 level at 8 and 16 KiB, Q8_0 from 2 to 8.) */
-#ifndef QG_STREAM_AHEAD
-#define QG_STREAM_AHEAD 16384
-#endif
 
 /* One block (32 elements) of 16 rows, unpacked: v[s][j] = codes 16s ..
  * 16s+15 of row j as unsigned bytes, h[j] its fp16 scale (Q8_0, Q4_0) or
@@ -194,7 +201,6 @@ static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
     const char *base = (const char *)W->data + (size_t)row0 * rb;
     const char *rows[16];
     for (int j = 0; j < 16; j++) rows[j] = base + (size_t)(n0 + (j < nr ? j : nr - 1)) * rb;
-    uint8_t *scales = panel + (size_t)nb * pf_codes(f);
     QgBlock u;
     for (int b = 0; b < nb; b++) {
         switch (W->type) {
@@ -202,7 +208,7 @@ static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
         case QTYPE_Q4_0: unpack_q4_0(&u, rows, nr, b); break;
         default: unpack_q4_k(&u, rows, nr, b); break;
         }
-        pack_block(panel + (size_t)b * pf_codes(f), scales + (size_t)b * pf_scales(f), &u, f);
+        pack_block(panel + codes_at(f, nb, b), panel + scales_at(f, b), &u, f);
     }
 }
 
@@ -232,11 +238,10 @@ int qgemm_pack(Mat *W) {
 void qgemm_panel_row(const Mat *W, int r, void *row) {
     const int nb = W->cols / QK, f = panel_format(W->type), j = r % 16;
     const uint8_t *panel = (const uint8_t *)W->data + (size_t)(r / 16) * panel_bytes(f, nb);
-    const uint8_t *scales = panel + (size_t)nb * pf_codes(f);
     for (int b = 0; b < nb; b++) {
-        const uint8_t *codes = panel + (size_t)b * pf_codes(f) + 4 * j;
+        const uint8_t *codes = panel + codes_at(f, nb, b) + 4 * j;
         uint16_t d;
-        memcpy(&d, scales + (size_t)b * 32 + 2 * j, 2);
+        memcpy(&d, panel + scales_at(f, b) + 2 * j, 2);
         if (f == PF_NIB) {
             BlockQ4_0 *o = (BlockQ4_0 *)row + b;
             o->d = d;
@@ -320,18 +325,13 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                                                                  const uint8_t *acts, int nb,
                                                                  float *y, int ldy, int nr,
                                                                  const int N, const int f) {
-    const uint8_t *scales = panel + (size_t)nb * pf_codes(f);
     const __m512i low = _mm512_set1_epi8(15);
     __m512 acc_f[QG_N];
 #pragma GCC unroll 16
     for (int t = 0; t < N; t++) acc_f[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        const uint8_t *pb = panel + (size_t)b * pf_codes(f), *ab = acts + (size_t)b * act_block(N);
-        /* Q4_0's stream ahead: a block is 4.5 lines, one asked for with
-         * each of its 4 steps and an odd block's fifth */
-        const char *ahead = (const char *)panel + (size_t)b * (pf_codes(f) + pf_scales(f)) +
-                            QG_STREAM_AHEAD;
-        if (f == PF_NIB && b % 2) _mm_prefetch(ahead + 256, _MM_HINT_T0);
+        const uint8_t *pb = panel + codes_at(f, nb, b), *ab = acts + (size_t)b * act_block(N);
+        const uint8_t *scales = panel + scales_at(f, b);
         /* few tokens: two sums per token (steps split between them), so
          * that a token's chain of dependent vpdpbusd is 4 long, not 8 */
         const int split = N <= 4;
@@ -348,7 +348,6 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
             if (f == PF_NIB && c >= 4) break;
-            if (f == PF_NIB) _mm_prefetch(ahead + 64 * c, _MM_HINT_T0);
             const __m512i raw = _mm512_loadu_si512(pb + c * 64);
             const __m512i w = f == PF_NIB ? _mm512_and_si512(raw, low) : raw;
             __m512i *into = split && f != PF_NIB && (c & 1) ? acc2 : acc;
@@ -378,9 +377,9 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                 acc[t] = _mm512_add_epi32(
                     acc[t], f == PF_NIB ? _mm512_srai_epi32(acc2[t], 4) : acc2[t]);
         const __m512 wd =
-            f == PF_KQ ? _mm512_loadu_ps(scales + (size_t)b * 128)
-                       : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + (size_t)b * 32)));
-        const __m512 wm = f == PF_KQ ? _mm512_loadu_ps(scales + (size_t)b * 128 + 64) : wd;
+            f == PF_KQ ? _mm512_loadu_ps(scales)
+                       : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales));
+        const __m512 wm = f == PF_KQ ? _mm512_loadu_ps(scales + 64) : wd;
 #pragma GCC unroll 16
         for (int t = 0; t < N; t++) {
             float d;
