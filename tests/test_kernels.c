@@ -415,7 +415,7 @@ Test(kernels, qgemm_matches_scalar_reference) {
     fprintf(stderr, "qgemm: %d outputs checked\n", checked);
 }
 
-/* Q8_0 / Q4_0 matrices stored as panels (qgemm_pack): every row reads back
+/* Q8_0 / Q4_0 / Q4_K matrices stored as panels (qgemm_pack): every row reads back
  * as the bytes it had; products over any token count (1 .. 40) and
  * panel-aligned row ranges equal the integer GEMM on the row layout bit
  * for bit (same tile, same activations, same scales); a range starting
@@ -435,15 +435,18 @@ Test(kernels, packed_panels_match_row_layout) {
     }
     Rng r;
     rng_seed(&r, 41);
-    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
-    /* K: blocks in pairs, and odd counts that leave the last one alone */
+    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K};
+    /* K: blocks in pairs, and odd counts that leave the last one alone;
+     * Q4_K's whole super-blocks (the row layout's unit), 1 to 3 of them */
     const int Rows[] = {16, 48}, Ks[] = {32, 64, 96, 544, 1024}, Ts[] = {1, 2, 5, 12, 13, 40};
+    const int Ks_k[] = {256, 512, 768, 256, 768};
     int checked = 0;
-    for (int qi = 0; qi < 2; qi++)
+    for (int qi = 0; qi < 3; qi++)
         for (int ri = 0; ri < 2; ri++)
             for (int ki = 0; ki < 5; ki++) {
                 const QType t = types[qi];
-                const int rows = Rows[ri], K = Ks[ki];
+                const int rows = Rows[ri], K = t == QTYPE_Q4_K ? Ks_k[ki] : Ks[ki];
+                if (t == QTYPE_Q4_K && ki >= 3) continue;
                 const size_t rb = qtype_row_bytes(t, K);
                 float *w = malloc(sizeof(float) * rows * K), *wd = malloc(sizeof(float) * rows * K);
                 float *row = malloc(sizeof(float) * K);
@@ -508,12 +511,12 @@ Test(kernels, packed_panels_match_row_layout) {
     /* refused: a row count off the panel, a type without a stored panel */
     unsigned char buf[34 * 17];
     memset(buf, 0, sizeof buf);
-    Mat odd = mat_of(buf, QTYPE_Q8_0, 17, 32), k4 = mat_of(buf, QTYPE_Q4_K, 16, 256);
+    Mat odd = mat_of(buf, QTYPE_Q8_0, 17, 32), k6 = mat_of(buf, QTYPE_Q6_K, 16, 256);
     Mat f32 = mat_f32((const float *)buf, 16, 8);
     cr_assert_eq(qgemm_pack(&odd), -1);
-    cr_assert_eq(qgemm_pack(&k4), -1);
+    cr_assert_eq(qgemm_pack(&k6), -1);
     cr_assert_eq(qgemm_pack(&f32), -1);
-    cr_assert(!odd.panels && !k4.panels && !f32.panels);
+    cr_assert(!odd.panels && !k6.panels && !f32.panels);
     fprintf(stderr, "panels: %d outputs inside a panel checked\n", checked);
 }
 

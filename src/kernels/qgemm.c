@@ -39,10 +39,19 @@
  *          nibbles and kq = 4 + c in its high ones (codes 0..15, x = d (q - 8));
  *          16 fp16 scales.
  *  PF_BYTE (Q8_0): 8 steps; codes + 128 (unsigned); 16 fp16 scales.
- *  PF_KQ   (Q4_K, repacked per product only): 8 steps of codes 0..15; 16
+ *  PF_KQ   (Q4_K, repacked per product): 8 steps of codes 0..15; 16
  *          float scales d x sc, then 16 float mins dmin x m.
- * PF_NIB and PF_BYTE fill exactly the bytes that their 16 rows take in
- * the row layout (16 x 18 and 16 x 34 bytes a block), so qgemm_pack
+ *  PF_K4   (Q4_K, stored): super-blocks of 8 blocks (256 elements), each
+ *          a 256-byte head, then its 8 blocks' codes as PF_NIB's. The
+ *          head: the 16 rows' fp16 d, their fp16 dmin, then per pair of
+ *          blocks (2p, 2p+1) 16 bytes of block 2p's low bits (row r's
+ *          byte: sc & 15 | (m & 15) << 4), 16 of block 2p+1's, and 16 of
+ *          both blocks' high bits (sc >> 4 | (m >> 4) << 2 for 2p, the
+ *          same << 4 for 2p+1): the row layout's 6-bit scales and mins,
+ *          regrouped so that one block's come out for 16 rows at once.
+ * PF_NIB, PF_BYTE and PF_K4 fill exactly the bytes that their 16 rows take
+ * in the row layout (16 x 18, 16 x 34 and 16 x 144 / 8 bytes a block), so
+ * qgemm_pack
  * repacks a matrix in place, and a stored panel is one sequential stream
  * for a decoding step to read, which the hardware prefetcher follows
  * alone: a pair is 9 (Q4_0) or 17 (Q8_0) whole lines, read front to back.
@@ -57,22 +66,35 @@
  * and 16.6). A plain read (loads only) that skips 1.5 KiB after every
  * 12 KiB ran at 17.5 GB/s, against 31-33 without the holes. Q4_0 stays below the probe: its 8 vpdpbusd a block (one
  * zmm every 2 cycles on Zen 4) make it 50 GB/s in cache, Q8_0 82. */
-enum { PF_NIB, PF_BYTE, PF_KQ, PF_COUNT };
+enum { PF_NIB, PF_BYTE, PF_KQ, PF_K4, PF_COUNT };
 
-static int panel_format(QType t) {
-    return t == QTYPE_Q4_0 ? PF_NIB : t == QTYPE_Q8_0 ? PF_BYTE : PF_KQ;
+/* The format of W's stored panels, and the one a product over W reads:
+ * the stored one, or what a row-layout Q4_K is repacked into. */
+static int stored_format(QType t) {
+    return t == QTYPE_Q4_0 ? PF_NIB : t == QTYPE_Q8_0 ? PF_BYTE : PF_K4;
 }
-static size_t pf_codes(int f) { return f == PF_NIB ? 256 : 512; }
+static int panel_format(const Mat *W) {
+    return W->type == QTYPE_Q4_K && !W->panels ? PF_KQ : stored_format(W->type);
+}
+static int nibbles(int f) { return f == PF_NIB || f == PF_K4; }
+static int has_mins(int f) { return f == PF_KQ || f == PF_K4; }
+static size_t pf_codes(int f) { return nibbles(f) ? 256 : 512; }
 static size_t pf_scales(int f) { return f == PF_KQ ? 128 : 32; }
+#define K4_HEAD 256
+#define K4_SUPER (8 * 256 + K4_HEAD)
 static size_t panel_bytes(int f, int nb) { return (size_t)nb * (pf_codes(f) + pf_scales(f)); }
 
-/* Offsets of block b's scales and codes in a panel of nb blocks, in
- * pairs (see above). */
+/* Offsets of block b's scales (PF_K4: its super-block's head) and codes
+ * in a panel of nb blocks (see above). */
 static inline size_t pair_at(int f, int b) {
     return (size_t)(b / 2) * 2 * (pf_codes(f) + pf_scales(f));
 }
-static inline size_t scales_at(int f, int b) { return pair_at(f, b) + (size_t)(b % 2) * pf_scales(f); }
+static inline size_t scales_at(int f, int b) {
+    if (f == PF_K4) return (size_t)(b / 8) * K4_SUPER;
+    return pair_at(f, b) + (size_t)(b % 2) * pf_scales(f);
+}
 static inline size_t codes_at(int f, int nb, int b) {
+    if (f == PF_K4) return (size_t)(b / 8) * K4_SUPER + K4_HEAD + (size_t)(b % 8) * 256;
     const int in_pair = b / 2 * 2 + 1 < nb ? 2 : 1;
     return pair_at(f, b) + (size_t)in_pair * pf_scales(f) + (size_t)(b % 2) * pf_codes(f);
 }
@@ -178,7 +200,7 @@ VNNI static void pack_block(uint8_t *codes, uint8_t *scales, const QgBlock *u, i
     transpose16x4(u->v[0], lo);
     transpose16x4(u->v[1], hi);
     for (int c = 0; c < 4; c++) {
-        if (f == PF_NIB) { /* codes <= 15: the 16-bit shift keeps each in its byte */
+        if (nibbles(f)) { /* codes <= 15: the 16-bit shift keeps each in its byte */
             _mm512_storeu_si512(codes + c * 64, _mm512_or_si512(lo[c], _mm512_slli_epi16(hi[c], 4)));
         } else {
             _mm512_storeu_si512(codes + c * 64, lo[c]);
@@ -188,16 +210,33 @@ VNNI static void pack_block(uint8_t *codes, uint8_t *scales, const QgBlock *u, i
     if (f == PF_KQ) {
         _mm512_storeu_ps(scales, _mm512_loadu_ps(u->sc));
         _mm512_storeu_ps(scales + 64, _mm512_loadu_ps(u->mn));
-    } else {
+    } else if (f != PF_K4) { /* PF_K4's go into the head (k4_head) */
         memcpy(scales, u->h, sizeof u->h);
     }
 }
 
+/* Super-block s's head of a PF_K4 panel from its 16 rows. */
+static void k4_head(uint8_t *head, const char *const rows[16], int s) {
+    memset(head, 0, K4_HEAD);
+    for (int r = 0; r < 16; r++) {
+        const BlockQ4_K *blk = (const BlockQ4_K *)rows[r] + s;
+        memcpy(head + 2 * r, &blk->d, 2);
+        memcpy(head + 32 + 2 * r, &blk->dmin, 2);
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            q4k_scale_min(blk->scales, j, &sc, &m);
+            uint8_t *pair = head + 64 + 48 * (j / 2);
+            pair[16 * (j % 2) + r] = (uint8_t)((sc & 15) | (m & 15) << 4);
+            pair[32 + r] |= (uint8_t)(((sc >> 4) | (m >> 4) << 2) << (4 * (j % 2)));
+        }
+    }
+}
+
 /* The panel of rows n0 .. n0+nr-1 (nr <= 16) of W (row layout) after
- * row0, all blocks, into panel. */
-static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
+ * row0, all blocks, into panel in format f. */
+static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr, int f) {
     const size_t rb = qtype_row_bytes(W->type, W->cols);
-    const int nb = W->cols / QK, f = panel_format(W->type);
+    const int nb = W->cols / QK;
     const char *base = (const char *)W->data + (size_t)row0 * rb;
     const char *rows[16];
     for (int j = 0; j < 16; j++) rows[j] = base + (size_t)(n0 + (j < nr ? j : nr - 1)) * rb;
@@ -208,15 +247,16 @@ static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr) {
         case QTYPE_Q4_0: unpack_q4_0(&u, rows, nr, b); break;
         default: unpack_q4_k(&u, rows, nr, b); break;
         }
+        if (f == PF_K4 && b % 8 == 0) k4_head(panel + scales_at(f, b), rows, b / 8);
         pack_block(panel + codes_at(f, nb, b), panel + scales_at(f, b), &u, f);
     }
 }
 
 int qgemm_pack(Mat *W) {
-    if (W->panels || (W->type != QTYPE_Q8_0 && W->type != QTYPE_Q4_0) ||
-        !qgemm_available(W->type) || W->rows % 16 || W->cols % QK)
+    if (W->panels || !qgemm_available(W->type) || W->rows % 16 ||
+        W->cols % qtype_block(W->type))
         return -1;
-    const int nb = W->cols / QK, f = panel_format(W->type), n_panels = W->rows / 16;
+    const int nb = W->cols / QK, f = stored_format(W->type), n_panels = W->rows / 16;
     const size_t pb = panel_bytes(f, nb);
     /* panel p takes the bytes of rows 16p .. 16p+15: through a buffer of
      * one panel, in place. On the calling thread alone: a parallel region
@@ -227,7 +267,7 @@ int qgemm_pack(Mat *W) {
     uint8_t *tmp = malloc(pb);
     if (!tmp) return -1;
     for (int p = 0; p < n_panels; p++) {
-        pack_panel(tmp, W, 0, p * 16, 16);
+        pack_panel(tmp, W, 0, p * 16, 16, f);
         memcpy((uint8_t *)W->data + (size_t)p * pb, tmp, pb);
     }
     free(tmp);
@@ -235,9 +275,45 @@ int qgemm_pack(Mat *W) {
     return 0;
 }
 
+/* Row j of a PF_K4 panel back in the row layout (the inverse of k4_head
+ * and the nibble codes: q4k_scale_min's packing run backwards). */
+static void k4_row(const uint8_t *panel, int nb, int j, BlockQ4_K *row) {
+    for (int s = 0; s < nb / 8; s++) {
+        const uint8_t *head = panel + scales_at(PF_K4, 8 * s);
+        BlockQ4_K *o = row + s;
+        memcpy(&o->d, head + 2 * j, 2);
+        memcpy(&o->dmin, head + 32 + 2 * j, 2);
+        int sc[8], m[8];
+        for (int k = 0; k < 8; k++) {
+            const uint8_t *pair = head + 64 + 48 * (k / 2);
+            const int lo = pair[16 * (k % 2) + j], hi = pair[32 + j] >> (4 * (k % 2));
+            sc[k] = (lo & 15) | (hi & 3) << 4;
+            m[k] = lo >> 4 | (hi >> 2 & 3) << 4;
+        }
+        for (int k = 0; k < 4; k++) {
+            o->scales[k] = (uint8_t)(sc[k] | (sc[k + 4] >> 4) << 6);
+            o->scales[k + 4] = (uint8_t)(m[k] | (m[k + 4] >> 4) << 6);
+            o->scales[k + 8] = (uint8_t)((sc[k + 4] & 15) | (m[k + 4] & 15) << 4);
+        }
+        memset(o->qs, 0, sizeof o->qs);
+        for (int k = 0; k < 8; k++) {
+            const uint8_t *codes = panel + codes_at(PF_K4, nb, 8 * s + k) + 4 * j;
+            for (int e = 0; e < QK; e++) {
+                const int byte = codes[64 * (e % 16 / 4) + e % 4];
+                const int q = e < 16 ? byte & 15 : byte >> 4;
+                o->qs[32 * (k / 2) + e] |= (uint8_t)(q << (4 * (k % 2)));
+            }
+        }
+    }
+}
+
 void qgemm_panel_row(const Mat *W, int r, void *row) {
-    const int nb = W->cols / QK, f = panel_format(W->type), j = r % 16;
+    const int nb = W->cols / QK, f = panel_format(W), j = r % 16;
     const uint8_t *panel = (const uint8_t *)W->data + (size_t)(r / 16) * panel_bytes(f, nb);
+    if (f == PF_K4) {
+        k4_row(panel, nb, j, row);
+        return;
+    }
     for (int b = 0; b < nb; b++) {
         const uint8_t *codes = panel + codes_at(f, nb, b) + 4 * j;
         uint16_t d;
@@ -317,6 +393,26 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int T, int
 
 /* ---- the register tile --------------------------------------------------------------- */
 
+/* Block b's float scales (d x sc) and mins (dmin x m) for the 16 rows of
+ * a PF_K4 panel, from its super-block's head: the same products as
+ * unpack_q4_k's. */
+VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 *wd, __m512 *wm) {
+    const int j = b % 8;
+    const uint8_t *pair = head + 64 + 48 * (j / 2);
+    const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pair + 16 * (j % 2))));
+    const __m512i hi = _mm512_srli_epi32(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pair + 32))), 4 * (j % 2));
+    const __m512i three = _mm512_set1_epi32(3), fifteen = _mm512_set1_epi32(15);
+    const __m512i sc = _mm512_or_si512(_mm512_and_si512(lo, fifteen),
+                                       _mm512_slli_epi32(_mm512_and_si512(hi, three), 4));
+    const __m512i m = _mm512_or_si512(_mm512_srli_epi32(lo, 4),
+                                      _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2), three), 4));
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
+    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(head + 32)));
+    *wd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+    *wm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
+}
+
 /* y[t * ldy + i] for N tokens of one group (acts: its first block) and the
  * panel's rows i < nr, the panel in format f. Per block: the int32 sums
  * start at the offset correction, take 8 vpdpbusd steps, and are scaled
@@ -344,20 +440,20 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
             acc2[t] = _mm512_setzero_si512();
         }
         /* step kq: 4 codes of each row against 4 activation bytes of each
-         * token; PF_NIB's step c gives steps c and 4 + c */
+         * token; a nibble format's step c gives steps c and 4 + c */
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
-            if (f == PF_NIB && c >= 4) break;
+            if (nibbles(f) && c >= 4) break;
             const __m512i raw = _mm512_loadu_si512(pb + c * 64);
-            const __m512i w = f == PF_NIB ? _mm512_and_si512(raw, low) : raw;
-            __m512i *into = split && f != PF_NIB && (c & 1) ? acc2 : acc;
+            const __m512i w = nibbles(f) ? _mm512_and_si512(raw, low) : raw;
+            __m512i *into = split && !nibbles(f) && (c & 1) ? acc2 : acc;
 #pragma GCC unroll 16
             for (int t = 0; t < N; t++) {
                 int32_t x4;
                 memcpy(&x4, ab + t * QK + 4 * c, 4);
                 into[t] = _mm512_dpbusd_epi32(into[t], w, _mm512_set1_epi32(x4));
             }
-            if (f == PF_NIB) {
+            if (nibbles(f)) {
                 /* split: the high nibbles in place (16 x the code) into
                  * their own sums, which one shift takes back below */
                 const __m512i wh = split ? _mm512_andnot_si512(low, raw)
@@ -375,18 +471,23 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
 #pragma GCC unroll 16
             for (int t = 0; t < N; t++)
                 acc[t] = _mm512_add_epi32(
-                    acc[t], f == PF_NIB ? _mm512_srai_epi32(acc2[t], 4) : acc2[t]);
-        const __m512 wd =
-            f == PF_KQ ? _mm512_loadu_ps(scales)
-                       : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales));
-        const __m512 wm = f == PF_KQ ? _mm512_loadu_ps(scales + 64) : wd;
+                    acc[t], nibbles(f) ? _mm512_srai_epi32(acc2[t], 4) : acc2[t]);
+        __m512 wd, wm;
+        if (f == PF_K4) {
+            k4_scales(scales, b, &wd, &wm);
+        } else if (f == PF_KQ) {
+            wd = _mm512_loadu_ps(scales);
+            wm = _mm512_loadu_ps(scales + 64);
+        } else {
+            wd = wm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales));
+        }
 #pragma GCC unroll 16
         for (int t = 0; t < N; t++) {
             float d;
             memcpy(&d, ab + act_d(N) + 4 * t, 4);
             acc_f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]),
                                        _mm512_mul_ps(wd, _mm512_set1_ps(d)), acc_f[t]);
-            if (f == PF_KQ) {
+            if (has_mins(f)) {
                 float ds;
                 memcpy(&ds, ab + act_s(N) + 4 * t, 4);
                 acc_f[t] = _mm512_fnmadd_ps(wm, _mm512_set1_ps(ds), acc_f[t]);
@@ -413,6 +514,10 @@ typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float 
     VNNI static void tile_kq_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
                                  int ldy, int nr) {                                                \
         tile_body(panel, acts, nb, y, ldy, nr, N, PF_KQ);                                          \
+    }                                                                                              \
+    VNNI static void tile_k4_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
+                                 int ldy, int nr) {                                                \
+        tile_body(panel, acts, nb, y, ldy, nr, N, PF_K4);                                          \
     }
 DEFINE_TILE(1)
 DEFINE_TILE(2)
@@ -431,7 +536,7 @@ _Static_assert(QG_N == 12, "one tile per token count 1..QG_N");
     {NULL, F##_1, F##_2, F##_3, F##_4, F##_5, F##_6, F##_7, F##_8, F##_9, F##_10, F##_11, F##_12}
 /* [format][tokens] */
 static const TileFn tiles[PF_COUNT][QG_N + 1] = {TILES(tile_nib), TILES(tile_byte),
-                                                 TILES(tile_kq)};
+                                                 TILES(tile_kq), TILES(tile_k4)};
 
 /* ---- the product --------------------------------------------------------------------- */
 
@@ -451,14 +556,14 @@ typedef struct QgProduct {
 /* Panel p: the stored one, or its rows repacked, then every group of QG_N
  * tokens. */
 static void qg_panel(const QgProduct *g, int p, int slot) {
-    const int nb = g->W->cols / QK, f = panel_format(g->W->type);
+    const int nb = g->W->cols / QK, f = panel_format(g->W);
     const int n0 = p * 16, nr = g->n_rows - n0 < 16 ? g->n_rows - n0 : 16;
     const uint8_t *panel;
     if (g->W->panels) {
         panel = (const uint8_t *)g->W->data + (size_t)((g->row0 + n0) / 16) * g->panel_bytes;
     } else {
         uint8_t *mine = g->panels + (size_t)slot * g->panel_bytes;
-        pack_panel(mine, g->W, g->row0, n0, nr);
+        pack_panel(mine, g->W, g->row0, n0, nr, f);
         panel = mine;
     }
     for (int t0 = 0; t0 < g->T; t0 += QG_N) {
@@ -493,7 +598,7 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
     const int par = n_panels > 1 && work >= 1L << 18 && !threads_in_parallel();
     const int slots = W->panels ? 0 : par ? threads_max() : 1;
     const size_t act_bytes = (act_group(T - 1, nb) + nb * act_block(QG_N) + 63) & ~(size_t)63;
-    const size_t pb = panel_bytes(panel_format(W->type), nb);
+    const size_t pb = panel_bytes(panel_format(W), nb);
     /* activations, then one panel per thread */
     uint8_t *buf = gemm_scratch(act_bytes + (size_t)slots * pb);
     if (!buf) return -1;

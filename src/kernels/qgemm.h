@@ -35,7 +35,7 @@ int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows
  * or -1 as qgemm_nt (and for a mixed list); nothing is written then. */
 int qgemm_nt_multi(float *const *y, const float *x, int T, const Mat *const *W, int n);
 
-/* Store W (Q8_0 or Q4_0, rows a multiple of 16) as 16-row panels, in
+/* Store W (Q8_0, Q4_0 or Q4_K, rows a multiple of 16) as 16-row panels, in
  * place and at the same size, and set W->panels: qgemm_nt then reads the
  * panels as they are instead of repacking them for every product, which
  * makes it the fastest product for one token too. Row ranges of a packed
