@@ -3,6 +3,9 @@
 #include "kernels/quant.h"
 
 #include <math.h>
+#ifdef __SSE__
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "base/dtype.h"
@@ -47,6 +50,19 @@ size_t qtype_row_bytes(QType t, int cols) {
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* lrintf (nearest, ties to even, in the default rounding mode) without
+ * the libm call, which had cost the k-quant fits their registers: their
+ * sums lived on the stack across 21 calls per element, and converting the
+ * 1.5B shape to Q4_K took 207 s. cvtss2si rounds by MXCSR as lrintf does;
+ * the fits never round anything near the int range's ends. */
+static inline int round_int(float v) {
+#ifdef __SSE__
+    return _mm_cvtss_si32(_mm_set_ss(v));
+#else
+    return (int)lrintf(v);
+#endif
+}
+
 /* Fit the 32 values of a Q4_K sub-block as s*L + b with codes L in 0..15,
  * s >= 0 and b <= 0 (the format stores the min as a non-negative m = -b).
  * The weights w = rms + |x| favour the large values, which dominate a dot
@@ -69,7 +85,7 @@ static float q4k_fit(const float *x, float *m) {
     for (int i = 0; i < 32; i++) w[i] = rms + fabsf(x[i]);
     float best_s = (hi - lo) / 15, best_b = lo, best_err = 0;
     for (int i = 0; i < 32; i++) {
-        float d = best_s * clampi((int)lrintf((x[i] - lo) / best_s), 0, 15) + lo - x[i];
+        float d = best_s * clampi(round_int((x[i] - lo) / best_s), 0, 15) + lo - x[i];
         best_err += w[i] * d * d;
     }
     for (int k = -10; k <= 10; k++) {
@@ -77,7 +93,7 @@ static float q4k_fit(const float *x, float *m) {
         int L[32];
         float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
         for (int i = 0; i < 32; i++) {
-            L[i] = clampi((int)lrintf((x[i] - lo) * is), 0, 15);
+            L[i] = clampi(round_int((x[i] - lo) * is), 0, 15);
             sw += w[i], sl += w[i] * L[i], sll += w[i] * L[i] * L[i];
             sx += w[i] * x[i], slx += w[i] * L[i] * x[i];
         }
@@ -104,7 +120,7 @@ static float q4k_error(const float *x, float dd, float dm) {
     for (int l = 0; l < 32; l++) ss += x[l] * x[l];
     const float rms = sqrtf(ss / 32);
     for (int l = 0; l < 32; l++) {
-        int q = dd ? clampi((int)lrintf((x[l] + dm) / dd), 0, 15) : 0;
+        int q = dd ? clampi(round_int((x[l] + dm) / dd), 0, 15) : 0;
         float r = dd * (float)q - dm - x[l];
         e += (rms + fabsf(x[l])) * r * r;
     }
@@ -142,8 +158,8 @@ static void quantize_q4_k(const float *x, BlockQ4_K *y, int nb) {
             float best = -1;
             for (int cand = 0; cand < 4; cand++) {
                 int m6 = dmin > 0 ? clampi((int)(cand & 1 ? ceilf(need_m / dmin)
-                                                           : lrintf(mn[j] / dmin)), 0, 63) : 0;
-                int s6 = d > 0 ? clampi((int)lrintf(sc[j] / d), 0, 63) : 0;
+                                                           : round_int(mn[j] / dmin)), 0, 63) : 0;
+                int s6 = d > 0 ? clampi(round_int(sc[j] / d), 0, 63) : 0;
                 if (cand & 2 && d > 0 && hi + dmin * (float)m6 > 15 * d * (float)s6)
                     s6 = clampi((int)ceilf((hi + dmin * (float)m6) / (15 * d)), 0, 63);
                 float e = q4k_error(xj, d * (float)s6, dmin * (float)m6);
@@ -161,7 +177,7 @@ static void quantize_q4_k(const float *x, BlockQ4_K *y, int nb) {
             /* codes against the scales as stored (fp16 and 6 bits) */
             const float dd = d * (float)ls;
             for (int l = 0; l < 32; l++)
-                L[32 * j + l] = dd ? (uint8_t)clampi((int)lrintf((xj[l] + dm) / dd), 0, 15) : 0;
+                L[32 * j + l] = dd ? (uint8_t)clampi(round_int((xj[l] + dm) / dd), 0, 15) : 0;
         }
         for (int p = 0; p < 4; p++)
             for (int l = 0; l < 32; l++)
@@ -196,7 +212,7 @@ static float q6k_fit(const float *x) {
     for (int k = -9; k <= 9; k++) {
         float is = -(32 + 0.1f * (float)k) / mx, sxq = 0, sqq = 0;
         for (int i = 0; i < 16; i++) {
-            int q = clampi((int)lrintf(is * x[i]), -32, 31);
+            int q = clampi(round_int(is * x[i]), -32, 31);
             float w = x[i] * x[i];
             sxq += w * x[i] * (float)q;
             sqq += w * (float)(q * q);
@@ -224,12 +240,12 @@ static void quantize_q6_k(const float *x, BlockQ6_K *y, int nb) {
         uint8_t L[QK_K];
         for (int j = 0; j < 16; j++) {
             const float *xj = x + 16 * j;
-            int s8 = clampi((int)lrintf(is * sc[j]), -128, 127);
+            int s8 = clampi(round_int(is * sc[j]), -128, 127);
             for (;;) {
                 int clamped = 0;
                 const float dd = d * (float)s8;
                 for (int l = 0; l < 16; l++) {
-                    int q = dd ? (int)lrintf(xj[l] / dd) : 0;
+                    int q = dd ? round_int(xj[l] / dd) : 0;
                     clamped |= q < -32 || q > 31;
                     L[16 * j + l] = (uint8_t)(32 + clampi(q, -32, 31));
                 }

@@ -349,9 +349,13 @@ static QType pick_type(QType q, const char *name, int n_dims, int64_t ne0) {
     return t;
 }
 
-/* n_rows rows of ne0 floats quantised to type t at dst. */
+/* n_rows rows of ne0 floats quantised to type t at dst, rows shared out
+ * over the threads (each row's bytes are the same on any count). Only
+ * `whale convert` writes GGUF tensors, so no serving worker's OpenMP team
+ * meets this one (see qgemm_pack). */
 static void quantize_rows(void *dst, QType t, const float *src, int64_t n_rows, int64_t ne0) {
     const size_t rb = qtype_row_bytes(t, (int)ne0);
+#pragma omp parallel for schedule(dynamic, 16) if (n_rows * ne0 >= (1 << 16))
     for (int64_t r = 0; r < n_rows; r++)
         quantize_row(t, src + r * ne0, (char *)dst + (size_t)r * rb, (int)ne0);
 }
