@@ -4,7 +4,8 @@
 # GEMM), then prompt (pp128) and decode (tg64) speed of the issue-7 model
 # shapes with random weights (R1-Distill-Qwen-1.5B, DeepSeek-V2-Lite cut to
 # 8 layers; made once by `whale init --dtype bf16` into build/bench/),
-# quantised at load to Q8_0 and Q4_0, with decode as a share of the
+# converted once to Q8_0, Q4_0 and Q4_K GGUF files (`whale convert`, the
+# files users load and llama.cpp reads), with decode as a share of the
 # bandwidth roofline (weight bytes read per token x tok/s / bandwidth).
 # Appends dated rows to bench/RESULTS.md. Run it on a quiet machine:
 # other processes move every number. BENCH_MODELS="small qwen1.5b v2lite8"
@@ -44,9 +45,17 @@ model_dir() {
     esac
     echo $d
 }
+# the model's GGUF file of type $2, made once from its directory $3
+gguf_of() {
+    local gg=build/bench/$1-$2.gguf
+    [ -f $gg ] || $W convert -m "$3" --out $gg --type $2 >/dev/null
+    echo $gg
+}
+TYPES="q8_0 q4_0 q4_k"
 for name in $MODELS; do
     dir=$(model_dir $name)
-    for q in q8_0 q4_0; do
+    for q in $TYPES; do
+        gg=$(gguf_of $name $q "$dir")
         # the share is of the bandwidth read just before and just after
         # the run, the larger of the two: a VM's read bandwidth has swung
         # from 29 to 64 GB/s within minutes here, so a run whose probes
@@ -54,7 +63,7 @@ for name in $MODELS; do
         # row names both)
         for try in 1 2 3; do
             before=$(json "$(OMP_NUM_THREADS=$THREADS build/bench/probe)" read_gb_s)
-            out=$($W bench -m "$dir" -q $q -t "$THREADS" -p 128 -n 64 -r 3 --json)
+            out=$($W bench -m "$gg" -t "$THREADS" -p 128 -n 64 -r 3 --json)
             after=$(json "$(OMP_NUM_THREADS=$THREADS build/bench/probe)" read_gb_s)
             steady=$(/usr/bin/python3 -c "print(int(abs($before - $after) <= 0.15 * max($before, $after)))")
             [ "$steady" = 1 ] && break
@@ -78,9 +87,8 @@ side=""
 if [ -n "${LLAMA_BENCH:-}" ]; then
     for name in $MODELS; do
         dir=$(model_dir $name)
-        for q in q8_0 q4_0; do
-            gg=build/bench/$name-$q.gguf
-            [ -f $gg ] || $W convert -m "$dir" --out $gg --type $q >/dev/null
+        for q in $TYPES; do
+            gg=$(gguf_of $name $q "$dir")
             out=$($W bench -m $gg -t "$THREADS" -p 128 -n 64 -r 3 --json)
             pp=$(json "$out" pp_tok_s); tg=$(json "$out" tg_tok_s)
             ll=$("$LLAMA_BENCH" -m $gg -t "$THREADS" -p 128 -n 64 -r 3 -o json)
@@ -103,7 +111,8 @@ time; median of 3. decode GB/s: weight bytes one decode step reads (every matrix
 routed experts K/E of them, one embedding row) times tg64; share: of the read bandwidth
 that the probe measured just before that row (rows since 2026-12-07 name it; since the
 fifteenth session of 2026-12-07, the larger of the probes just before and just after it). Random weights
-from `whale init`, quantised at load. The timer covers the forward calls only.
+from `whale init`, converted to GGUF files by `whale convert` (quantised at load in rows
+before the fifteenth session of 2026-12-07). The timer covers the forward calls only.
 
 | date | machine | model | quant | pp128 tok/s | tg64 tok/s | decode GB/s | share of roofline |
 |---|---|---|---|---:|---:|---:|---:|
