@@ -64,8 +64,11 @@
  * and 32.1-32.9 without, and any software prefetch slowed them (into L2
  * 32 KiB ahead 21.5-22.0 and 22.6-22.8; into L1 4 KiB ahead 25.4-25.8
  * and 16.6). A plain read (loads only) that skips 1.5 KiB after every
- * 12 KiB ran at 17.5 GB/s, against 31-33 without the holes. Q4_0 stays below the probe: its 8 vpdpbusd a block (one
- * zmm every 2 cycles on Zen 4) make it 50 GB/s in cache, Q8_0 82. */
+ * 12 KiB ran at 17.5 GB/s, against 31-33 without the holes. Q4_0 stays
+ * below the probe because little of its time is left to hide memory
+ * behind: its 8 vpdpbusd a block (one zmm a cycle on Zen 4) come with 8
+ * nibble masks, 8 activation broadcasts and the block's scaling, 56-60
+ * GB/s in cache on one core (Q8_0 80-82, Q4_K 38-39). */
 enum { PF_NIB, PF_BYTE, PF_KQ, PF_K4, PF_COUNT };
 
 /* The format of W's stored panels, and the one a product over W reads:
