@@ -51,10 +51,10 @@
  *          regrouped so that one block's come out for 16 rows at once.
  * PF_NIB, PF_BYTE and PF_K4 fill exactly the bytes that their 16 rows take
  * in the row layout (16 x 18, 16 x 34 and 16 x 144 / 8 bytes a block), so
- * qgemm_pack
- * repacks a matrix in place, and a stored panel is one sequential stream
- * for a decoding step to read, which the hardware prefetcher follows
- * alone: a pair is 9 (Q4_0) or 17 (Q8_0) whole lines, read front to back.
+ * qgemm_pack repacks a matrix in place, and a stored panel is one
+ * sequential stream for a decoding step to read, which the hardware
+ * prefetcher follows alone: a pair is 9 (Q4_0) or 17 (Q8_0) whole lines,
+ * a Q4_K super-block 36, each read front to back.
  * With every scale after every code (a 1.5 KiB run of scales behind each
  * 12 KiB of codes at K 1536) the same product had read two streams, and
  * on a Zen 4 VM one thread's decode of 300 MB of 8960x1536 matrices
