@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "base/threads.h"
 #include "kernels/attention.h"
 #include "kernels/dot.h"
 #include "kernels/gemm.h"
@@ -94,6 +95,33 @@ Test(kernels, quant_round_trip_bounds) {
             }
         }
     }
+}
+
+/* quantize_rows on any thread count writes the bytes quantize_row does row
+ * by row, for every storage type (the k-quants' searches included). */
+Test(kernels, quantize_rows_match_row_by_row) {
+    const QType types[] = {QTYPE_F16, QTYPE_BF16, QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K, QTYPE_Q6_K};
+    const int rows = 37, cols = 512, counts[] = {1, 2, 5};
+    Rng r;
+    rng_seed(&r, 7);
+    float *x = malloc(sizeof(float) * rows * cols);
+    fill(&r, x, rows * cols, 1.0f);
+    const int before = threads_max();
+    for (int ti = 0; ti < 6; ti++) {
+        const size_t rb = qtype_row_bytes(types[ti], cols);
+        unsigned char *want = malloc(rb * rows), *got = malloc(rb * rows);
+        for (int n = 0; n < rows; n++) quantize_row(types[ti], x + n * cols, want + n * rb, cols);
+        for (int ci = 0; ci < 3; ci++) {
+            threads_set(counts[ci]);
+            memset(got, 0xa5, rb * rows);
+            quantize_rows(types[ti], x, got, rows, cols);
+            cr_assert_eq(memcmp(got, want, rb * rows), 0, "%s on %d threads",
+                         qtype_name(types[ti]), counts[ci]);
+        }
+        free(want), free(got);
+    }
+    threads_set(before);
+    free(x);
 }
 
 /* matmul over a quantised Mat equals the row-by-row reference dot, and the

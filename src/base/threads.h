@@ -24,6 +24,15 @@ static inline void threads_set(int n) { (void)n; }
 static inline int threads_in_parallel(void) { return 0; }
 #endif
 
+/* fn(ctx, lo, hi) over [0, n) in runs of `chunk`, each run on whichever of
+ * up to threads_max() threads comes free; the threads are POSIX ones,
+ * created and joined within the call. For work on a thread that later
+ * hands the model to another (the server loads on its main thread and
+ * decodes on a worker): an OpenMP region there would leave a team behind
+ * beside the worker's, more threads than cores, and libgomp then puts
+ * idle threads to sleep at once (a futex wake per product after that). */
+void threads_chunks(long n, long chunk, void (*fn)(void *ctx, long lo, long hi), void *ctx);
+
 /* A note for every `omp parallel` site: an `if (cond)` clause that is false
  * still enters libgomp, and libgomp ends every region, a one-thread one
  * too, with a futex system call (~1.2 us here). Ops that are called per

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/dtype.h"
+#include "base/threads.h"
 
 static const char *names[QTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"};
 
@@ -335,6 +336,25 @@ void quantize_row(QType t, const float *x, void *dst, int n) {
     case QTYPE_Q6_K: quantize_q6_k(x, dst, n / QK_K); break;
     default: break;
     }
+}
+
+typedef struct Rows {
+    QType t;
+    const float *src;
+    void *dst;
+    int cols;
+} Rows;
+
+static void quantize_some(void *ctx, long lo, long hi) {
+    const Rows *q = ctx;
+    const size_t rb = qtype_row_bytes(q->t, q->cols);
+    for (long r = lo; r < hi; r++)
+        quantize_row(q->t, q->src + r * q->cols, (char *)q->dst + (size_t)r * rb, q->cols);
+}
+
+void quantize_rows(QType t, const float *src, void *dst, long n_rows, int cols) {
+    Rows q = {t, src, dst, cols};
+    threads_chunks(n_rows, 16, quantize_some, &q);
 }
 
 void dequantize_row(QType t, const void *src, float *y, int n) {

@@ -97,6 +97,11 @@ void quantize_row(QType t, const float *x, void *dst, int n);
 /* And back. */
 void dequantize_row(QType t, const void *src, float *y, int n);
 
+/* n_rows rows of cols floats at src into type t at dst (rows
+ * qtype_row_bytes apart), shared out over the threads (threads_chunks):
+ * the bytes of quantize_row row by row, on any thread count. */
+void quantize_rows(QType t, const float *src, void *dst, long n_rows, int cols);
+
 /* Reference dot products of one weight row (type t, n elements) with an
  * activation row: for plain types xf (floats); for the block types xq (the
  * activation as Q8_0 blocks; a k-quant super-block meets 8 of them, each

@@ -7,10 +7,12 @@
  * copied, never requantised, when the storage type is the file's. */
 #include "model/gguf_load.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/threads.h"
 #include "kernels/quant.h"
 
 int gguf_qtype_of(GgmlType t, QType *out) {
@@ -158,22 +160,43 @@ static int check_src(const Loader *L, const ParamSpec *s, const Src *src, int k,
     return 0;
 }
 
+/* Rows of one type into another through float32, a run of rows at a
+ * time on threads_chunks' threads; failed: a run found no scratch row. */
+typedef struct Recode {
+    void *dst;
+    const void *src;
+    QType dt, ft;
+    int cols;
+    atomic_int failed;
+} Recode;
+
+static void recode_some(void *ctx, long lo, long hi) {
+    Recode *q = ctx;
+    const size_t rbd = qtype_row_bytes(q->dt, q->cols), rbf = qtype_row_bytes(q->ft, q->cols);
+    float *row = malloc((size_t)q->cols * sizeof(float));
+    if (!row) {
+        atomic_store(&q->failed, 1);
+        return;
+    }
+    for (long r = lo; r < hi; r++) {
+        dequantize_row(q->ft, (const char *)q->src + (size_t)r * rbf, row, q->cols);
+        quantize_row(q->dt, row, (char *)q->dst + (size_t)r * rbd, q->cols);
+    }
+    free(row);
+}
+
 /* rows x cols elements at src (type ft, rows contiguous) into dst (type
  * dt): copied when the types agree, else through float32 row by row. */
 static int convert_rows(void *dst, QType dt, const void *src, QType ft, int64_t rows, int64_t cols,
                         Err *err) {
-    const size_t rbd = qtype_row_bytes(dt, (int)cols), rbf = qtype_row_bytes(ft, (int)cols);
     if (dt == ft) {
-        memcpy(dst, src, (size_t)rows * rbf);
+        memcpy(dst, src, (size_t)rows * qtype_row_bytes(ft, (int)cols));
         return 0;
     }
-    float *row = malloc((size_t)cols * sizeof(float));
-    if (!row) return err_set(err, "out of memory converting a row of %lld", (long long)cols);
-    for (int64_t r = 0; r < rows; r++) {
-        dequantize_row(ft, (const char *)src + (size_t)r * rbf, row, (int)cols);
-        quantize_row(dt, row, (char *)dst + (size_t)r * rbd, (int)cols);
-    }
-    free(row);
+    Recode q = {dst, src, dt, ft, (int)cols, 0};
+    threads_chunks(rows, 16, recode_some, &q);
+    if (atomic_load(&q.failed))
+        return err_set(err, "out of memory converting a row of %lld", (long long)cols);
     return 0;
 }
 
@@ -349,17 +372,6 @@ static QType pick_type(QType q, const char *name, int n_dims, int64_t ne0) {
     return t;
 }
 
-/* n_rows rows of ne0 floats quantised to type t at dst, rows shared out
- * over the threads (each row's bytes are the same on any count). Only
- * `whale convert` writes GGUF tensors, so no serving worker's OpenMP team
- * meets this one (see qgemm_pack). */
-static void quantize_rows(void *dst, QType t, const float *src, int64_t n_rows, int64_t ne0) {
-    const size_t rb = qtype_row_bytes(t, (int)ne0);
-#pragma omp parallel for schedule(dynamic, 16) if (n_rows * ne0 >= (1 << 16))
-    for (int64_t r = 0; r < n_rows; r++)
-        quantize_row(t, src + r * ne0, (char *)dst + (size_t)r * rb, (int)ne0);
-}
-
 /* Add GGUF tensor `name` (shape nd/ne) holding n_rows rows of ne0 floats
  * at src, quantised by the file-type rule. borrow: an F32 result may point
  * at src (the weights, which outlive the set) instead of a copy. For
@@ -382,7 +394,7 @@ static int add_rows(GgufTensorSet *set, const char *name, int nd, const int64_t 
         if (!buf) return -1;
         if ((idx = set_add(set, name, gguf_ggml_of(t), nd, ne, buf, err)) < 0) return -1;
     }
-    quantize_rows((char *)set->t[idx].data + (size_t)slice * slice_bytes, t, src, n_rows, ne0);
+    quantize_rows(t, src, (char *)set->t[idx].data + (size_t)slice * slice_bytes, n_rows, (int)ne0);
     return 0;
 }
 

@@ -300,17 +300,16 @@ float *weights_f32(const Weights *w, const ParamSpec *s) {
     return (float *)(w->data + s->offset);
 }
 
-/* Store n floats (rows x cols, or a vector) into the spec's storage type. */
+/* Store n floats (rows x cols, or a vector) into the spec's storage type,
+ * the rows shared out over the threads (the k-quants' fits are slow: the
+ * 1.5B shape's matrices to Q4_K took minutes on one). */
 static void store_converted(const Weights *w, const ParamSpec *s, const float *src) {
     unsigned char *dst = w->data + s->offset;
     if (s->type == QTYPE_F32) {
         if ((const unsigned char *)src != dst) memcpy(dst, src, (size_t)s->numel * sizeof(float));
         return;
     }
-    const int cols = (int)s->shape[1];
-    const size_t rb = qtype_row_bytes(s->type, cols);
-    for (int64_t r = 0; r < s->shape[0]; r++)
-        quantize_row(s->type, src + r * cols, dst + (size_t)r * rb, cols);
+    quantize_rows(s->type, src, dst, s->shape[0], (int)s->shape[1]);
 }
 
 int weights_load(Weights *w, const char *path, Err *err) {
