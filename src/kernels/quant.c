@@ -54,8 +54,9 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
 /* lrintf (nearest, ties to even, in the default rounding mode) without
  * the libm call, which had cost the k-quant fits their registers: their
  * sums lived on the stack across 21 calls per element, and converting the
- * 1.5B shape to Q4_K took 207 s. cvtss2si rounds by MXCSR as lrintf does;
- * the fits never round anything near the int range's ends. */
+ * 1.5B shape to Q4_K took 207 s. cvtss2si rounds by MXCSR as lrintf does,
+ * and for finite weights the fits never round anything near the int
+ * range's ends (an Inf or NaN weight's codes may differ from lrintf's). */
 static inline int round_int(float v) {
 #ifdef __SSE__
     return _mm_cvtss_si32(_mm_set_ss(v));
