@@ -3,8 +3,9 @@
  * memory read bandwidth (every thread sums its share of a 2 GiB buffer with
  * AVX-512 loads; best of 5; the buffer on transparent huge pages where the
  * kernel grants them on request, as whale's weights are: on a Zen 4 VM one
- * thread read 32 GB/s so against 29 on 4 KiB pages) and float32 FMA peak (independent FMA chains in
- * registers, every thread; best of 5). Prints one JSON object. */
+ * thread read 32 GB/s against 29 on 4 KiB pages) and float32 FMA peak
+ * (independent FMA chains in registers, every thread; best of 5). Prints
+ * one JSON object. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
