@@ -473,8 +473,8 @@ Test(kernels, packed_panels_match_row_layout) {
         for (int ri = 0; ri < 2; ri++)
             for (int ki = 0; ki < 5; ki++) {
                 const QType t = types[qi];
-                const int rows = Rows[ri], K = t == QTYPE_Q4_K ? Ks_k[ki] : Ks[ki];
                 if (t == QTYPE_Q4_K && ki >= 3) continue;
+                const int rows = Rows[ri], K = t == QTYPE_Q4_K ? Ks_k[ki] : Ks[ki];
                 const size_t rb = qtype_row_bytes(t, K);
                 float *w = malloc(sizeof(float) * rows * K), *wd = malloc(sizeof(float) * rows * K);
                 float *row = malloc(sizeof(float) * K);
