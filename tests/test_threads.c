@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* threads_chunks: every index visited exactly once, in runs of the chunk
- * size, on any thread count, for empty and odd-sized ranges. */
+ * size, on any thread count, for empty and odd-sized ranges; the
+ * speed-weighted shares of threads_share_*. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/threads.h"
 
@@ -43,4 +46,65 @@ Test(threads, chunks_cover_every_index_once) {
             }
     }
     threads_set(before);
+}
+
+/* threads_share_range: for any weights the runs of threads 0..nt-1 tile
+ * [0, n) in order, and equal shares (a zeroed ThreadShares, or one learnt
+ * for another team size) split like a static schedule. */
+Test(threads, shares_tile_the_items_in_order) {
+    unsigned seed = 7;
+    for (int nt = 1; nt <= 9; nt++)
+        for (int trial = 0; trial < 20; trial++) {
+            ThreadShares s = {0};
+            if (trial) {
+                s.n_threads = nt;
+                for (int i = 0; i < nt; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    s.weight[i] = 0.25f + (float)(seed >> 16 & 1023) / 256.0f;
+                }
+            }
+            const int ns[] = {0, 1, 2, 7, 100, 9496};
+            for (int ni = 0; ni < 6; ni++) {
+                int expect = 0;
+                for (int id = 0; id < nt; id++) {
+                    int lo, hi;
+                    threads_share_range(&s, ns[ni], id, nt, &lo, &hi);
+                    cr_assert_eq(lo, expect, "n %d, %d threads, trial %d: thread %d starts at %d, "
+                                 "not %d", ns[ni], nt, trial, id, lo, expect);
+                    cr_assert(hi >= lo, "thread %d: [%d, %d)", id, lo, hi);
+                    if (!trial) cr_assert_eq(hi, (int)((long)ns[ni] * (id + 1) / nt));
+                    expect = hi;
+                }
+                cr_assert_eq(expect, ns[ni], "n %d, %d threads: the runs end at %d", ns[ni], nt,
+                             expect);
+            }
+        }
+}
+
+/* threads_share_learn: shares move to the measured speeds (a thread twice
+ * as fast ends up with twice the items), stay within 4x of each other
+ * however lopsided the rates, ignore runs where a thread did nothing,
+ * and start over when the team size changes. */
+Test(threads, shares_follow_measured_speeds) {
+    ThreadShares s = {0};
+    const double two_to_one[2] = {2.0e6, 1.0e6};
+    for (int i = 0; i < 100; i++) threads_share_learn(&s, two_to_one, 2);
+    int lo, hi;
+    threads_share_range(&s, 3000, 0, 2, &lo, &hi);
+    cr_assert(hi >= 1990 && hi <= 2010, "2:1 speeds gave thread 0 %d of 3000 items", hi);
+    const double idle[2] = {0.0, 1.0e6}, nan[2] = {NAN, 1.0e6};
+    const ThreadShares before = s;
+    threads_share_learn(&s, idle, 2);
+    threads_share_learn(&s, nan, 2);
+    cr_assert_eq(memcmp(&s, &before, sizeof s), 0, "an idle thread's run moved the shares");
+    const double lopsided[3] = {1.0e9, 1.0, 1.0e3};
+    for (int i = 0; i < 200; i++) threads_share_learn(&s, lopsided, 3);
+    cr_assert_eq(s.n_threads, 3);
+    float lo_w = s.weight[0], hi_w = s.weight[0];
+    for (int i = 1; i < 3; i++) {
+        if (s.weight[i] < lo_w) lo_w = s.weight[i];
+        if (s.weight[i] > hi_w) hi_w = s.weight[i];
+    }
+    cr_assert(hi_w <= 4.0f * lo_w * 1.0001f, "weights %g .. %g", lo_w, hi_w);
+    cr_assert(s.weight[0] > s.weight[2] && s.weight[2] >= s.weight[1]);
 }

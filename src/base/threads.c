@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* threads_chunks: plain POSIX threads, created and joined per call (see
- * threads.h for why not OpenMP there). */
+ * threads.h for why not OpenMP there); threads_share_*: a split of equal
+ * items by the threads' measured speeds. */
 #include "base/threads.h"
 
 #include <pthread.h>
@@ -38,4 +39,45 @@ void threads_chunks(long n, long chunk, void (*fn)(void *ctx, long lo, long hi),
     while (started < nt - 1 && pthread_create(&th[started], NULL, run_chunks, &c) == 0) started++;
     run_chunks(&c);
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+}
+
+static int shares_for(const ThreadShares *s, int nt) {
+    return nt >= 1 && nt <= THREADS_SHARE_MAX && s->n_threads == nt;
+}
+
+void threads_share_range(const ThreadShares *s, int n, int id, int nt, int *lo, int *hi) {
+    if (!shares_for(s, nt)) {
+        *lo = (int)((long)n * id / nt);
+        *hi = (int)((long)n * (id + 1) / nt);
+        return;
+    }
+    double total = 0, below = 0;
+    for (int i = 0; i < nt; i++) {
+        total += s->weight[i];
+        if (i < id) below += s->weight[i];
+    }
+    /* the same rounding for a thread's end and the next one's start */
+    *lo = (int)(n * (below / total) + 0.5);
+    *hi = id == nt - 1 ? n : (int)(n * ((below + s->weight[id]) / total) + 0.5);
+}
+
+void threads_share_learn(ThreadShares *s, const double *rate, int nt) {
+    if (nt < 1 || nt > THREADS_SHARE_MAX) return;
+    double sum = 0;
+    for (int i = 0; i < nt; i++) {
+        if (!(rate[i] > 0)) return; /* NaN too */
+        sum += rate[i];
+    }
+    if (s->n_threads != nt) {
+        s->n_threads = nt;
+        for (int i = 0; i < nt; i++) s->weight[i] = 1.0f;
+    }
+    double mean = 0;
+    for (int i = 0; i < nt; i++) {
+        double w = 0.9 * s->weight[i] + 0.1 * nt * rate[i] / sum;
+        s->weight[i] = (float)(w < 0.5 ? 0.5 : w > 2.0 ? 2.0 : w);
+        mean += s->weight[i];
+    }
+    mean /= nt;
+    for (int i = 0; i < nt; i++) s->weight[i] = (float)(s->weight[i] / mean);
 }

@@ -33,6 +33,34 @@ static inline int threads_in_parallel(void) { return 0; }
  * idle threads to sleep at once (a futex wake per product after that). */
 void threads_chunks(long n, long chunk, void (*fn)(void *ctx, long lo, long hi), void *ctx);
 
+/* Shares of a run of equal work items (the weight panels of a decoding
+ * step's product) among the threads of a team, each in proportion to the
+ * speed it showed on earlier runs, so that all finish together. A static
+ * split in equal halves assumes equal threads; on a Zen 4 VM one of two
+ * threads streamed its half 10-15% slower for minutes at a time (the
+ * other then waited ~18 us of every ~135 us product), and hybrid CPUs
+ * (performance and efficiency cores) differ by more. Each range stays
+ * one contiguous run, as a stored panel's stream wants; the results do
+ * not depend on the split. Zero-initialised means equal shares. */
+#define THREADS_SHARE_MAX 64
+typedef struct ThreadShares {
+    int n_threads;                   /* the team size the weights are for */
+    float weight[THREADS_SHARE_MAX]; /* relative speeds, mean 1 */
+} ThreadShares;
+
+/* [*lo, *hi): thread id's run of the n items when nt threads (<=
+ * THREADS_SHARE_MAX) split them by s; the runs of ids 0..nt-1 tile [0, n)
+ * in order. A team size other than s's gets equal shares. */
+void threads_share_range(const ThreadShares *s, int n, int id, int nt, int *lo, int *hi);
+
+/* Learn from one run: rate[i] is thread i's items per second, counted from
+ * the run's start to that thread's finish (so a thread that starts late
+ * looks slower too, as it should). Weights move a tenth of the way to the
+ * rates' proportions each time, which smooths per-run noise, and stay
+ * within 4x of each other. A run where some thread did nothing
+ * (rate <= 0) teaches nothing. */
+void threads_share_learn(ThreadShares *s, const double *rate, int nt);
+
 /* A note for every `omp parallel` site: an `if (cond)` clause that is false
  * still enters libgomp, and libgomp ends every region, a one-thread one
  * too, with a futex system call (~1.2 us here). Ops that are called per

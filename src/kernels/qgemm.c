@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/dtype.h"
+#include "base/log.h"
 #include "base/threads.h"
 #include "kernels/gemm.h"
 
@@ -583,6 +584,11 @@ static void qg_panel_of(const QgProduct *g, const int *first, int p, int slot) {
     qg_panel(&g[i], p - first[i], slot);
 }
 
+/* How a decoding step's panels are shared among this thread's team: the
+ * calling thread's, as a server's worker and a test's thread each lead
+ * their own team. */
+static _Thread_local ThreadShares decode_shares;
+
 /* Products of one x: g[i] for i < n (the same type and K), their panels
  * numbered one after the other across the list. */
 static int qg_run(const QgProduct *g, int n, const float *x) {
@@ -617,23 +623,36 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
     if (!quant_par)
         for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, T, nb, off);
     if (par) {
+        /* one group of tokens (decoding): each thread one run of panels,
+         * which stored panels make one stream through memory, its length
+         * by the thread's speed in earlier products (threads.h); more
+         * (prefill): panel by panel as threads come free */
+        const int decoding = T <= QG_N;
+        double rate[THREADS_SHARE_MAX];
+        const double start = decoding ? time_now() : 0;
+        int team = 1;
+        /* the calling thread's: inside the region decode_shares would name
+         * each thread's own */
+        ThreadShares *shares = &decode_shares;
 #pragma omp parallel
         {
             if (quant_par) {
 #pragma omp for schedule(static)
                 for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, T, nb, off);
             }
-            /* one group of tokens (decoding): each thread one run of
-             * panels, which stored panels make one stream through memory;
-             * more (prefill): panel by panel as threads come free */
-            if (T <= QG_N) {
-#pragma omp for schedule(static)
-                for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, thread_id());
+            if (decoding) {
+                const int id = thread_id(), nt = threads_in_team();
+                int lo, hi;
+                threads_share_range(shares, n_panels, id, nt, &lo, &hi);
+                for (int p = lo; p < hi; p++) qg_panel_of(gs, first, p, id);
+                if (id < THREADS_SHARE_MAX) rate[id] = (hi - lo) / (time_now() - start);
+                if (id == 0) team = nt;
             } else {
 #pragma omp for schedule(dynamic, 1)
                 for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, thread_id());
             }
         }
+        if (decoding) threads_share_learn(shares, rate, team);
     } else {
         for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, 0);
     }
