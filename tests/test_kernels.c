@@ -548,22 +548,19 @@ Test(kernels, packed_panels_match_row_layout) {
     fprintf(stderr, "panels: %d outputs inside a panel checked\n", checked);
 }
 
-/* A decoding step's product split over threads by their measured speeds
- * (threads_share_*): whatever shares the threads learn over many calls,
- * on 2 and 3 threads (3 on a 2-core machine makes one lag and skews them),
- * every output equals the one-thread product bit for bit, for stored
- * panels and for per-product repacking (row-layout Q4_K), one token and a
- * few. y starts as NaN each call, so a panel no thread ran shows. */
+/* A decoding step's products split over threads by their measured speeds
+ * (threads_run_*): whatever shares the threads learn over many calls, on
+ * 2 and 3 threads (3 on a 2-core machine makes one lag and skews them),
+ * every output equals the one-thread product bit for bit: stored panels
+ * (Q4_0, Q8_0: the integer GEMM), and the row layout's dot kernels (Q4_K,
+ * Q6_K, F16 at one token), one token and three. y starts as NaN each call,
+ * so a row no thread ran shows. */
 Test(kernels, decode_split_by_speed_matches_one_thread) {
-    if (!qgemm_available(QTYPE_Q4_0)) {
-        fprintf(stderr, "decode split: no AVX-512 VNNI here\n");
-        return;
-    }
     Rng r;
     rng_seed(&r, 43);
-    const int before = threads_max(), rows = 400, K = 1024, Ts[] = {1, 3};
-    const QType types[] = {QTYPE_Q4_0, QTYPE_Q8_0, QTYPE_Q4_K};
-    for (int qi = 0; qi < 3; qi++) {
+    const int before = threads_max(), rows = 600, K = 2048, Ts[] = {1, 3};
+    const QType types[] = {QTYPE_Q4_0, QTYPE_Q8_0, QTYPE_Q4_K, QTYPE_Q6_K, QTYPE_F16};
+    for (int qi = 0; qi < 5; qi++) {
         const QType t = types[qi];
         const size_t rb = qtype_row_bytes(t, K);
         float *w = malloc(sizeof(float) * rows * K), *x = malloc(sizeof(float) * 3 * K);
@@ -573,16 +570,16 @@ Test(kernels, decode_split_by_speed_matches_one_thread) {
         fill(&r, x, 3 * K, 1.0f);
         for (int n = 0; n < rows; n++) quantize_row(t, w + n * K, wq + n * rb, K);
         Mat m = mat_of(wq, t, rows, K);
-        if (t != QTYPE_Q4_K) cr_assert_eq(qgemm_pack(&m), 0);
+        if (t == QTYPE_Q4_0 || t == QTYPE_Q8_0) qgemm_pack(&m); /* where VNNI allows */
         for (int ti = 0; ti < 2; ti++) {
             const int T = Ts[ti];
             threads_set(1);
-            cr_assert_eq(qgemm_nt(want, x, T, &m, 0, rows), 0);
+            matmul(want, x, &m, T);
             for (int nt = 2; nt <= 3; nt++) {
                 threads_set(nt);
                 for (int call = 0; call < 40; call++) {
                     for (int i = 0; i < T * rows; i++) got[i] = NAN;
-                    cr_assert_eq(qgemm_nt(got, x, T, &m, 0, rows), 0);
+                    matmul(got, x, &m, T);
                     for (int i = 0; i < T * rows; i++)
                         cr_assert(memcmp(&got[i], &want[i], sizeof(float)) == 0,
                                   "%s T=%d, %d threads, call %d: output %d (token %d row %d) is "

@@ -4,6 +4,8 @@
  * items by the threads' measured speeds. */
 #include "base/threads.h"
 
+#include "base/log.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -81,3 +83,25 @@ void threads_share_learn(ThreadShares *s, const double *rate, int nt) {
     mean /= nt;
     for (int i = 0; i < nt; i++) s->weight[i] = (float)(s->weight[i] / mean);
 }
+
+/* The shares of the team this thread leads. */
+static _Thread_local ThreadShares my_shares;
+
+void threads_run_begin(ThreadRun *run) {
+    run->shares = &my_shares;
+    run->team = 1;
+    run->start = time_now();
+}
+
+void threads_run_range(ThreadRun *run, int n, int *lo, int *hi) {
+    const int id = thread_id(), nt = threads_in_team();
+    if (id == 0) run->team = nt;
+    threads_share_range(run->shares, n, id, nt, lo, hi);
+}
+
+void threads_run_done(ThreadRun *run, int lo, int hi) {
+    const int id = thread_id();
+    if (id < THREADS_SHARE_MAX) run->rate[id] = (hi - lo) / (time_now() - run->start);
+}
+
+void threads_run_end(ThreadRun *run) { threads_share_learn(run->shares, run->rate, run->team); }

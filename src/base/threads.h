@@ -61,6 +61,31 @@ void threads_share_range(const ThreadShares *s, int n, int id, int nt, int *lo, 
  * (rate <= 0) teaches nothing. */
 void threads_share_learn(ThreadShares *s, const double *rate, int nt);
 
+/* One parallel loop over equal items split by the calling thread's shares
+ * (one ThreadShares per thread that leads a team: a server's worker, a
+ * test's thread), timed and learnt from:
+ *     ThreadRun run;
+ *     threads_run_begin(&run);
+ *     #pragma omp parallel
+ *     {
+ *         int lo, hi;
+ *         threads_run_range(&run, n, &lo, &hi);
+ *         for (int i = lo; i < hi; i++) work(i);
+ *         threads_run_done(&run, lo, hi);
+ *     }
+ *     threads_run_end(&run);
+ * The region must read run by pointer, not the thread-local shares. */
+typedef struct ThreadRun {
+    ThreadShares *shares;
+    double start;
+    int team;
+    double rate[THREADS_SHARE_MAX];
+} ThreadRun;
+void threads_run_begin(ThreadRun *run);
+void threads_run_range(ThreadRun *run, int n, int *lo, int *hi);
+void threads_run_done(ThreadRun *run, int lo, int hi);
+void threads_run_end(ThreadRun *run);
+
 /* A note for every `omp parallel` site: an `if (cond)` clause that is false
  * still enters libgomp, and libgomp ends every region, a one-thread one
  * too, with a futex system call (~1.2 us here). Ops that are called per

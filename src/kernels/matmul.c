@@ -144,11 +144,20 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
     const RowProduct rp = {y, x, w, rb, xq, (size_t)K / QK, K, n_rows, T, dot,
                            W->panels ? W : NULL, row0};
     /* Parallel over output rows of W: each weight row is read once and
-     * reused for all T tokens while it sits in cache. Small products
-     * branch around OpenMP (threads.h). */
+     * reused for all T tokens while it sits in cache; each thread one run
+     * of rows, its length by the thread's speed in earlier products
+     * (threads.h). Small products branch around OpenMP. */
     if ((long)n_rows * K * T > (1L << 20) && !threads_in_parallel()) {
-#pragma omp parallel for schedule(static)
-        for (int u = 0; u < n_rows; u++) row_product(&rp, u);
+        ThreadRun run;
+        threads_run_begin(&run);
+#pragma omp parallel
+        {
+            int lo, hi;
+            threads_run_range(&run, n_rows, &lo, &hi);
+            for (int u = lo; u < hi; u++) row_product(&rp, u);
+            threads_run_done(&run, lo, hi);
+        }
+        threads_run_end(&run);
     } else {
         for (int u = 0; u < n_rows; u++) row_product(&rp, u);
     }

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "base/dtype.h"
-#include "base/log.h"
 #include "base/threads.h"
 #include "kernels/gemm.h"
 
@@ -584,11 +583,6 @@ static void qg_panel_of(const QgProduct *g, const int *first, int p, int slot) {
     qg_panel(&g[i], p - first[i], slot);
 }
 
-/* How a decoding step's panels are shared among this thread's team: the
- * calling thread's, as a server's worker and a test's thread each lead
- * their own team. */
-static _Thread_local ThreadShares decode_shares;
-
 /* Products of one x: g[i] for i < n (the same type and K), their panels
  * numbered one after the other across the list. */
 static int qg_run(const QgProduct *g, int n, const float *x) {
@@ -628,12 +622,8 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
          * by the thread's speed in earlier products (threads.h); more
          * (prefill): panel by panel as threads come free */
         const int decoding = T <= QG_N;
-        double rate[THREADS_SHARE_MAX];
-        const double start = decoding ? time_now() : 0;
-        int team = 1;
-        /* the calling thread's: inside the region decode_shares would name
-         * each thread's own */
-        ThreadShares *shares = &decode_shares;
+        ThreadRun run;
+        if (decoding) threads_run_begin(&run);
 #pragma omp parallel
         {
             if (quant_par) {
@@ -641,18 +631,16 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
                 for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, T, nb, off);
             }
             if (decoding) {
-                const int id = thread_id(), nt = threads_in_team();
                 int lo, hi;
-                threads_share_range(shares, n_panels, id, nt, &lo, &hi);
-                for (int p = lo; p < hi; p++) qg_panel_of(gs, first, p, id);
-                if (id < THREADS_SHARE_MAX) rate[id] = (hi - lo) / (time_now() - start);
-                if (id == 0) team = nt;
+                threads_run_range(&run, n_panels, &lo, &hi);
+                for (int p = lo; p < hi; p++) qg_panel_of(gs, first, p, thread_id());
+                threads_run_done(&run, lo, hi);
             } else {
 #pragma omp for schedule(dynamic, 1)
                 for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, thread_id());
             }
         }
-        if (decoding) threads_share_learn(shares, rate, team);
+        if (decoding) threads_run_end(&run);
     } else {
         for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, 0);
     }
