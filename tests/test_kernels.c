@@ -395,16 +395,16 @@ Test(kernels, qgemm_matches_scalar_reference) {
     cr_assert_eq(qgemm_nt(NULL, NULL, 1, &f32, 0, 1), -1, "float weights are not for qgemm");
     Rng r;
     rng_seed(&r, 33);
-    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K};
+    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K, QTYPE_Q6_K};
     const int Ts[] = {1, 5, 12, 64, 65, 128, 200}, Ns[] = {1, 17, 45}, Ks[] = {32, 96, 544};
     int checked = 0;
-    for (int qi = 0; qi < 3; qi++)
+    for (int qi = 0; qi < 4; qi++)
         for (int ni = 0; ni < 3; ni++)
             for (int ki = 0; ki < 3; ki++)
                 for (int ti = 0; ti < 7; ti++) {
                     const QType t = types[qi];
-                    /* Q4_K: 256-element super-blocks, K = 256, 768, 1536 */
-                    const int K = t == QTYPE_Q4_K ? 256 * (ki ? 3 * ki : 1) : Ks[ki];
+                    /* Q4_K, Q6_K: 256-element super-blocks, K = 256, 768, 1536 */
+                    const int K = qtype_block(t) == 256 ? 256 * (ki ? 3 * ki : 1) : Ks[ki];
                     const int T = Ts[ti], N = Ns[ni], nb = K / QK;
                     const int row0 = N > 1 ? 3 : 0, rows = row0 + N + 2;
                     const size_t rb = qtype_row_bytes(t, K), xb = qtype_row_bytes(QTYPE_Q8_0, K);
@@ -463,18 +463,19 @@ Test(kernels, packed_panels_match_row_layout) {
     }
     Rng r;
     rng_seed(&r, 41);
-    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K};
+    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0, QTYPE_Q4_K, QTYPE_Q6_K};
     /* K: blocks in pairs, and odd counts that leave the last one alone;
-     * Q4_K's whole super-blocks (the row layout's unit), 1 to 3 of them */
+     * Q4_K's and Q6_K's whole super-blocks (the row layout's unit), 1 to 3
+     * of them */
     const int Rows[] = {16, 48}, Ks[] = {32, 64, 96, 544, 1024}, Ts[] = {1, 2, 5, 12, 13, 40};
     const int Ks_k[] = {256, 512, 768};
     int checked = 0;
-    for (int qi = 0; qi < 3; qi++)
+    for (int qi = 0; qi < 4; qi++)
         for (int ri = 0; ri < 2; ri++)
             for (int ki = 0; ki < 5; ki++) {
                 const QType t = types[qi];
-                if (t == QTYPE_Q4_K && ki >= 3) continue;
-                const int rows = Rows[ri], K = t == QTYPE_Q4_K ? Ks_k[ki] : Ks[ki];
+                if (qtype_block(t) == 256 && ki >= 3) continue;
+                const int rows = Rows[ri], K = qtype_block(t) == 256 ? Ks_k[ki] : Ks[ki];
                 const size_t rb = qtype_row_bytes(t, K);
                 float *w = malloc(sizeof(float) * rows * K), *wd = malloc(sizeof(float) * rows * K);
                 float *row = malloc(sizeof(float) * K);
@@ -539,12 +540,12 @@ Test(kernels, packed_panels_match_row_layout) {
     /* refused: a row count off the panel, a type without a stored panel */
     unsigned char buf[34 * 17];
     memset(buf, 0, sizeof buf);
-    Mat odd = mat_of(buf, QTYPE_Q8_0, 17, 32), k6 = mat_of(buf, QTYPE_Q6_K, 16, 256);
+    Mat odd = mat_of(buf, QTYPE_Q8_0, 17, 32), bf = mat_of(buf, QTYPE_BF16, 16, 16);
     Mat f32 = mat_f32((const float *)buf, 16, 8);
     cr_assert_eq(qgemm_pack(&odd), -1);
-    cr_assert_eq(qgemm_pack(&k6), -1);
+    cr_assert_eq(qgemm_pack(&bf), -1);
     cr_assert_eq(qgemm_pack(&f32), -1);
-    cr_assert(!odd.panels && !k6.panels && !f32.panels);
+    cr_assert(!odd.panels && !bf.panels && !f32.panels);
     fprintf(stderr, "panels: %d outputs inside a panel checked\n", checked);
 }
 

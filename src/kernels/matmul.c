@@ -23,7 +23,7 @@
  * near 128. F32 switches at 32, not later: at 32-47 tokens the other sum
  * order moved train_v3's AdamW steps 2e-4 off PyTorch (ARCHITECTURE.md). */
 #define GEMM_MIN_T 4
-/* Q8_0 / Q4_0 / Q4_K on VNNI from this many tokens on: the integer GEMM. Two
+/* Q8_0 / Q4_0 / Q4_K / Q6_K on VNNI from this many tokens on: the integer GEMM. Two
  * threads, a 8960x8960 matrix streamed from memory, GOP/s against the
  * one-row dot kernel and the 4x4 int8 tiles that it replaced (2026-12-06):
  * 2 tokens 84-99 (dots 82-95, tiles 116-121), 4 tokens 157-180 (dots
@@ -116,7 +116,7 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
      * and the same numbers as the row layout. */
     if (W->panels && dk == dot_kernels(DOT_AVX512_VNNI) && qgemm_nt(y, x, T, W, row0, n_rows) == 0)
         return;
-    /* Q8_0 / Q4_0 / Q4_K with VNNI from QGEMM_MIN_T tokens on: the integer GEMM
+    /* Q8_0 / Q4_0 / Q4_K / Q6_K with VNNI from QGEMM_MIN_T tokens on: the integer GEMM
      * (qgemm.h), which unpacks each weight once per product, where the
      * float GEMM would convert every weight to float and the one-row
      * kernel unpacks each weight once per token. It honours WHALE_SIMD

@@ -16,7 +16,7 @@ typedef struct Mat {
     QType type;
     int rows, cols;
     /* 1: data holds the rows repacked into 16-row panels for the integer
-     * kernels (qgemm.h, Q8_0, Q4_0 and Q4_K, at the same size); rows are then not
+     * kernels (qgemm.h, Q8_0, Q4_0, Q4_K and Q6_K, at the same size); rows are then not
      * addressable one by one: mat_dequantize_row reads one back. */
     int panels;
 } Mat;

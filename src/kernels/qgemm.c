@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Integer GEMM on Q8_0 / Q4_0 / Q4_K weights (see qgemm.h). The weights go
+/* Integer GEMM on Q8_0 / Q4_0 / Q4_K / Q6_K weights (see qgemm.h). The weights go
  * lane-per-row: a panel of 16 rows holds them so that one zmm has 4
  * consecutive codes of each of the 16 rows, and vpdpbusd with 4 bytes of
  * one token broadcast adds 4 products to every row's lane. Eight such
@@ -7,8 +7,8 @@
  * block's scales to 16 rows at once. The dot kernels (dot.c) instead
  * reduce across lanes per row and token, which costs a convert and an FMA
  * per 32 products of one row; here they come per 512. A panel (all of K)
- * stays in L2 while every group of 12 tokens passes over it. Q8_0 and
- * Q4_0 matrices can be stored as panels (qgemm_pack, at load), which a
+ * stays in L2 while every group of 12 tokens passes over it. Matrices of
+ * all four types can be stored as panels (qgemm_pack, at load), which a
  * decoding step then streams once; others are repacked per product,
  * each thread its own panels. */
 #include "kernels/qgemm.h"
@@ -49,8 +49,18 @@
  *          both blocks' high bits (sc >> 4 | (m >> 4) << 2 for 2p, the
  *          same << 4 for 2p+1): the row layout's 6-bit scales and mins,
  *          regrouped so that one block's come out for 16 rows at once.
- * PF_NIB, PF_BYTE and PF_K4 fill exactly the bytes that their 16 rows take
- * in the row layout (16 x 18, 16 x 34 and 16 x 144 / 8 bytes a block), so
+ *  PF_K6   (Q6_K, stored and repacked): super-blocks of 8 blocks, each a
+ *          288-byte head, then per block 256 bytes of its codes' low 4
+ *          bits as PF_NIB's and 128 of their high 2 bits: in byte i of the
+ *          first 64, bits 2c..2c+1 go with step c's low nibble at byte i,
+ *          in the second 64 with its high nibble (codes 0..63, x = d sc
+ *          (q - 32)). The head: the 16 rows' fp16 d, then per 16-element
+ *          sub-block s the rows' int8 scales (16 bytes at 32 + 16 s). A
+ *          block's low nibbles are its sub-block 2(b % 8), its high ones
+ *          2(b % 8) + 1.
+ * PF_NIB, PF_BYTE, PF_K4 and PF_K6 fill exactly the bytes that their 16
+ * rows take in the row layout (16 x 18, 16 x 34, 16 x 144 / 8 and 16 x
+ * 210 / 8 bytes a block), so
  * qgemm_pack repacks a matrix in place, and a stored panel is one
  * sequential stream for a decoding step to read, which the hardware
  * prefetcher follows alone: a pair is 9 (Q4_0) or 17 (Q8_0) whole lines,
@@ -69,22 +79,24 @@
  * behind: its 8 vpdpbusd a block (one zmm a cycle on Zen 4) come with 8
  * nibble masks, 8 activation broadcasts and the block's scaling, 56-60
  * GB/s in cache on one core (Q8_0 80-82, Q4_K 38-39). */
-enum { PF_NIB, PF_BYTE, PF_KQ, PF_K4, PF_COUNT };
+enum { PF_NIB, PF_BYTE, PF_KQ, PF_K4, PF_K6, PF_COUNT };
 
 /* The format of W's stored panels, and the one a product over W reads:
  * the stored one, or what a row-layout Q4_K is repacked into. */
 static int stored_format(QType t) {
-    return t == QTYPE_Q4_0 ? PF_NIB : t == QTYPE_Q8_0 ? PF_BYTE : PF_K4;
+    return t == QTYPE_Q4_0 ? PF_NIB : t == QTYPE_Q8_0 ? PF_BYTE : t == QTYPE_Q6_K ? PF_K6 : PF_K4;
 }
 static int panel_format(const Mat *W) {
     return W->type == QTYPE_Q4_K && !W->panels ? PF_KQ : stored_format(W->type);
 }
 static int nibbles(int f) { return f == PF_NIB || f == PF_K4; }
 static int has_mins(int f) { return f == PF_KQ || f == PF_K4; }
-static size_t pf_codes(int f) { return nibbles(f) ? 256 : 512; }
-static size_t pf_scales(int f) { return f == PF_KQ ? 128 : 32; }
+static size_t pf_codes(int f) { return f == PF_K6 ? 384 : nibbles(f) ? 256 : 512; }
+static size_t pf_scales(int f) { return f == PF_KQ ? 128 : f == PF_K6 ? 36 : 32; }
 #define K4_HEAD 256
 #define K4_SUPER (8 * 256 + K4_HEAD)
+#define K6_HEAD 288
+#define K6_SUPER (8 * 384 + K6_HEAD)
 static size_t panel_bytes(int f, int nb) { return (size_t)nb * (pf_codes(f) + pf_scales(f)); }
 
 /* Offsets of block b's scales (PF_K4: its super-block's head) and codes
@@ -94,16 +106,18 @@ static inline size_t pair_at(int f, int b) {
 }
 static inline size_t scales_at(int f, int b) {
     if (f == PF_K4) return (size_t)(b / 8) * K4_SUPER;
+    if (f == PF_K6) return (size_t)(b / 8) * K6_SUPER;
     return pair_at(f, b) + (size_t)(b % 2) * pf_scales(f);
 }
 static inline size_t codes_at(int f, int nb, int b) {
     if (f == PF_K4) return (size_t)(b / 8) * K4_SUPER + K4_HEAD + (size_t)(b % 8) * 256;
+    if (f == PF_K6) return (size_t)(b / 8) * K6_SUPER + K6_HEAD + (size_t)(b % 8) * 384;
     const int in_pair = b / 2 * 2 + 1 < nb ? 2 : 1;
     return pair_at(f, b) + (size_t)in_pair * pf_scales(f) + (size_t)(b % 2) * pf_codes(f);
 }
 
 int qgemm_available(QType t) {
-    if (t != QTYPE_Q8_0 && t != QTYPE_Q4_0 && t != QTYPE_Q4_K) return 0;
+    if (t != QTYPE_Q8_0 && t != QTYPE_Q4_0 && t != QTYPE_Q4_K && t != QTYPE_Q6_K) return 0;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
@@ -197,11 +211,48 @@ VNNI static void unpack_q4_k(QgBlock *u, const char *const rows[16], int nr, int
     }
 }
 
+/* Block b is elements 32 (b % 8) .. of super-block b / 8: element 128h +
+ * 32g + l takes nibble g / 2 of ql[64h + 32(g % 2) + l] and bits 2g.. of
+ * qh[32h + l] (quant.h). Codes 0..63; the scales go into the head
+ * (k6_head). */
+VNNI static void unpack_q6_k(QgBlock *u, const char *const rows[16], int b) {
+    const __m128i m4 = _mm_set1_epi8(15), m2 = _mm_set1_epi8(3);
+    const int i = b / 8, h = b % 8 / 4, g = b % 4;
+    const __m128i lo_cnt = _mm_cvtsi32_si128(4 * (g / 2)), hi_cnt = _mm_cvtsi32_si128(2 * g);
+    for (int j = 0; j < 16; j++) {
+        const BlockQ6_K *blk = (const BlockQ6_K *)rows[j] + i;
+        const uint8_t *ql = blk->ql + 64 * h + 32 * (g % 2), *qh = blk->qh + 32 * h;
+        for (int s = 0; s < 2; s++) {
+            const __m128i lo = _mm_and_si128(
+                _mm_srl_epi16(_mm_loadu_si128((const __m128i *)(ql + 16 * s)), lo_cnt), m4);
+            const __m128i hi = _mm_and_si128(
+                _mm_srl_epi16(_mm_loadu_si128((const __m128i *)(qh + 16 * s)), hi_cnt), m2);
+            u->v[s][j] = _mm_or_si128(lo, _mm_slli_epi16(hi, 4));
+        }
+    }
+}
+
 /* An unpacked block into its codes and scales in format f. */
 VNNI static void pack_block(uint8_t *codes, uint8_t *scales, const QgBlock *u, int f) {
     __m512i lo[4], hi[4];
     transpose16x4(u->v[0], lo);
     transpose16x4(u->v[1], hi);
+    if (f == PF_K6) { /* low nibbles as PF_NIB's, then the high 2 bits (see above) */
+        const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+        __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            _mm512_storeu_si512(codes + c * 64,
+                                _mm512_or_si512(_mm512_and_si512(lo[c], m4),
+                                                _mm512_slli_epi16(_mm512_and_si512(hi[c], m4), 4)));
+            const __m512i l2 = _mm512_and_si512(_mm512_srli_epi16(lo[c], 4), m2);
+            const __m512i h2 = _mm512_and_si512(_mm512_srli_epi16(hi[c], 4), m2);
+            h0 = _mm512_or_si512(h0, _mm512_sllv_epi16(l2, _mm512_set1_epi16((short)(2 * c))));
+            h1 = _mm512_or_si512(h1, _mm512_sllv_epi16(h2, _mm512_set1_epi16((short)(2 * c))));
+        }
+        _mm512_storeu_si512(codes + 256, h0);
+        _mm512_storeu_si512(codes + 320, h1);
+        return;
+    }
     for (int c = 0; c < 4; c++) {
         if (nibbles(f)) { /* codes <= 15: the 16-bit shift keeps each in its byte */
             _mm512_storeu_si512(codes + c * 64, _mm512_or_si512(lo[c], _mm512_slli_epi16(hi[c], 4)));
@@ -235,6 +286,17 @@ static void k4_head(uint8_t *head, const char *const rows[16], int s) {
     }
 }
 
+/* Super-block s's head of a PF_K6 panel; rows r >= nr (repeats of a real
+ * row) get d 0. */
+static void k6_head(uint8_t *head, const char *const rows[16], int nr, int s) {
+    for (int r = 0; r < 16; r++) {
+        const BlockQ6_K *blk = (const BlockQ6_K *)rows[r] + s;
+        const uint16_t d = r < nr ? blk->d : 0;
+        memcpy(head + 2 * r, &d, 2);
+        for (int k = 0; k < 16; k++) head[32 + 16 * k + r] = (uint8_t)blk->scales[k];
+    }
+}
+
 /* The panel of rows n0 .. n0+nr-1 (nr <= 16) of W (row layout) after
  * row0, all blocks, into panel in format f. */
 static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr, int f) {
@@ -248,9 +310,11 @@ static void pack_panel(uint8_t *panel, const Mat *W, int row0, int n0, int nr, i
         switch (W->type) {
         case QTYPE_Q8_0: unpack_q8_0(&u, rows, nr, b); break;
         case QTYPE_Q4_0: unpack_q4_0(&u, rows, nr, b); break;
+        case QTYPE_Q6_K: unpack_q6_k(&u, rows, b); break;
         default: unpack_q4_k(&u, rows, nr, b); break;
         }
         if (f == PF_K4 && b % 8 == 0) k4_head(panel + scales_at(f, b), rows, b / 8);
+        if (f == PF_K6 && b % 8 == 0) k6_head(panel + scales_at(f, b), rows, nr, b / 8);
         pack_block(panel + codes_at(f, nb, b), panel + scales_at(f, b), &u, f);
     }
 }
@@ -310,11 +374,38 @@ static void k4_row(const uint8_t *panel, int nb, int j, BlockQ4_K *row) {
     }
 }
 
+/* Row j of a PF_K6 panel back in the row layout. */
+static void k6_row(const uint8_t *panel, int nb, int j, BlockQ6_K *row) {
+    for (int s = 0; s < nb / 8; s++) {
+        const uint8_t *head = panel + scales_at(PF_K6, 8 * s);
+        BlockQ6_K *o = row + s;
+        memcpy(&o->d, head + 2 * j, 2);
+        for (int k = 0; k < 16; k++) o->scales[k] = (int8_t)head[32 + 16 * k + j];
+        memset(o->ql, 0, sizeof o->ql);
+        memset(o->qh, 0, sizeof o->qh);
+        for (int k = 0; k < 8; k++) {
+            const uint8_t *codes = panel + codes_at(PF_K6, nb, 8 * s + k);
+            const int h = k / 4, g = k % 4;
+            for (int e = 0; e < QK; e++) {
+                const int at = 64 * (e % 16 / 4) + 4 * j + e % 4, c = e % 16 / 4;
+                const int lo = e < 16 ? codes[at] & 15 : codes[at] >> 4;
+                const int hi = codes[256 + 64 * (e >= 16) + 4 * j + e % 4] >> (2 * c) & 3;
+                o->ql[64 * h + 32 * (g % 2) + e] |= (uint8_t)(lo << (4 * (g / 2)));
+                o->qh[32 * h + e] |= (uint8_t)(hi << (2 * g));
+            }
+        }
+    }
+}
+
 void qgemm_panel_row(const Mat *W, int r, void *row) {
     const int nb = W->cols / QK, f = panel_format(W), j = r % 16;
     const uint8_t *panel = (const uint8_t *)W->data + (size_t)(r / 16) * panel_bytes(f, nb);
     if (f == PF_K4) {
         k4_row(panel, nb, j, row);
+        return;
+    }
+    if (f == PF_K6) {
+        k6_row(panel, nb, j, row);
         return;
     }
     for (int b = 0; b < nb; b++) {
@@ -341,17 +432,19 @@ void qgemm_panel_row(const Mat *W, int r, void *row) {
  * the tile: per group of QG_N tokens and per block, the tokens' 32 codes
  * each, then their scales d (float, through fp16 as Q8_0 stores them),
  * then -off * (sum of the block's codes), the correction for the weight
- * codes' offset (8 for Q4_0, 128 for Q8_0, 0 for Q4_K), then d * (sum of
- * the codes), which Q4_K's mins multiply. One pointer walks a group. A
+ * codes' offset (8 for Q4_0, 128 for Q8_0, 32 for Q6_K, 0 for Q4_K), then
+ * d * (sum of the codes), which Q4_K's mins multiply, then -off * (sum of
+ * the first 16 codes), Q6_K's correction for its first sub-block. One pointer walks a group. A
  * group holds QG_N tokens, the last one what is left, and its blocks are
  * sized to its tokens: a decoding step's single token reads 44 bytes a
  * block, one stream that stays in L1, where a 12-token layout put those
  * bytes on three lines of each 528-byte block (148 KB over K 8960, three
  * times L1). One thread decoding Q4_0 ran 3-18% faster for it (6 pairs). */
-static inline size_t act_block(int n) { return (size_t)n * (QK + 12); }
+static inline size_t act_block(int n) { return (size_t)n * (QK + 16); }
 static inline size_t act_d(int n) { return (size_t)n * QK; }
 static inline size_t act_c(int n) { return (size_t)n * (QK + 4); }
 static inline size_t act_s(int n) { return (size_t)n * (QK + 8); }
+static inline size_t act_h(int n) { return (size_t)n * (QK + 12); }
 
 /* Group t0 / QG_N's blocks: all the groups before it are full. */
 static inline size_t act_group(int t0, int nb) {
@@ -387,10 +480,12 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int T, int
         _mm_storeu_si128((__m128i *)(ab + ti * QK), _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(ab + ti * QK + 16), _mm512_cvtepi32_epi8(q1));
         const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)), c = -off * sum;
+        const int32_t hc = -off * _mm512_reduce_add_epi32(q0);
         const float dq = f16_to_f32(h), ds = dq * (float)sum;
         memcpy(ab + act_d(n) + 4 * ti, &dq, 4);
         memcpy(ab + act_c(n) + 4 * ti, &c, 4);
         memcpy(ab + act_s(n) + 4 * ti, &ds, 4);
+        memcpy(ab + act_h(n) + 4 * ti, &hc, 4);
     }
 }
 
@@ -502,6 +597,65 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
     for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, acc_f[t]);
 }
 
+/* tile_body for PF_K6: each block's two sub-blocks (its low and high
+ * nibbles) in turn, each summed from its offset correction over 4 steps
+ * and scaled by d x its int8 scale; a step's codes are its nibbles with
+ * their 2 high bits moved to bits 4-5. */
+VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_t *panel,
+                                                                    const uint8_t *acts, int nb,
+                                                                    float *y, int ldy, int nr,
+                                                                    const int N) {
+    const __m512i low = _mm512_set1_epi8(15), bits45 = _mm512_set1_epi8(0x30);
+    __m512 acc_f[QG_N];
+#pragma GCC unroll 16
+    for (int t = 0; t < N; t++) acc_f[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *pb = panel + codes_at(PF_K6, nb, b), *ab = acts + (size_t)b * act_block(N);
+        const uint8_t *head = panel + scales_at(PF_K6, b);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; half++) {
+            __m512i acc[QG_N];
+#pragma GCC unroll 16
+            for (int t = 0; t < N; t++) {
+                int32_t c, h;
+                memcpy(&c, ab + act_c(N) + 4 * t, 4);
+                memcpy(&h, ab + act_h(N) + 4 * t, 4);
+                acc[t] = _mm512_set1_epi32(half ? c - h : h);
+            }
+            const __m512i top = _mm512_loadu_si512(pb + 256 + 64 * half);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const __m512i raw = _mm512_loadu_si512(pb + c * 64);
+                const __m512i nib = half ? _mm512_and_si512(_mm512_srli_epi16(raw, 4), low)
+                                         : _mm512_and_si512(raw, low);
+                const __m512i hi2 = c < 3 ? _mm512_slli_epi16(top, 4 - 2 * c)
+                                          : _mm512_srli_epi16(top, 2);
+                const __m512i w = _mm512_or_si512(nib, _mm512_and_si512(hi2, bits45));
+#pragma GCC unroll 16
+                for (int t = 0; t < N; t++) {
+                    int32_t x4;
+                    memcpy(&x4, ab + t * QK + 16 * half + 4 * c, 4);
+                    acc[t] = _mm512_dpbusd_epi32(acc[t], w, _mm512_set1_epi32(x4));
+                }
+            }
+            const __m128i sc =
+                _mm_loadu_si128((const __m128i *)(head + 32 + 16 * (2 * (b % 8) + half)));
+            const __m512 wd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
+#pragma GCC unroll 16
+            for (int t = 0; t < N; t++) {
+                float dx;
+                memcpy(&dx, ab + act_d(N) + 4 * t, 4);
+                acc_f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]),
+                                           _mm512_mul_ps(wd, _mm512_set1_ps(dx)), acc_f[t]);
+            }
+        }
+    }
+    const __mmask16 m = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, acc_f[t]);
+}
+
 typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float *y, int ldy,
                        int nr);
 
@@ -521,6 +675,10 @@ typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float 
     VNNI static void tile_k4_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
                                  int ldy, int nr) {                                                \
         tile_body(panel, acts, nb, y, ldy, nr, N, PF_K4);                                          \
+    }                                                                                              \
+    VNNI static void tile_k6_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
+                                 int ldy, int nr) {                                                \
+        tile_k6_body(panel, acts, nb, y, ldy, nr, N);                                              \
     }
 DEFINE_TILE(1)
 DEFINE_TILE(2)
@@ -539,7 +697,7 @@ _Static_assert(QG_N == 12, "one tile per token count 1..QG_N");
     {NULL, F##_1, F##_2, F##_3, F##_4, F##_5, F##_6, F##_7, F##_8, F##_9, F##_10, F##_11, F##_12}
 /* [format][tokens] */
 static const TileFn tiles[PF_COUNT][QG_N + 1] = {TILES(tile_nib), TILES(tile_byte),
-                                                 TILES(tile_kq), TILES(tile_k4)};
+                                                 TILES(tile_kq), TILES(tile_k4), TILES(tile_k6)};
 
 /* ---- the product --------------------------------------------------------------------- */
 
@@ -588,7 +746,10 @@ static void qg_panel_of(const QgProduct *g, const int *first, int p, int slot) {
 static int qg_run(const QgProduct *g, int n, const float *x) {
     const Mat *W = g[0].W;
     const int T = g[0].T, K = W->cols, nb = K / QK;
-    const int off = W->type == QTYPE_Q4_0 ? 8 : W->type == QTYPE_Q8_0 ? 128 : 0;
+    const int off = W->type == QTYPE_Q4_0   ? 8
+                    : W->type == QTYPE_Q8_0 ? 128
+                    : W->type == QTYPE_Q6_K ? 32
+                                            : 0;
     int first[QG_MULTI + 1] = {0};
     long work = 0;
     for (int i = 0; i < n; i++) {

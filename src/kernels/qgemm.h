@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Integer GEMM on Q8_0, Q4_0 and Q4_K weights, for many-token products
+/* Integer GEMM on Q8_0, Q4_0, Q4_K and Q6_K weights, for many-token products
  * (prefill) and, on weights stored as panels, for any number of tokens: y (T, N) = x (T, K) W^T with x quantised to Q8_0 as the dot
  * kernels multiply it (same integer block sums, per-block scales applied
  * in float), on AVX-512 VNNI byte dot products. qgemm_available() says
@@ -11,14 +11,15 @@
 
 #include "kernels/matmul.h"
 
-/* 1 if this CPU has AVX-512 VNNI (F, BW, VL, VNNI) and t is Q8_0, Q4_0 or
- * Q4_K. */
+/* 1 if this CPU has AVX-512 VNNI (F, BW, VL, VNNI) and t is Q8_0, Q4_0,
+ * Q4_K or Q6_K. */
 int qgemm_available(QType t);
 
 /* y (T, n_rows) = x (T, K) W[row0 : row0+n_rows]^T, K = W->cols, with x
  * quantised to Q8_0 first exactly as quantize_row does it. Per output:
  * sum over 32-element blocks of (exact integer block sum) x d_w x d_x
- * (Q4_K: minus its min x d_x x the block's activation code sum), in a float
+ * (Q4_K: minus its min x d_x x the block's activation code sum; Q6_K: per
+ * 16-element sub-block with its int8 scale), in a float
  * order of its own (differs from the dot kernels by float rounding only).
  * Threads split the tokens for the quantisation and the output rows for
  * the products (OpenMP; inside a parallel region all runs on the calling
@@ -35,7 +36,7 @@ int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows
  * or -1 as qgemm_nt (and for a mixed list); nothing is written then. */
 int qgemm_nt_multi(float *const *y, const float *x, int T, const Mat *const *W, int n);
 
-/* Store W (Q8_0, Q4_0 or Q4_K, rows a multiple of 16) as 16-row panels, in
+/* Store W (Q8_0, Q4_0, Q4_K or Q6_K, rows a multiple of 16) as 16-row panels, in
  * place and at the same size, and set W->panels: qgemm_nt then reads the
  * panels as they are instead of repacking them for every product, which
  * makes it the fastest product for one token too. Row ranges of a packed

@@ -155,7 +155,7 @@ int weights_save_some(const Weights *w, const char *path, DType type,
  * gradients on (train/comm.h) while the backward goes on below it. */
 void weights_layer_span(const Weights *w, int layer, size_t *off, size_t *n);
 
-/* For inference: store every Q8_0 / Q4_0 / Q4_K matrix that only products read
+/* For inference: store every Q8_0 / Q4_0 / Q4_K / Q6_K matrix that only products read
  * (all but the embedding, a head tied to it, and MLA's kv_b_proj) as
  * 16-row panels, in place (kernels/qgemm.h: one stream per decoding step,
  * no repacking per product). Needs the VNNI dot level (kernels/dot.h; not

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Weights for inference: every Q8_0 / Q4_0 / Q4_K matrix that only products read
+/* Weights for inference: every Q8_0 / Q4_0 / Q4_K / Q6_K matrix that only products read
  * is stored as 16-row panels (kernels/qgemm.h), in place; MLA's W_UK and
  * W_UV get Q8_0 copies for decoding with W_UK absorbed. */
 #include <stdint.h>
