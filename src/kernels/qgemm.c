@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/dtype.h"
 #include "base/threads.h"
 #include "kernels/gemm.h"
 
@@ -465,7 +464,11 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int T, int
         const float amax =
             _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
         const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-        const uint16_t h = f32_to_f16(d);
+        /* F16C's conversion, nearest even: f32_to_f16's bits for every
+         * finite d, without a call, around which the zmm registers of
+         * the block would be spilt and reloaded (a decoding token
+         * quantises on one thread while the others wait) */
+        const unsigned short h = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
         const __m512 vid = _mm512_set1_ps(id);
         __m512 v0 = _mm512_mul_ps(x0, vid), v1 = _mm512_mul_ps(x1, vid);
         /* + 0.5 with v's sign: quantize_row's (v >= 0 ? 0.5 : -0.5) but
@@ -480,8 +483,10 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int T, int
         _mm_storeu_si128((__m128i *)(ab + ti * QK), _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(ab + ti * QK + 16), _mm512_cvtepi32_epi8(q1));
         const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)), c = -off * sum;
-        const int32_t hc = -off * _mm512_reduce_add_epi32(q0);
-        const float dq = f16_to_f32(h), ds = dq * (float)sum;
+        /* Q6_K's alone (off 32): the other types skip a reduction a
+         * block, which a decoding token pays on one thread */
+        const int32_t hc = off == 32 ? -off * _mm512_reduce_add_epi32(q0) : 0;
+        const float dq = _cvtsh_ss(h), ds = dq * (float)sum;
         memcpy(ab + act_d(n) + 4 * ti, &dq, 4);
         memcpy(ab + act_c(n) + 4 * ti, &c, 4);
         memcpy(ab + act_s(n) + 4 * ti, &ds, 4);
