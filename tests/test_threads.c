@@ -83,8 +83,8 @@ Test(threads, shares_tile_the_items_in_order) {
 
 /* threads_share_learn: shares move to the measured speeds (a thread twice
  * as fast ends up with twice the items), stay within 4x of each other
- * however lopsided the rates, ignore runs where a thread did nothing,
- * and start over when the team size changes. */
+ * however lopsided the rates, ignore runs where a thread did nothing or
+ * a rate is not finite, and start over when the team size changes. */
 Test(threads, shares_follow_measured_speeds) {
     ThreadShares s = {0};
     const double two_to_one[2] = {2.0e6, 1.0e6};
@@ -92,10 +92,11 @@ Test(threads, shares_follow_measured_speeds) {
     int lo, hi;
     threads_share_range(&s, 3000, 0, 2, &lo, &hi);
     cr_assert(hi >= 1990 && hi <= 2010, "2:1 speeds gave thread 0 %d of 3000 items", hi);
-    const double idle[2] = {0.0, 1.0e6}, nan[2] = {NAN, 1.0e6};
+    const double idle[2] = {0.0, 1.0e6}, nan[2] = {NAN, 1.0e6}, inf[2] = {1.0e6, INFINITY};
     const ThreadShares before = s;
     threads_share_learn(&s, idle, 2);
     threads_share_learn(&s, nan, 2);
+    threads_share_learn(&s, inf, 2);
     cr_assert_eq(memcmp(&s, &before, sizeof s), 0, "an idle thread's run moved the shares");
     const double lopsided[3] = {1.0e9, 1.0, 1.0e3};
     for (int i = 0; i < 200; i++) threads_share_learn(&s, lopsided, 3);

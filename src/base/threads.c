@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -67,7 +68,9 @@ void threads_share_learn(ThreadShares *s, const double *rate, int nt) {
     if (nt < 1 || nt > THREADS_SHARE_MAX) return;
     double sum = 0;
     for (int i = 0; i < nt; i++) {
-        if (!(rate[i] > 0)) return; /* NaN too */
+        /* NaN, and infinity (a run timed at zero), would poison every
+         * later split */
+        if (!(rate[i] > 0 && rate[i] < HUGE_VAL)) return;
         sum += rate[i];
     }
     if (s->n_threads != nt) {

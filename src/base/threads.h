@@ -58,7 +58,7 @@ void threads_share_range(const ThreadShares *s, int n, int id, int nt, int *lo, 
  * looks slower too, as it should). Weights move a tenth of the way to the
  * rates' proportions each time, which smooths per-run noise, and stay
  * within 4x of each other. A run where some thread did nothing
- * (rate <= 0) teaches nothing. */
+ * (rate <= 0), or whose rates are not finite, teaches nothing. */
 void threads_share_learn(ThreadShares *s, const double *rate, int nt);
 
 /* One parallel loop over equal items split by the calling thread's shares
