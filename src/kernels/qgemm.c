@@ -433,9 +433,10 @@ void qgemm_panel_row(const Mat *W, int r, void *row) {
  * then -off * (sum of the block's codes), the correction for the weight
  * codes' offset (8 for Q4_0, 128 for Q8_0, 32 for Q6_K, 0 for Q4_K), then
  * d * (sum of the codes), which Q4_K's mins multiply, then -off * (sum of
- * the first 16 codes), Q6_K's correction for its first sub-block. One pointer walks a group. A
+ * the first 16 codes), Q6_K's correction for its first sub-block (0 for
+ * the other types). One pointer walks a group. A
  * group holds QG_N tokens, the last one what is left, and its blocks are
- * sized to its tokens: a decoding step's single token reads 44 bytes a
+ * sized to its tokens: a decoding step's single token reads 48 bytes a
  * block, one stream that stays in L1, where a 12-token layout put those
  * bytes on three lines of each 528-byte block (148 KB over K 8960, three
  * times L1). One thread decoding Q4_0 ran 3-18% faster for it (6 pairs). */
