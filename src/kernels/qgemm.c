@@ -517,6 +517,15 @@ VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 *wd, __m512
     *wm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
 }
 
+/* The tile's float sums: y[t * ldy + i] = acc_f[t] lane i, rows i < nr. */
+VNNI static inline __attribute__((always_inline)) void tile_store(float *y, int ldy, int nr,
+                                                                  const __m512 *acc_f,
+                                                                  const int N) {
+    const __mmask16 m = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, acc_f[t]);
+}
+
 /* y[t * ldy + i] for N tokens of one group (acts: its first block) and the
  * panel's rows i < nr, the panel in format f. Per block: the int32 sums
  * start at the offset correction, take 8 vpdpbusd steps, and are scaled
@@ -598,9 +607,7 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
             }
         }
     }
-    const __mmask16 m = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, acc_f[t]);
+    tile_store(y, ldy, nr, acc_f, N);
 }
 
 /* tile_body for PF_K6: each block's two sub-blocks (its low and high
@@ -657,9 +664,7 @@ VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_
             }
         }
     }
-    const __mmask16 m = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, m, acc_f[t]);
+    tile_store(y, ldy, nr, acc_f, N);
 }
 
 typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float *y, int ldy,
