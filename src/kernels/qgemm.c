@@ -500,7 +500,8 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int T, int
 /* Block b's float scales (d x sc) and mins (dmin x m) for the 16 rows of
  * a PF_K4 panel, from its super-block's head: the same products as
  * unpack_q4_k's. */
-VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 *wd, __m512 *wm) {
+VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 d, __m512 dmin, __m512 *wd,
+                                  __m512 *wm) {
     const int j = b % 8;
     const uint8_t *pair = head + 64 + 48 * (j / 2);
     const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pair + 16 * (j % 2))));
@@ -511,8 +512,6 @@ VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 *wd, __m512
                                        _mm512_slli_epi32(_mm512_and_si512(hi, three), 4));
     const __m512i m = _mm512_or_si512(_mm512_srli_epi32(lo, 4),
                                       _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2), three), 4));
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
-    const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(head + 32)));
     *wd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
     *wm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
 }
@@ -535,7 +534,7 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                                                                  float *y, int ldy, int nr,
                                                                  const int N, const int f) {
     const __m512i low = _mm512_set1_epi8(15);
-    __m512 acc_f[QG_N];
+    __m512 acc_f[QG_N], d_sb = _mm512_setzero_ps(), dmin_sb = _mm512_setzero_ps();
 #pragma GCC unroll 16
     for (int t = 0; t < N; t++) acc_f[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -587,7 +586,11 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                     acc[t], nibbles(f) ? _mm512_srai_epi32(acc2[t], 4) : acc2[t]);
         __m512 wd, wm;
         if (f == PF_K4) {
-            k4_scales(scales, b, &wd, &wm);
+            if (b % 8 == 0) { /* the super-block's d and dmin, for its 8 blocks */
+                d_sb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales));
+                dmin_sb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + 32)));
+            }
+            k4_scales(scales, b, d_sb, dmin_sb, &wd, &wm);
         } else if (f == PF_KQ) {
             wd = _mm512_loadu_ps(scales);
             wm = _mm512_loadu_ps(scales + 64);
@@ -619,13 +622,13 @@ VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_
                                                                     float *y, int ldy, int nr,
                                                                     const int N) {
     const __m512i low = _mm512_set1_epi8(15), bits45 = _mm512_set1_epi8(0x30);
-    __m512 acc_f[QG_N];
+    __m512 acc_f[QG_N], d = _mm512_setzero_ps();
 #pragma GCC unroll 16
     for (int t = 0; t < N; t++) acc_f[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *pb = panel + codes_at(PF_K6, nb, b), *ab = acts + (size_t)b * act_block(N);
         const uint8_t *head = panel + scales_at(PF_K6, b);
-        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
+        if (b % 8 == 0) d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             __m512i acc[QG_N];
