@@ -498,7 +498,8 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int T, int
 /* ---- the register tile --------------------------------------------------------------- */
 
 /* Block b's float scales (d x sc) and mins (dmin x m) for the 16 rows of
- * a PF_K4 panel, from its super-block's head: the same products as
+ * a PF_K4 panel, sc and m from its super-block's head, d and dmin that
+ * head's as the caller converted them: the same products as
  * unpack_q4_k's. */
 VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 d, __m512 dmin, __m512 *wd,
                                   __m512 *wm) {
@@ -673,27 +674,19 @@ VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_
 typedef void (*TileFn)(const uint8_t *panel, const uint8_t *acts, int nb, float *y, int ldy,
                        int nr);
 
-#define DEFINE_TILE(N)                                                                             \
-    VNNI static void tile_nib_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,    \
-                                  int ldy, int nr) {                                               \
-        tile_body(panel, acts, nb, y, ldy, nr, N, PF_NIB);                                         \
-    }                                                                                              \
-    VNNI static void tile_byte_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,   \
-                                   int ldy, int nr) {                                              \
-        tile_body(panel, acts, nb, y, ldy, nr, N, PF_BYTE);                                        \
-    }                                                                                              \
-    VNNI static void tile_kq_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
-                                 int ldy, int nr) {                                                \
-        tile_body(panel, acts, nb, y, ldy, nr, N, PF_KQ);                                          \
-    }                                                                                              \
-    VNNI static void tile_k4_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
-                                 int ldy, int nr) {                                                \
-        tile_body(panel, acts, nb, y, ldy, nr, N, PF_K4);                                          \
-    }                                                                                              \
-    VNNI static void tile_k6_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,     \
-                                 int ldy, int nr) {                                                \
-        tile_k6_body(panel, acts, nb, y, ldy, nr, N);                                              \
+/* One tile function per format and token count: the body with both
+ * constant, so that its loops unroll. */
+#define TILE_FN(NAME, N, BODY)                                                                     \
+    VNNI static void NAME##_##N(const uint8_t *panel, const uint8_t *acts, int nb, float *y,      \
+                                int ldy, int nr) {                                                 \
+        BODY;                                                                                      \
     }
+#define DEFINE_TILE(N)                                                                             \
+    TILE_FN(tile_nib, N, tile_body(panel, acts, nb, y, ldy, nr, N, PF_NIB))                        \
+    TILE_FN(tile_byte, N, tile_body(panel, acts, nb, y, ldy, nr, N, PF_BYTE))                      \
+    TILE_FN(tile_kq, N, tile_body(panel, acts, nb, y, ldy, nr, N, PF_KQ))                          \
+    TILE_FN(tile_k4, N, tile_body(panel, acts, nb, y, ldy, nr, N, PF_K4))                          \
+    TILE_FN(tile_k6, N, tile_k6_body(panel, acts, nb, y, ldy, nr, N))
 DEFINE_TILE(1)
 DEFINE_TILE(2)
 DEFINE_TILE(3)
