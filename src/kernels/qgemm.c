@@ -517,6 +517,15 @@ VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 d, __m512 d
     *wm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
 }
 
+/* acc + the dot products of w's unsigned bytes with the 4 signed bytes
+ * at x, repeated in every lane: vpdpbusd with its broadcast folded into
+ * the memory operand ({1to16}), which GCC 12 does not fold itself. */
+VNNI static inline __attribute__((always_inline)) __m512i dpbusd_x4(__m512i acc, __m512i w,
+                                                                   const uint8_t *x) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)x));
+    return acc;
+}
+
 /* The tile's float sums: y[t * ldy + i] = acc_f[t] lane i, rows i < nr. */
 VNNI static inline __attribute__((always_inline)) void tile_store(float *y, int ldy, int nr,
                                                                   const __m512 *acc_f,
@@ -557,14 +566,15 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
             if (nibbles(f) && c >= 4) break;
-            const __m512i raw = _mm512_loadu_si512(pb + c * 64);
+            __m512i raw = _mm512_loadu_si512(pb + c * 64);
+            /* one load for both nibbles: GCC would fold the load into
+             * each mask, two 64-byte loads where one will do */
+            if (nibbles(f)) __asm__("" : "+v"(raw));
             const __m512i w = nibbles(f) ? _mm512_and_si512(raw, low) : raw;
             __m512i *into = split && !nibbles(f) && (c & 1) ? acc2 : acc;
 #pragma GCC unroll 16
             for (int t = 0; t < N; t++) {
-                int32_t x4;
-                memcpy(&x4, ab + t * QK + 4 * c, 4);
-                into[t] = _mm512_dpbusd_epi32(into[t], w, _mm512_set1_epi32(x4));
+                into[t] = dpbusd_x4(into[t], w, ab + t * QK + 4 * c);
             }
             if (nibbles(f)) {
                 /* split: the high nibbles in place (16 x the code) into
@@ -574,9 +584,7 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                 __m512i *hi = split ? acc2 : acc;
 #pragma GCC unroll 16
                 for (int t = 0; t < N; t++) {
-                    int32_t x4;
-                    memcpy(&x4, ab + t * QK + 16 + 4 * c, 4);
-                    hi[t] = _mm512_dpbusd_epi32(hi[t], wh, _mm512_set1_epi32(x4));
+                    hi[t] = dpbusd_x4(hi[t], wh, ab + t * QK + 16 + 4 * c);
                 }
             }
         }
@@ -651,9 +659,7 @@ VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_
                 const __m512i w = _mm512_or_si512(nib, _mm512_and_si512(hi2, bits45));
 #pragma GCC unroll 16
                 for (int t = 0; t < N; t++) {
-                    int32_t x4;
-                    memcpy(&x4, ab + t * QK + 16 * half + 4 * c, 4);
-                    acc[t] = _mm512_dpbusd_epi32(acc[t], w, _mm512_set1_epi32(x4));
+                    acc[t] = dpbusd_x4(acc[t], w, ab + t * QK + 16 * half + 4 * c);
                 }
             }
             const __m128i sc =
