@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/threads.h"
 
 typedef struct Visits {
@@ -108,4 +109,78 @@ Test(threads, shares_follow_measured_speeds) {
     }
     cr_assert(hi_w <= 4.0f * lo_w * 1.0001f, "weights %g .. %g", lo_w, hi_w);
     cr_assert(s.weight[0] > s.weight[2] && s.weight[2] >= s.weight[1]);
+}
+
+/* threads_run_*: on 1-4 threads, with learnt shares or none, every item
+ * runs exactly once; what a thread runs of its own run is a prefix of it
+ * (others take from the back); and when one of two threads is held up
+ * (thread 1 spins 20 us an item) the other takes over the end of its run. */
+static void spin_us(double us) {
+    const double until = time_now() + us * 1e-6;
+    while (time_now() < until) {
+    }
+}
+
+Test(threads, runs_give_every_item_once_and_take_from_the_slow) {
+    const int before = threads_max(), ns[] = {0, 1, 2, 7, 100, 2000};
+    for (int nt = 1; nt <= 4; nt++) {
+        threads_set(nt);
+        for (int ni = 0; ni < 6; ni++)
+            for (int slow = 0; slow < 2; slow++) {
+                const int n = ns[ni];
+                int *by = malloc(sizeof(int) * ((size_t)n + 1));
+                atomic_int *count = calloc((size_t)n + 1, sizeof(atomic_int));
+                cr_assert(by && count);
+                ThreadRun run;
+                threads_run_begin(&run, n);
+                int team = 1;
+                atomic_int bad_chunk = 0;
+#pragma omp parallel
+                {
+                    int lo, hi;
+                    const int id = thread_id();
+                    if (id == 0) team = threads_in_team();
+                    while (threads_run_next(&run, &lo, &hi)) {
+                        if (lo < 0 || lo >= hi || hi > n) {
+                            atomic_store(&bad_chunk, 1);
+                            break;
+                        }
+                        for (int i = lo; i < hi; i++) {
+                            by[i] = id;
+                            atomic_fetch_add(&count[i], 1);
+                            if (slow && id == 1) spin_us(20);
+                        }
+                    }
+                    threads_run_done(&run);
+                }
+                cr_assert(!atomic_load(&bad_chunk), "n %d: a chunk outside [0, n)", n);
+                /* each owner's items: a prefix of its run (the run as it
+                 * was split: the shares move only in threads_run_end) */
+                for (int id = 0; id < team; id++) {
+                    int lo, hi, others_seen = 0;
+                    threads_share_range(run.shares, n, id, team, &lo, &hi);
+                    for (int i = lo; i < hi; i++) {
+                        if (by[i] != id) others_seen = 1;
+                        else cr_assert(!others_seen, "n %d, %d threads: thread %d ran item %d "
+                                       "after another thread took an earlier one of its run",
+                                       n, team, id, i);
+                    }
+                }
+                if (slow && team == 2 && n >= 2000) {
+                    /* thread 1's run takes it ~20 ms: unless thread 0 is
+                     * off its core all that time, it takes some of it */
+                    int lo, hi, taken = 0;
+                    threads_share_range(run.shares, n, 1, 2, &lo, &hi);
+                    for (int i = lo; i < hi; i++) taken += by[i] != 1;
+                    cr_assert(taken > 0, "thread 0 took none of the %d items of thread 1, which "
+                              "spent 20 us on each", hi - lo);
+                }
+                threads_run_end(&run);
+                for (int i = 0; i < n; i++)
+                    cr_assert_eq(atomic_load(&count[i]), 1, "n %d, %d threads: item %d ran %d times",
+                                 n, team, i, atomic_load(&count[i]));
+                free(by), free(count);
+            }
+    }
+    threads_set(before);
 }

@@ -90,21 +90,80 @@ void threads_share_learn(ThreadShares *s, const double *rate, int nt) {
 /* The shares of the team this thread leads. */
 static _Thread_local ThreadShares my_shares;
 
-void threads_run_begin(ThreadRun *run) {
+void threads_run_begin(ThreadRun *run, int n) {
     run->shares = &my_shares;
+    run->n = n;
     run->team = 1;
+    const int nt = threads_max() < THREADS_SHARE_MAX ? threads_max() : THREADS_SHARE_MAX;
+    for (int i = 0; i < nt; i++) {
+        atomic_init(&run->slot[i].taken, 0);
+        run->slot[i].done = 0;
+        run->rate[i] = 0;
+    }
     run->start = time_now();
 }
 
-void threads_run_range(ThreadRun *run, int n, int *lo, int *hi) {
-    const int id = thread_id(), nt = threads_in_team();
-    if (id == 0) run->team = nt;
-    threads_share_range(run->shares, n, id, nt, lo, hi);
+/* Threads that own a run: all of the team, up to THREADS_SHARE_MAX (any
+ * more only take from the others' runs). */
+static int run_owners(void) {
+    const int nt = threads_in_team();
+    return nt < THREADS_SHARE_MAX ? nt : THREADS_SHARE_MAX;
 }
 
-void threads_run_done(ThreadRun *run, int lo, int hi) {
+/* Items left of run r, spanning [lo, hi); v: its slot's taken word. */
+static int run_left(int lo, int hi, unsigned long long v) {
+    return hi - lo - (int)(v & 0xffffffffu) - (int)(v >> 32);
+}
+
+/* Take a chunk of run r ([lo, hi)): from its front (its owner) a quarter
+ * of what is left, from its back (another thread) half; 0 if none left. */
+static int run_take(ThreadRunSlot *s, int lo, int hi, int back, int *a, int *b) {
+    unsigned long long v = atomic_load_explicit(&s->taken, memory_order_relaxed);
+    for (;;) {
+        const int left = run_left(lo, hi, v);
+        if (left <= 0) return 0;
+        const int c = back ? (left + 1) / 2 : (left + 3) / 4;
+        const unsigned long long nv = back ? v + ((unsigned long long)c << 32) : v + (unsigned)c;
+        /* relaxed: the word only hands out items; the outputs are ordered
+         * by the region's closing barrier */
+        if (atomic_compare_exchange_weak_explicit(&s->taken, &v, nv, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            const int f = (int)(v & 0xffffffffu), k = (int)(v >> 32);
+            *a = back ? hi - k - c : lo + f;
+            *b = *a + c;
+            return 1;
+        }
+    }
+}
+
+int threads_run_next(ThreadRun *run, int *lo, int *hi) {
+    const int id = thread_id(), owners = run_owners();
+    if (id == 0) run->team = owners;
+    int rlo, rhi;
+    if (id < owners) {
+        threads_share_range(run->shares, run->n, id, owners, &rlo, &rhi);
+        if (run_take(&run->slot[id], rlo, rhi, 0, lo, hi)) goto took;
+    }
+    for (;;) { /* from the back of the run with the most left */
+        int best = -1, most = 0, blo = 0, bhi = 0;
+        for (int r = 0; r < owners; r++) {
+            if (r == id) continue;
+            threads_share_range(run->shares, run->n, r, owners, &rlo, &rhi);
+            const int left = run_left(
+                rlo, rhi, atomic_load_explicit(&run->slot[r].taken, memory_order_relaxed));
+            if (left > most) most = left, best = r, blo = rlo, bhi = rhi;
+        }
+        if (best < 0) return 0;
+        if (run_take(&run->slot[best], blo, bhi, 1, lo, hi)) goto took;
+    }
+took:
+    if (id < owners) run->slot[id].done += *hi - *lo;
+    return 1;
+}
+
+void threads_run_done(ThreadRun *run) {
     const int id = thread_id();
-    if (id < THREADS_SHARE_MAX) run->rate[id] = (hi - lo) / (time_now() - run->start);
+    if (id < run_owners()) run->rate[id] = run->slot[id].done / (time_now() - run->start);
 }
 
 void threads_run_end(ThreadRun *run) { threads_share_learn(run->shares, run->rate, run->team); }

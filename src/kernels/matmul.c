@@ -145,17 +145,18 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
                            W->panels ? W : NULL, row0};
     /* Parallel over output rows of W: each weight row is read once and
      * reused for all T tokens while it sits in cache; each thread one run
-     * of rows, its length by the thread's speed in earlier products
-     * (threads.h). Small products branch around OpenMP. */
+     * of rows, its length by the thread's speed in earlier products, the
+     * end of a slow thread's taken over by one done early (threads.h).
+     * Small products branch around OpenMP. */
     if ((long)n_rows * K * T > (1L << 20) && !threads_in_parallel()) {
         ThreadRun run;
-        threads_run_begin(&run);
+        threads_run_begin(&run, n_rows);
 #pragma omp parallel
         {
             int lo, hi;
-            threads_run_range(&run, n_rows, &lo, &hi);
-            for (int u = lo; u < hi; u++) row_product(&rp, u);
-            threads_run_done(&run, lo, hi);
+            while (threads_run_next(&run, &lo, &hi))
+                for (int u = lo; u < hi; u++) row_product(&rp, u);
+            threads_run_done(&run);
         }
         threads_run_end(&run);
     } else {

@@ -793,11 +793,12 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
     if (par) {
         /* one group of tokens (decoding): each thread one run of panels,
          * which stored panels make one stream through memory, its length
-         * by the thread's speed in earlier products (threads.h); more
+         * by the thread's speed in earlier products, and a thread done
+         * early takes over the end of another's (threads.h); more
          * (prefill): panel by panel as threads come free */
         const int decoding = T <= QG_N;
         ThreadRun run;
-        if (decoding) threads_run_begin(&run);
+        if (decoding) threads_run_begin(&run, n_panels);
 #pragma omp parallel
         {
             if (quant_par) {
@@ -806,9 +807,9 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
             }
             if (decoding) {
                 int lo, hi;
-                threads_run_range(&run, n_panels, &lo, &hi);
-                for (int p = lo; p < hi; p++) qg_panel_of(gs, first, p, thread_id());
-                threads_run_done(&run, lo, hi);
+                while (threads_run_next(&run, &lo, &hi))
+                    for (int p = lo; p < hi; p++) qg_panel_of(gs, first, p, thread_id());
+                threads_run_done(&run);
             } else {
 #pragma omp for schedule(dynamic, 1)
                 for (int p = 0; p < n_panels; p++) qg_panel_of(gs, first, p, thread_id());
