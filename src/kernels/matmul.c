@@ -147,8 +147,11 @@ void matmul_rows(float *y, const float *x, const Mat *W, int row0, int n_rows, i
      * reused for all T tokens while it sits in cache; each thread one run
      * of rows, its length by the thread's speed in earlier products, the
      * end of a slow thread's taken over by one done early (threads.h).
-     * Small products branch around OpenMP. */
-    if ((long)n_rows * K * T > (1L << 20) && !threads_in_parallel()) {
+     * Small products branch around OpenMP: a region costs a few us, which
+     * a million multiply-adds, or 256 KB of weights to stream, repay (a
+     * V2-Lite router, 64 x 2048 in F32, took 20 us on one thread). */
+    const int big = (long)n_rows * K * T > (1L << 20) || (size_t)n_rows * rb >= (size_t)256 << 10;
+    if (big && !threads_in_parallel()) {
         ThreadRun run;
         threads_run_begin(&run, n_rows);
 #pragma omp parallel
