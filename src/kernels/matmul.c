@@ -171,13 +171,21 @@ int matmul_use_gemm = 1;
 
 void matmul(float *y, const float *x, const Mat *W, int T) { matmul_rows(y, x, W, 0, W->rows, T); }
 
+/* The integer GEMM where matmul_rows would take it for each of a list:
+ * stored panels, or QGEMM_MIN_T tokens on the row layout. */
+static int int8_list(const Mat *W0, int T) {
+    return dot_best() == dot_kernels(DOT_AVX512_VNNI) &&
+           (W0->panels || (matmul_use_gemm && T >= QGEMM_MIN_T));
+}
+
 void matmul_same_x(float *const *y, const float *x, const Mat *const *W, int n, int T) {
-    /* the integer GEMM where matmul_rows would take it for each: stored
-     * panels, or QGEMM_MIN_T tokens on the row layout */
-    const int int8 = dot_best() == dot_kernels(DOT_AVX512_VNNI) &&
-                     (W[0]->panels || (matmul_use_gemm && T >= QGEMM_MIN_T));
-    if (int8 && qgemm_nt_multi(y, x, T, W, n) == 0) return;
+    if (int8_list(W[0], T) && qgemm_nt_multi(y, x, T, W, n) == 0) return;
     for (int i = 0; i < n; i++) matmul(y[i], x, W[i], T);
+}
+
+void matmul_each(float *const *y, const float *const *x, const Mat *const *W, int n, int T) {
+    if (int8_list(W[0], T) && qgemm_nt_each(y, x, T, W, n) == 0) return;
+    for (int i = 0; i < n; i++) matmul(y[i], x[i], W[i], T);
 }
 
 /* y[0..n) += a x[0..n). At -O2 the plain loop stays scalar: the absorbed

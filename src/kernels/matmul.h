@@ -54,11 +54,16 @@ void matmul_thread_free(void);
 /* y (T, N) = x (T, K) W^T, K = W->cols, N = W->rows. y must not alias x. */
 void matmul(float *y, const float *x, const Mat *W, int T);
 
-/* n (<= 4) products of the same x: y[i] (T, W[i]->rows) = x W[i]^T, each
- * W[i] with K columns. Where the integer GEMM takes them all (one type and
- * layout), in one pass (qgemm_nt_multi); else one matmul each. Either way
- * the same numbers as matmul on each. */
+/* n products of the same x: y[i] (T, W[i]->rows) = x W[i]^T, each W[i]
+ * with K columns. Where the integer GEMM takes them all (one type and
+ * layout, n <= 32), in one pass (qgemm_nt_multi); else one matmul each.
+ * Either way the same numbers as matmul on each. */
 void matmul_same_x(float *const *y, const float *x, const Mat *const *W, int n, int T);
+
+/* n products each of its own input: y[i] (T, W[i]->rows) = x[i] W[i]^T,
+ * K = W[i]->cols free; in one pass (qgemm_nt_each) where the integer GEMM
+ * takes them all, else one matmul each; the same numbers either way. */
+void matmul_each(float *const *y, const float *const *x, const Mat *const *W, int n, int T);
 
 /* The same on a row range of W: y (T, n_rows) = x W[row0 : row0+n_rows]^T.
  * MLA uses it to take one head's slice of kv_b_proj. */

@@ -714,17 +714,19 @@ static const TileFn tiles[PF_COUNT][QG_N + 1] = {TILES(tile_nib), TILES(tile_byt
 
 /* ---- the product --------------------------------------------------------------------- */
 
-/* At most this many products in one qgemm_nt_multi. */
-#define QG_MULTI 4
+/* At most this many products in one qgemm_nt_multi or qgemm_nt_each. */
+#define QG_MULTI 32
 
 /* One product's operands for the panel loop. */
 typedef struct QgProduct {
     float *y;
     const Mat *W;
     int row0, n_rows, T;
-    const uint8_t *acts;
-    uint8_t *panels; /* row-layout W: one panel per thread slot, panel_bytes apart */
-    size_t panel_bytes;
+    const float *x;      /* (T, W->cols) */
+    const uint8_t *acts; /* x in the activation layout, shared by products of one x */
+    uint8_t *panels;    /* row-layout W: one panel per thread slot, slot_bytes apart */
+    size_t panel_bytes; /* this W's */
+    size_t slot_bytes;  /* the largest of the list's, which the slots are shared by */
 } QgProduct;
 
 /* Panel p: the stored one, or its rows repacked, then every group of QG_N
@@ -736,7 +738,7 @@ static void qg_panel(const QgProduct *g, int p, int slot) {
     if (g->W->panels) {
         panel = (const uint8_t *)g->W->data + (size_t)((g->row0 + n0) / 16) * g->panel_bytes;
     } else {
-        uint8_t *mine = g->panels + (size_t)slot * g->panel_bytes;
+        uint8_t *mine = g->panels + (size_t)slot * g->slot_bytes;
         pack_panel(mine, g->W, g->row0, n0, nr, f);
         panel = mine;
     }
@@ -754,42 +756,67 @@ static void qg_panel_of(const QgProduct *g, const int *first, int p, int slot) {
     qg_panel(&g[i], p - first[i], slot);
 }
 
-/* Products of one x: g[i] for i < n (the same type and K), their panels
- * numbered one after the other across the list. */
-static int qg_run(const QgProduct *g, int n, const float *x) {
+/* Tokens id, id + nt, ... of g's x into its activation layout. */
+static void quantize_all(const QgProduct *g, int id, int nt, int off) {
+    const int K = g->W->cols;
+    for (int t = id; t < g->T; t += nt)
+        quantize_token((uint8_t *)g->acts, g->x + (size_t)t * K, t, g->T, K / QK, off);
+}
+
+/* Bytes of the activation layout of T tokens of nb blocks. */
+static size_t act_bytes(int T, int nb) {
+    return (act_group(T - 1, nb) + nb * act_block(QG_N) + 63) & ~(size_t)63;
+}
+
+/* Products g[i] for i < n, each of its own x (T tokens each) and of one
+ * weight type and layout, their panels numbered one after the other
+ * across the list; products of the same x and K share its quantisation. */
+static int qg_run(const QgProduct *g, int n) {
     const Mat *W = g[0].W;
-    const int T = g[0].T, K = W->cols, nb = K / QK;
+    const int T = g[0].T;
     const int off = W->type == QTYPE_Q4_0   ? 8
                     : W->type == QTYPE_Q8_0 ? 128
                     : W->type == QTYPE_Q6_K ? 32
                                             : 0;
-    int first[QG_MULTI + 1] = {0};
+    int first[QG_MULTI + 1] = {0}, acts_of[QG_MULTI];
+    size_t act_at[QG_MULTI], acts_total = 0, pb_max = 0;
     long work = 0;
     for (int i = 0; i < n; i++) {
+        const int K = g[i].W->cols;
         first[i + 1] = first[i] + (g[i].n_rows + 15) / 16;
         work += (long)g[i].n_rows * K * T;
+        const size_t pb = panel_bytes(panel_format(g[i].W), K / QK);
+        pb_max = pb > pb_max ? pb : pb_max;
+        acts_of[i] = i;
+        for (int j = 0; j < i; j++)
+            if (g[j].x == g[i].x && g[j].W->cols == K) {
+                acts_of[i] = j;
+                break;
+            }
+        act_at[i] = acts_total;
+        if (acts_of[i] == i) acts_total += act_bytes(T, K / QK);
     }
     const int n_panels = first[n];
     /* a parallel region costs microseconds (threads.h): small products,
      * and those called inside another region, stay on this thread */
     const int par = n_panels > 1 && work >= 1L << 18 && !threads_in_parallel();
     const int slots = W->panels ? 0 : par ? threads_max() : 1;
-    const size_t act_bytes = (act_group(T - 1, nb) + nb * act_block(QG_N) + 63) & ~(size_t)63;
-    const size_t pb = panel_bytes(panel_format(W), nb);
     /* activations, then one panel per thread */
-    uint8_t *buf = gemm_scratch(act_bytes + (size_t)slots * pb);
+    uint8_t *buf = gemm_scratch(acts_total + (size_t)slots * pb_max);
     if (!buf) return -1;
     QgProduct gs[QG_MULTI];
     for (int i = 0; i < n; i++) {
         gs[i] = g[i];
-        gs[i].acts = buf;
-        gs[i].panels = buf + act_bytes;
-        gs[i].panel_bytes = pb;
+        gs[i].acts = buf + act_at[acts_of[i]];
+        gs[i].panels = buf + acts_total;
+        gs[i].panel_bytes = panel_bytes(panel_format(g[i].W), g[i].W->cols / QK);
+        gs[i].slot_bytes = pb_max;
     }
     /* a few tokens quantise on this thread: cheaper than a barrier */
     const int quant_par = par && T > 4;
     if (!quant_par)
-        for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, T, nb, off);
+        for (int i = 0; i < n; i++)
+            if (acts_of[i] == i) quantize_all(&gs[i], 0, 1, off);
     if (par) {
         /* one group of tokens (decoding): each thread one run of panels,
          * which stored panels make one stream through memory, its length
@@ -802,8 +829,9 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
 #pragma omp parallel
         {
             if (quant_par) {
-#pragma omp for schedule(static)
-                for (int t = 0; t < T; t++) quantize_token(buf, x + (size_t)t * K, t, T, nb, off);
+                for (int i = 0; i < n; i++)
+                    if (acts_of[i] == i) quantize_all(&gs[i], thread_id(), threads_in_team(), off);
+#pragma omp barrier
             }
             if (decoding) {
                 int lo, hi;
@@ -825,18 +853,28 @@ static int qg_run(const QgProduct *g, int n, const float *x) {
 int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows) {
     if (!qgemm_available(W->type) || T <= 0 || n_rows <= 0) return -1;
     if (W->panels && row0 % 16) return -1; /* a range inside a stored panel */
-    const QgProduct g = {y, W, row0, n_rows, T, NULL, NULL, 0};
-    return qg_run(&g, 1, x);
+    const QgProduct g = {y, W, row0, n_rows, T, x, NULL, NULL, 0, 0};
+    return qg_run(&g, 1);
 }
 
-int qgemm_nt_multi(float *const *y, const float *x, int T, const Mat *const *W, int n) {
+int qgemm_nt_each(float *const *y, const float *const *x, int T, const Mat *const *W, int n) {
     if (n < 1 || n > QG_MULTI || T <= 0) return -1;
     QgProduct g[QG_MULTI];
     for (int i = 0; i < n; i++) {
         if (!qgemm_available(W[i]->type) || W[i]->type != W[0]->type ||
-            W[i]->cols != W[0]->cols || W[i]->panels != W[0]->panels || W[i]->rows <= 0)
+            W[i]->panels != W[0]->panels || W[i]->rows <= 0)
             return -1;
-        g[i] = (QgProduct){y[i], W[i], 0, W[i]->rows, T, NULL, NULL, 0};
+        g[i] = (QgProduct){y[i], W[i], 0, W[i]->rows, T, x[i], NULL, NULL, 0, 0};
     }
-    return qg_run(g, n, x);
+    return qg_run(g, n);
+}
+
+int qgemm_nt_multi(float *const *y, const float *x, int T, const Mat *const *W, int n) {
+    if (n < 1 || n > QG_MULTI) return -1;
+    const float *xs[QG_MULTI];
+    for (int i = 0; i < n; i++) {
+        if (W[i]->cols != W[0]->cols) return -1;
+        xs[i] = x;
+    }
+    return qgemm_nt_each(y, xs, T, W, n);
 }

@@ -28,13 +28,19 @@ int qgemm_available(QType t);
  * Scratch: gemm_scratch (gemm.h). */
 int qgemm_nt(float *y, const float *x, int T, const Mat *W, int row0, int n_rows);
 
-/* n (1..4) products of the same x in one pass: y[i] (T, W[i]->rows) =
+/* n (1..32) products of the same x in one pass: y[i] (T, W[i]->rows) =
  * x W[i]^T, every W[i] of one type, K and layout. One parallel region and
  * one quantisation of x for all of them, the panels of the list split
  * over the threads as one run (a decoding step's q/k/v or gate/up: fewer
  * barriers, longer streams). Same numbers as qgemm_nt on each. Returns 0,
  * or -1 as qgemm_nt (and for a mixed list); nothing is written then. */
 int qgemm_nt_multi(float *const *y, const float *x, int T, const Mat *const *W, int n);
+
+/* n (1..32) products each of its own input in one pass: y[i] (T,
+ * W[i]->rows) = x[i] (T, W[i]->cols) W[i]^T, every W[i] of one type and
+ * layout, K free (a decoding token's expert down products). Same numbers
+ * as qgemm_nt on each; returns as qgemm_nt_multi. */
+int qgemm_nt_each(float *const *y, const float *const *x, int T, const Mat *const *W, int n);
 
 /* Store W (Q8_0, Q4_0, Q4_K or Q6_K, rows a multiple of 16) as 16-row panels, in
  * place and at the same size, and set W->panels: qgemm_nt then reads the
