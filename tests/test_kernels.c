@@ -657,54 +657,52 @@ Test(kernels, each_products_match_single) {
     rng_seed(&r, 44);
     enum { NP = 20 };
     const int Ks[3] = {64, 1024, 96}, Ts[] = {1, 3, 12, 30};
-    const QType types[] = {QTYPE_Q8_0, QTYPE_Q4_0};
-    for (int qi = 0; qi < 2; qi++)
-        for (int packed = 0; packed < 2; packed++)
-            for (int ti = 0; ti < 4; ti++) {
-                const QType t = types[qi];
-                const int T = Ts[ti];
-                float *xin[3];
-                for (int k = 0; k < 3; k++) {
-                    xin[k] = malloc(sizeof(float) * T * Ks[k]);
-                    fill(&r, xin[k], T * Ks[k], 1.0f);
-                }
-                Mat m[NP];
-                const Mat *mp[NP];
-                const float *xs[NP];
-                float *y[NP], *y1[NP];
-                float *w = malloc(sizeof(float) * 1024);
-                for (int i = 0; i < NP; i++) {
-                    const int k = i % 3, K = Ks[k], rows = 16 * (1 + i % 4);
-                    const size_t rb = qtype_row_bytes(t, K);
-                    unsigned char *q = malloc(rb * rows);
-                    for (int n = 0; n < rows; n++) {
-                        fill(&r, w, K, 0.1f);
-                        quantize_row(t, w, q + n * rb, K);
-                    }
-                    m[i] = mat_of(q, t, rows, K);
-                    if (packed && qgemm_available(t)) cr_assert_eq(qgemm_pack(&m[i]), 0);
-                    mp[i] = &m[i];
-                    xs[i] = xin[k];
-                    y[i] = malloc(sizeof(float) * T * rows);
-                    y1[i] = malloc(sizeof(float) * T * rows);
-                }
-                matmul_each(y, xs, mp, NP, T);
-                for (int i = 0; i < NP; i++) {
-                    matmul(y1[i], xs[i], &m[i], T);
-                    cr_assert_eq(memcmp(y[i], y1[i], sizeof(float) * T * m[i].rows), 0,
-                                 "%s packed=%d T=%d product %d (K %d)", qtype_name(t), packed, T,
-                                 i, m[i].cols);
-                }
-                if (qgemm_available(t)) {
-                    Mat other = m[1];
-                    other.type = t == QTYPE_Q8_0 ? QTYPE_Q4_0 : QTYPE_Q8_0;
-                    const Mat *mixed[2] = {&m[0], &other};
-                    cr_assert_eq(qgemm_nt_each(y, xs, T, mixed, 2), -1);
-                }
-                for (int i = 0; i < NP; i++) free((void *)m[i].data), free(y[i]), free(y1[i]);
-                for (int k = 0; k < 3; k++) free(xin[k]);
-                free(w);
+    /* case c: Q8_0 or Q4_0 (bit 0), row layout or panels (bit 1), T */
+    for (int c = 0; c < 16; c++) {
+        const QType t = c & 1 ? QTYPE_Q4_0 : QTYPE_Q8_0;
+        const int packed = c >> 1 & 1, T = Ts[c >> 2];
+        float *xin[3];
+        for (int k = 0; k < 3; k++) {
+            xin[k] = malloc(sizeof(float) * T * Ks[k]);
+            fill(&r, xin[k], T * Ks[k], 1.0f);
+        }
+        Mat m[NP];
+        const Mat *mp[NP];
+        const float *xs[NP];
+        float *y[NP], *y1[NP];
+        float *w = malloc(sizeof(float) * 1024);
+        for (int i = 0; i < NP; i++) {
+            const int k = i % 3, K = Ks[k], rows = 16 * (1 + i % 4);
+            const size_t rb = qtype_row_bytes(t, K);
+            unsigned char *q = malloc(rb * rows);
+            for (int n = 0; n < rows; n++) {
+                fill(&r, w, K, 0.1f);
+                quantize_row(t, w, q + n * rb, K);
             }
+            m[i] = mat_of(q, t, rows, K);
+            if (packed && qgemm_available(t)) cr_assert_eq(qgemm_pack(&m[i]), 0);
+            mp[i] = &m[i];
+            xs[i] = xin[k];
+            y[i] = malloc(sizeof(float) * T * rows);
+            y1[i] = malloc(sizeof(float) * T * rows);
+        }
+        matmul_each(y, xs, mp, NP, T);
+        for (int i = 0; i < NP; i++) {
+            matmul(y1[i], xs[i], &m[i], T);
+            cr_assert_eq(memcmp(y[i], y1[i], sizeof(float) * T * m[i].rows), 0,
+                         "%s packed=%d T=%d product %d (K %d)", qtype_name(t), packed, T,
+                         i, m[i].cols);
+        }
+        if (qgemm_available(t)) {
+            Mat other = m[1];
+            other.type = t == QTYPE_Q8_0 ? QTYPE_Q4_0 : QTYPE_Q8_0;
+            const Mat *mixed[2] = {&m[0], &other};
+            cr_assert_eq(qgemm_nt_each(y, xs, T, mixed, 2), -1);
+        }
+        for (int i = 0; i < NP; i++) free((void *)m[i].data), free(y[i]), free(y1[i]);
+        for (int k = 0; k < 3; k++) free(xin[k]);
+        free(w);
+    }
 }
 
 /* The AVX-512 and AVX2 softmax and SwiGLU gate (forward and backward)
