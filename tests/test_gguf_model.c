@@ -36,6 +36,8 @@
 #include "kernels/matmul.h"
 #include "kernels/qgemm.h"
 #include "kernels/quant.h"
+#include "base/threads.h"
+#include "model/blocks.h"
 #include "model/gguf_load.h"
 #include "model/gguf_vocab.h"
 #include "model/model.h"
@@ -293,6 +295,22 @@ static void check_panels(const char *c, const char *type) {
     cr_assert(dd <= 2e-2f * (1 + scale), "%s %s decode: %g", type, c, dd);
     if (packed && !config_is_mla(&pan.cfg))
         cr_assert(self <= 1e-5f * (1 + scale), "%s %s decode vs prefill: %g", type, c, self);
+    if (pan.cfg.n_routed_experts > 0) {
+        /* a decoding token's experts as two lists of products over two
+         * threads (moe_one_token_pass), or by the loop over experts: the
+         * same numbers */
+        const int before = threads_max();
+        threads_set(2);
+        float *d1 = decode_logits(&pan, ids, n);
+        moe_one_token_pass = 0;
+        float *d0 = decode_logits(&pan, ids, n);
+        moe_one_token_pass = 1;
+        threads_set(before);
+        cr_assert_eq(memcmp(d0, d1, sizeof(float) * N), 0,
+                     "%s %s: a token's experts in one pass differ from the loop over them (max "
+                     "|diff| %g)", type, c, max_diff(d0, d1, N));
+        free(d0), free(d1);
+    }
     free(a), free(b), free(da), free(db), free(ids);
     model_free(&rows);
     model_free(&pan);

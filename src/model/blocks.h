@@ -124,6 +124,9 @@ int ffn_forward(float *out, const float *x, const Mat *gate, const Mat *up, cons
  * expert's activations for the backward. */
 int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
                 MoeSaved *sv, Arena *a);
+/* 1: one row at inference runs its experts as two lists of products over
+ * all threads (the default); 0: the loop over experts. Tests compare. */
+extern int moe_one_token_pass;
 
 /* Expert parallelism (moe_ep.c), for moe_forward and moe_backward: after
  * the forward's routing (sv->count, sv->order), moe_ep_counts tells every

@@ -212,6 +212,56 @@ int moe_combine(float *out, const float *rows, const float *w, const int *order,
     return 0;
 }
 
+int moe_one_token_pass = 1;
+
+/* Most experts (routed, then the shared ones as one) one token runs. */
+#define ONE_TOKEN_MAX 16
+
+/* One token's active experts and shared experts on all threads: every
+ * gate and up as one list of products of x, then every down as another,
+ * each of its own input (matmul_each). Each list's weights stream split
+ * over the threads, a thread done early taking over the end of another's
+ * (threads.h), where a loop running each expert on one thread left a
+ * thread idle for up to an expert at the end (a 2-thread V2-Lite decode:
+ * 2-7% of the MoE's time). Rows into ydisp in dispatch order (count,
+ * experts ascending), the shared experts' sum into sh: the numbers the
+ * loop gives. Returns -1 when the experts do not fit this path. */
+static int one_token(float *ydisp, float *sh, const float *x, const LayerWeights *L,
+                     const ModelConfig *c, const int *count, Arena *a) {
+    const int D = c->hidden_size, E = c->n_routed_experts, Im = c->moe_intermediate_size;
+    const int Is = c->n_shared_experts * Im;
+    const Mat *gu[2 * ONE_TOKEN_MAX], *dn[ONE_TOKEN_MAX];
+    float *gu_y[2 * ONE_TOKEN_MAX], *dn_y[ONE_TOKEN_MAX];
+    const float *dn_x[ONE_TOKEN_MAX];
+    int width[ONE_TOKEN_MAX], n = 0;
+    for (int e = 0; e < E; e++) {
+        if (count[e + 1] == count[e]) continue;
+        if (n == ONE_TOKEN_MAX - 1) return -1;
+        gu[2 * n] = &L->exp_gate[e], gu[2 * n + 1] = &L->exp_up[e], dn[n] = &L->exp_down[e];
+        dn_y[n] = ydisp + (size_t)count[e] * D;
+        width[n++] = Im;
+    }
+    if (Is > 0) {
+        gu[2 * n] = &L->gate, gu[2 * n + 1] = &L->up, dn[n] = &L->down;
+        dn_y[n] = sh;
+        width[n++] = Is;
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += 2 * (size_t)width[i];
+    float *buf = arena_floats(a, total);
+    if (!buf) return -1;
+    for (int i = 0; i < n; i++) {
+        gu_y[2 * i] = buf;
+        dn_x[i] = buf;
+        gu_y[2 * i + 1] = buf + width[i];
+        buf += 2 * (size_t)width[i];
+    }
+    matmul_same_x(gu_y, x, gu, 2 * n, 1);
+    for (int i = 0; i < n; i++) swiglu(gu_y[2 * i], gu_y[2 * i + 1], (size_t)width[i]);
+    matmul_each(dn_y, dn_x, dn, n, 1);
+    return 0;
+}
+
 int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelConfig *c, int T,
                 MoeSaved *sv, Arena *a) {
     const int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
@@ -249,10 +299,17 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
      * decoding batch, a prompt chunk) the experts run side by side, one
      * thread each, largest first, instead of each expert's three small
      * products being split over the threads (one parallel region and
-     * barrier apiece, and the gathers between them serial). */
+     * barrier apiece, and the gathers between them serial). One token
+     * at inference runs its experts as two lists of products over all
+     * threads instead (one_token). Either way every expert's rows are
+     * kept, in dispatch order, and combined at the end. */
     const int parallel = sv && sv->ep && sv->ep->size > 1;
-    const int by_expert = !parallel && n_active >= 2 * threads_max() && threads_max() > 1;
-    const size_t rows = (size_t)(by_expert ? T * K : max_n);
+    const int one = T == 1 && !sv && !parallel && threads_max() > 1 && moe_one_token_pass &&
+                    K + 1 <= ONE_TOKEN_MAX;
+    const int by_expert =
+        !one && !parallel && n_active >= 2 * threads_max() && threads_max() > 1;
+    const int kept = by_expert || one;
+    const size_t rows = (size_t)(kept ? T * K : max_n);
     float *xe = arena_floats(a, rows * D);
     float *ybuf = sv ? NULL : arena_floats(a, rows * D);
     float *gua = by_expert && !sv ? arena_floats(a, (size_t)T * K * 3 * Im) : NULL; /* g, u, act */
@@ -273,6 +330,7 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
     /* each expert's outputs in dispatch order: sv->ye, or ybuf (one expert
      * at a time unless by_expert) */
     float *ydisp = sv ? sv->ye : ybuf;
+    if (one && one_token(ydisp, sh, x, L, c, count, a) != 0) return -1;
     if (by_expert) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int j = 0; j < E + sh_task; j++) {
@@ -304,8 +362,8 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
         const int n = count[e + 1] - count[e];
         if (n == 0) continue;
         const int *slots = order + count[e];
-        float *ye = sv || by_expert ? ydisp + (size_t)count[e] * D : ybuf;
-        if (!by_expert && !parallel) {
+        float *ye = sv || kept ? ydisp + (size_t)count[e] * D : ybuf;
+        if (!kept && !parallel) {
             for (int i = 0; i < n; i++)
                 memcpy(xe + (size_t)i * D, x + (size_t)(slots[i] / K) * D,
                        (size_t)D * sizeof(float));
@@ -319,16 +377,17 @@ int moe_forward(float *out, const float *x, const LayerWeights *L, const ModelCo
                 0)
                 return -1;
         }
-        if (sv || by_expert) continue; /* every expert's rows kept: combined below */
+        if (sv || kept) continue; /* every expert's rows kept: combined below */
         for (int i = 0; i < n; i++) {
             float *o = out + (size_t)(slots[i] / K) * D;
             const float g = wts[slots[i]], *y = ye + (size_t)i * D;
             for (int d = 0; d < D; d++) o[d] += g * y[d];
         }
     }
-    if ((sv || by_expert) && moe_combine(out, ydisp, wts, order, T, K, D, a) != 0) return -1;
+    if ((sv || kept) && moe_combine(out, ydisp, wts, order, T, K, D, a) != 0) return -1;
     if (Is > 0) {
-        if (!sh_task && ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, sv ? &shp : NULL, a) != 0)
+        if (!sh_task && !one &&
+            ffn_forward(sh, x, &L->gate, &L->up, &L->down, T, sv ? &shp : NULL, a) != 0)
             return -1;
         vec_add(out, sh, (size_t)T * D);
     }
