@@ -5,6 +5,8 @@
 #ifndef WHALE_THREADS_H
 #define WHALE_THREADS_H
 
+#include <stdatomic.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 static inline int threads_max(void) { return omp_get_max_threads(); }
@@ -83,9 +85,8 @@ void threads_share_learn(ThreadShares *s, const double *rate, int nt);
  * learnt, the two threads of a 1.5B model's decoding products still
  * finished 6-15% of the product's time apart on average (21-42 us of
  * 245-490 us for gate/up and down), 1-7 us apart with the taking. Every
- * item runs exactly once, on one thread. The region must read run by pointer,
- * not the thread-local shares. */
-#include <stdatomic.h>
+ * item runs exactly once, on one thread. The region must read run by
+ * pointer, not the thread-local shares. */
 typedef struct ThreadRunSlot {
     /* items taken from the run's front (low 32 bits) and from its back by
      * other threads (high 32 bits), moved together by compare-and-swap;

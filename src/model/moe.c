@@ -225,7 +225,8 @@ int moe_one_token_pass = 1;
  * thread idle for up to an expert at the end (a 2-thread V2-Lite decode:
  * 2-7% of the MoE's time). Rows into ydisp in dispatch order (count,
  * experts ascending), the shared experts' sum into sh: the numbers the
- * loop gives. Returns -1 when the experts do not fit this path. */
+ * loop gives. Returns -1 without scratch memory (the caller checked that
+ * the token's experts fit ONE_TOKEN_MAX). */
 static int one_token(float *ydisp, float *sh, const float *x, const LayerWeights *L,
                      const ModelConfig *c, const int *count, Arena *a) {
     const int D = c->hidden_size, E = c->n_routed_experts, Im = c->moe_intermediate_size;
