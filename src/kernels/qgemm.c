@@ -526,6 +526,27 @@ VNNI static inline __attribute__((always_inline)) __m512i dpbusd_x4(__m512i acc,
     return acc;
 }
 
+/* acc_f[t] += the int32 sums acc[t] x the rows' scales wd x token t's
+ * activation scale, for the N tokens of the block at ab; with mins
+ * (Q4_K), minus the rows' mins wm x the token's scaled code sum. */
+VNNI static inline __attribute__((always_inline)) void scale_add(__m512 *acc_f,
+                                                                 const __m512i *acc, __m512 wd,
+                                                                 __m512 wm, const int mins,
+                                                                 const uint8_t *ab, const int N) {
+#pragma GCC unroll 16
+    for (int t = 0; t < N; t++) {
+        float d;
+        memcpy(&d, ab + act_d(N) + 4 * t, 4);
+        acc_f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), _mm512_mul_ps(wd, _mm512_set1_ps(d)),
+                                   acc_f[t]);
+        if (mins) {
+            float ds;
+            memcpy(&ds, ab + act_s(N) + 4 * t, 4);
+            acc_f[t] = _mm512_fnmadd_ps(wm, _mm512_set1_ps(ds), acc_f[t]);
+        }
+    }
+}
+
 /* The tile's float sums: y[t * ldy + i] = acc_f[t] lane i, rows i < nr. */
 VNNI static inline __attribute__((always_inline)) void tile_store(float *y, int ldy, int nr,
                                                                   const __m512 *acc_f,
@@ -606,18 +627,7 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
         } else {
             wd = wm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales));
         }
-#pragma GCC unroll 16
-        for (int t = 0; t < N; t++) {
-            float d;
-            memcpy(&d, ab + act_d(N) + 4 * t, 4);
-            acc_f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]),
-                                       _mm512_mul_ps(wd, _mm512_set1_ps(d)), acc_f[t]);
-            if (has_mins(f)) {
-                float ds;
-                memcpy(&ds, ab + act_s(N) + 4 * t, 4);
-                acc_f[t] = _mm512_fnmadd_ps(wm, _mm512_set1_ps(ds), acc_f[t]);
-            }
-        }
+        scale_add(acc_f, acc, wd, wm, has_mins(f), ab, N);
     }
     tile_store(y, ldy, nr, acc_f, N);
 }
@@ -665,13 +675,7 @@ VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_
             const __m128i sc =
                 _mm_loadu_si128((const __m128i *)(head + 32 + 16 * (2 * (b % 8) + half)));
             const __m512 wd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
-#pragma GCC unroll 16
-            for (int t = 0; t < N; t++) {
-                float dx;
-                memcpy(&dx, ab + act_d(N) + 4 * t, 4);
-                acc_f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]),
-                                           _mm512_mul_ps(wd, _mm512_set1_ps(dx)), acc_f[t]);
-            }
+            scale_add(acc_f, acc, wd, wd, 0, ab, N);
         }
     }
     tile_store(y, ldy, nr, acc_f, N);
