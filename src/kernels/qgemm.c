@@ -42,12 +42,13 @@
  *          float scales d x sc, then 16 float mins dmin x m.
  *  PF_K4   (Q4_K, stored): super-blocks of 8 blocks (256 elements), each
  *          a 256-byte head, then its 8 blocks' codes as PF_NIB's. The
- *          head: the 16 rows' fp16 d, their fp16 dmin, then per pair of
- *          blocks (2p, 2p+1) 16 bytes of block 2p's low bits (row r's
- *          byte: sc & 15 | (m & 15) << 4), 16 of block 2p+1's, and 16 of
- *          both blocks' high bits (sc >> 4 | (m >> 4) << 2 for 2p, the
- *          same << 4 for 2p+1): the row layout's 6-bit scales and mins,
- *          regrouped so that one block's come out for 16 rows at once.
+ *          head: the 16 rows' fp16 d, their fp16 dmin, then per block j
+ *          16 bytes of its low bits (row r's byte at 64 + 16 j + r: sc &
+ *          15 | (m & 15) << 4), then 64 bytes of high bits (byte 192 + 16
+ *          (j % 4) + r: sc >> 4 | (m >> 4) << 2, shifted left by 4 for
+ *          j >= 4): the row layout's 6-bit scales and mins, regrouped so
+ *          that three zmm loads and a few byte operations give all 8
+ *          blocks' for 16 rows (k4_unpack).
  *  PF_K6   (Q6_K, stored and repacked): super-blocks of 8 blocks, each a
  *          288-byte head, then per block 256 bytes of its codes' low 4
  *          bits as PF_NIB's and 128 of their high 2 bits: in byte i of the
@@ -278,9 +279,8 @@ static void k4_head(uint8_t *head, const char *const rows[16], int s) {
         for (int j = 0; j < 8; j++) {
             int sc, m;
             q4k_scale_min(blk->scales, j, &sc, &m);
-            uint8_t *pair = head + 64 + 48 * (j / 2);
-            pair[16 * (j % 2) + r] = (uint8_t)((sc & 15) | (m & 15) << 4);
-            pair[32 + r] |= (uint8_t)(((sc >> 4) | (m >> 4) << 2) << (4 * (j % 2)));
+            head[64 + 16 * j + r] = (uint8_t)((sc & 15) | (m & 15) << 4);
+            head[192 + 16 * (j % 4) + r] |= (uint8_t)(((sc >> 4) | (m >> 4) << 2) << (4 * (j / 4)));
         }
     }
 }
@@ -351,8 +351,7 @@ static void k4_row(const uint8_t *panel, int nb, int j, BlockQ4_K *row) {
         memcpy(&o->dmin, head + 32 + 2 * j, 2);
         int sc[8], m[8];
         for (int k = 0; k < 8; k++) {
-            const uint8_t *pair = head + 64 + 48 * (k / 2);
-            const int lo = pair[16 * (k % 2) + j], hi = pair[32 + j] >> (4 * (k % 2));
+            const int lo = head[64 + 16 * k + j], hi = head[192 + 16 * (k % 4) + j] >> (4 * (k / 4));
             sc[k] = (lo & 15) | (hi & 3) << 4;
             m[k] = lo >> 4 | (hi >> 2 & 3) << 4;
         }
@@ -497,22 +496,33 @@ VNNI static void quantize_token(uint8_t *acts, const float *x, int t, int T, int
 
 /* ---- the register tile --------------------------------------------------------------- */
 
-/* Block b's float scales (d x sc) and mins (dmin x m) for the 16 rows of
- * a PF_K4 panel, sc and m from its super-block's head, d and dmin that
- * head's as the caller converted them: the same products as
- * unpack_q4_k's. */
-VNNI static inline void k4_scales(const uint8_t *head, int b, __m512 d, __m512 dmin, __m512 *wd,
+/* A PF_K4 super-block's 6-bit scales and mins as bytes, from its head:
+ * out[16 j + r] the scale of block j for row r, out[128 + 16 j + r] its
+ * min. Once per super-block; unpacking each block's alone took about 16
+ * vector operations a block, as many as its 8 vpdpbusd and their masks. */
+VNNI static inline void k4_unpack(const uint8_t *head, uint8_t out[256]) {
+    const __m512i l0 = _mm512_loadu_si512(head + 64), l1 = _mm512_loadu_si512(head + 128);
+    const __m512i h = _mm512_loadu_si512(head + 192);
+    const __m512i lo4 = _mm512_set1_epi8(15), b45 = _mm512_set1_epi8(0x30);
+    /* 16-bit shifts: what crosses into a neighbouring byte is masked off */
+    const __m512i l0h = _mm512_and_si512(_mm512_srli_epi16(l0, 4), lo4);
+    const __m512i l1h = _mm512_and_si512(_mm512_srli_epi16(l1, 4), lo4);
+    _mm512_storeu_si512(out, _mm512_or_si512(_mm512_and_si512(l0, lo4),
+                                             _mm512_and_si512(_mm512_slli_epi16(h, 4), b45)));
+    _mm512_storeu_si512(out + 64, _mm512_or_si512(_mm512_and_si512(l1, lo4), _mm512_and_si512(h, b45)));
+    _mm512_storeu_si512(out + 128,
+                        _mm512_or_si512(l0h, _mm512_and_si512(_mm512_slli_epi16(h, 2), b45)));
+    _mm512_storeu_si512(out + 192,
+                        _mm512_or_si512(l1h, _mm512_and_si512(_mm512_srli_epi16(h, 2), b45)));
+}
+
+/* Block j's float scales (d x sc) and mins (dmin x m) for the 16 rows of a
+ * PF_K4 panel, sc and m from k4_unpack's bytes, d and dmin the head's as
+ * the caller converted them: the same products as unpack_q4_k's. */
+VNNI static inline void k4_scales(const uint8_t *sm, int j, __m512 d, __m512 dmin, __m512 *wd,
                                   __m512 *wm) {
-    const int j = b % 8;
-    const uint8_t *pair = head + 64 + 48 * (j / 2);
-    const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pair + 16 * (j % 2))));
-    const __m512i hi = _mm512_srli_epi32(
-        _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pair + 32))), 4 * (j % 2));
-    const __m512i three = _mm512_set1_epi32(3), fifteen = _mm512_set1_epi32(15);
-    const __m512i sc = _mm512_or_si512(_mm512_and_si512(lo, fifteen),
-                                       _mm512_slli_epi32(_mm512_and_si512(hi, three), 4));
-    const __m512i m = _mm512_or_si512(_mm512_srli_epi32(lo, 4),
-                                      _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2), three), 4));
+    const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(sm + 16 * j)));
+    const __m512i m = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(sm + 128 + 16 * j)));
     *wd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
     *wm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
 }
@@ -566,6 +576,7 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
                                                                  const int N, const int f) {
     const __m512i low = _mm512_set1_epi8(15);
     __m512 acc_f[QG_N], d_sb = _mm512_setzero_ps(), dmin_sb = _mm512_setzero_ps();
+    _Alignas(64) uint8_t k4_sm[256]; /* PF_K4: the super-block's scales and mins */
 #pragma GCC unroll 16
     for (int t = 0; t < N; t++) acc_f[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -619,8 +630,9 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
             if (b % 8 == 0) { /* the super-block's d and dmin, for its 8 blocks */
                 d_sb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales));
                 dmin_sb = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + 32)));
+                k4_unpack(scales, k4_sm);
             }
-            k4_scales(scales, b, d_sb, dmin_sb, &wd, &wm);
+            k4_scales(k4_sm, b % 8, d_sb, dmin_sb, &wd, &wm);
         } else if (f == PF_KQ) {
             wd = _mm512_loadu_ps(scales);
             wm = _mm512_loadu_ps(scales + 64);
