@@ -443,7 +443,7 @@ Test(kernels, qgemm_matches_scalar_reference) {
     fprintf(stderr, "qgemm: %d outputs checked\n", checked);
 }
 
-/* Q8_0 / Q4_0 / Q4_K matrices stored as panels (qgemm_pack): every row reads back
+/* Q8_0 / Q4_0 / Q4_K / Q6_K matrices stored as panels (qgemm_pack): every row reads back
  * as the bytes it had; products over any token count (1 .. 40) and
  * panel-aligned row ranges equal the integer GEMM on the row layout bit
  * for bit (same tile, same activations, same scales); a range starting

@@ -50,14 +50,18 @@
  *          that three zmm loads and a few byte operations give all 8
  *          blocks' for 16 rows (k4_unpack).
  *  PF_K6   (Q6_K, stored and repacked): super-blocks of 8 blocks, each a
- *          288-byte head, then per block 256 bytes of its codes' low 4
- *          bits as PF_NIB's and 128 of their high 2 bits: in byte i of the
- *          first 64, bits 2c..2c+1 go with step c's low nibble at byte i,
- *          in the second 64 with its high nibble (codes 0..63, x = d sc
- *          (q - 32)). The head: the 16 rows' fp16 d, then per 16-element
- *          sub-block s the rows' int8 scales (16 bytes at 32 + 16 s). A
- *          block's low nibbles are its sub-block 2(b % 8), its high ones
- *          2(b % 8) + 1.
+ *          288-byte head, then per block 4 steps of 64 bytes for its first
+ *          16 elements (sub-block 2(b % 8)), then 128 bytes for its last 16
+ *          (sub-block 2(b % 8) + 1; codes 0..63, x = d sc (q - 32)). A
+ *          byte of step c holds the first sub-block's code in bits 0-5
+ *          and bits 4-5 of the second's code at the same place of its step
+ *          c in bits 6-7; the second's low 4 bits go as PF_NIB's, step c in
+ *          the low nibbles of the 64 bytes at 256 + 64 (c % 2) for c < 2,
+ *          in their high nibbles for c >= 2. A step of the first sub-block
+ *          is then one mask, one of the second a shift, a mask and a merge
+ *          that leave 4 x its code in each byte (k6 below). The head: the
+ *          16 rows' fp16 d, then per 16-element sub-block s the rows' int8
+ *          scales (16 bytes at 32 + 16 s).
  * PF_NIB, PF_BYTE, PF_K4 and PF_K6 fill exactly the bytes that their 16
  * rows take in the row layout (16 x 18, 16 x 34, 16 x 144 / 8 and 16 x
  * 210 / 8 bytes a block), so
@@ -237,20 +241,15 @@ VNNI static void pack_block(uint8_t *codes, uint8_t *scales, const QgBlock *u, i
     __m512i lo[4], hi[4];
     transpose16x4(u->v[0], lo);
     transpose16x4(u->v[1], hi);
-    if (f == PF_K6) { /* low nibbles as PF_NIB's, then the high 2 bits (see above) */
-        const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
-        __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
+    if (f == PF_K6) { /* see PF_K6 above; codes < 64, so no 16-bit shift crosses a byte */
+        const __m512i m4 = _mm512_set1_epi8(15), b45 = _mm512_set1_epi8(0x30);
+        for (int c = 0; c < 4; c++)
             _mm512_storeu_si512(codes + c * 64,
-                                _mm512_or_si512(_mm512_and_si512(lo[c], m4),
-                                                _mm512_slli_epi16(_mm512_and_si512(hi[c], m4), 4)));
-            const __m512i l2 = _mm512_and_si512(_mm512_srli_epi16(lo[c], 4), m2);
-            const __m512i h2 = _mm512_and_si512(_mm512_srli_epi16(hi[c], 4), m2);
-            h0 = _mm512_or_si512(h0, _mm512_sllv_epi16(l2, _mm512_set1_epi16((short)(2 * c))));
-            h1 = _mm512_or_si512(h1, _mm512_sllv_epi16(h2, _mm512_set1_epi16((short)(2 * c))));
-        }
-        _mm512_storeu_si512(codes + 256, h0);
-        _mm512_storeu_si512(codes + 320, h1);
+                                _mm512_or_si512(lo[c], _mm512_slli_epi16(_mm512_and_si512(hi[c], b45), 2)));
+        for (int r = 0; r < 2; r++)
+            _mm512_storeu_si512(codes + 256 + 64 * r,
+                                _mm512_or_si512(_mm512_and_si512(hi[r], m4),
+                                                _mm512_slli_epi16(_mm512_and_si512(hi[r + 2], m4), 4)));
         return;
     }
     for (int c = 0; c < 4; c++) {
@@ -385,11 +384,12 @@ static void k6_row(const uint8_t *panel, int nb, int j, BlockQ6_K *row) {
             const uint8_t *codes = panel + codes_at(PF_K6, nb, 8 * s + k);
             const int h = k / 4, g = k % 4;
             for (int e = 0; e < QK; e++) {
-                const int at = 64 * (e % 16 / 4) + 4 * j + e % 4, c = e % 16 / 4;
-                const int lo = e < 16 ? codes[at] & 15 : codes[at] >> 4;
-                const int hi = codes[256 + 64 * (e >= 16) + 4 * j + e % 4] >> (2 * c) & 3;
-                o->ql[64 * h + 32 * (g % 2) + e] |= (uint8_t)(lo << (4 * (g / 2)));
-                o->qh[32 * h + e] |= (uint8_t)(hi << (2 * g));
+                const int c = e % 16 / 4, a = codes[64 * c + 4 * j + e % 4];
+                const int q = e < 16 ? a & 63
+                                     : (codes[256 + 64 * (c % 2) + 4 * j + e % 4] >> (4 * (c / 2)) & 15) |
+                                           (a >> 6) << 4;
+                o->ql[64 * h + 32 * (g % 2) + e] |= (uint8_t)((q & 15) << (4 * (g / 2)));
+                o->qh[32 * h + e] |= (uint8_t)((q >> 4) << (2 * g));
             }
         }
     }
@@ -644,22 +644,28 @@ VNNI static inline __attribute__((always_inline)) void tile_body(const uint8_t *
     tile_store(y, ldy, nr, acc_f, N);
 }
 
-/* tile_body for PF_K6: each block's two sub-blocks (its low and high
- * nibbles) in turn, each summed from its offset correction over 4 steps
- * and scaled by d x its int8 scale; a step's codes are its nibbles with
- * their 2 high bits moved to bits 4-5. */
+/* tile_body for PF_K6: each block's two sub-blocks in turn, each summed
+ * from its offset correction over 4 steps and scaled by d x its int8
+ * scale. The first's step is its bytes' low 6 bits; the second's puts its
+ * low nibble at bits 2-5 beside the high bits already at 6-7, so that it
+ * sums 4 x its codes: its correction starts 4 x as large and its scale
+ * takes d / 4, exact in binary, so the sums are what x 1 gave. */
 VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_t *panel,
                                                                     const uint8_t *acts, int nb,
                                                                     float *y, int ldy, int nr,
                                                                     const int N) {
-    const __m512i low = _mm512_set1_epi8(15), bits45 = _mm512_set1_epi8(0x30);
-    __m512 acc_f[QG_N], d = _mm512_setzero_ps();
+    const __m512i bits05 = _mm512_set1_epi8(0x3f), bits25 = _mm512_set1_epi8(0x3c);
+    const __m512i bits67 = _mm512_set1_epi8((char)0xc0);
+    __m512 acc_f[QG_N], d = _mm512_setzero_ps(), d4 = _mm512_setzero_ps();
 #pragma GCC unroll 16
     for (int t = 0; t < N; t++) acc_f[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *pb = panel + codes_at(PF_K6, nb, b), *ab = acts + (size_t)b * act_block(N);
         const uint8_t *head = panel + scales_at(PF_K6, b);
-        if (b % 8 == 0) d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
+        if (b % 8 == 0) {
+            d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
+            d4 = _mm512_mul_ps(d, _mm512_set1_ps(0.25f));
+        }
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             __m512i acc[QG_N];
@@ -668,17 +674,19 @@ VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_
                 int32_t c, h;
                 memcpy(&c, ab + act_c(N) + 4 * t, 4);
                 memcpy(&h, ab + act_h(N) + 4 * t, 4);
-                acc[t] = _mm512_set1_epi32(half ? c - h : h);
+                acc[t] = _mm512_set1_epi32(half ? 4 * (c - h) : h);
             }
-            const __m512i top = _mm512_loadu_si512(pb + 256 + 64 * half);
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
-                const __m512i raw = _mm512_loadu_si512(pb + c * 64);
-                const __m512i nib = half ? _mm512_and_si512(_mm512_srli_epi16(raw, 4), low)
-                                         : _mm512_and_si512(raw, low);
-                const __m512i hi2 = c < 3 ? _mm512_slli_epi16(top, 4 - 2 * c)
-                                          : _mm512_srli_epi16(top, 2);
-                const __m512i w = _mm512_or_si512(nib, _mm512_and_si512(hi2, bits45));
+                const __m512i a = _mm512_loadu_si512(pb + c * 64);
+                __m512i w;
+                if (!half) {
+                    w = _mm512_and_si512(a, bits05);
+                } else { /* 16-bit shifts: what crosses a byte is masked off */
+                    const __m512i nib = _mm512_loadu_si512(pb + 256 + 64 * (c % 2));
+                    const __m512i at25 = c < 2 ? _mm512_slli_epi16(nib, 2) : _mm512_srli_epi16(nib, 2);
+                    w = _mm512_or_si512(_mm512_and_si512(at25, bits25), _mm512_and_si512(a, bits67));
+                }
 #pragma GCC unroll 16
                 for (int t = 0; t < N; t++) {
                     acc[t] = dpbusd_x4(acc[t], w, ab + t * QK + 16 * half + 4 * c);
@@ -686,7 +694,7 @@ VNNI static inline __attribute__((always_inline)) void tile_k6_body(const uint8_
             }
             const __m128i sc =
                 _mm_loadu_si128((const __m128i *)(head + 32 + 16 * (2 * (b % 8) + half)));
-            const __m512 wd = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
+            const __m512 wd = _mm512_mul_ps(half ? d4 : d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
             scale_add(acc_f, acc, wd, wd, 0, ab, N);
         }
     }
