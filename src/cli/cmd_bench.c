@@ -19,38 +19,6 @@
 #include "kernels/dot.h"
 #include "model/model.h"
 
-static double mat_bytes(const Mat *w) { return (double)w->rows * qtype_row_bytes(w->type, w->cols); }
-
-/* Weight bytes one decode step reads: every tensor once, except the
- * embedding (one row), the routed experts (K of E on average) and MLA's
- * kv_b_proj where decoding reads its Q8_0 copies instead (wuk_t, and wuv
- * or kv_b's W_UV rows; weights_mla_decode_copies). This is the numerator
- * of the bandwidth roofline. */
-static double decode_bytes_per_token(const Model *m) {
-    const ModelConfig *c = &m->cfg;
-    const int nope = c->qk_nope_head_dim, vd = c->v_head_dim;
-    double bytes = 0;
-    for (int i = 0; i < m->w.n_specs; i++) {
-        const ParamSpec *s = &m->w.specs[i];
-        double b = (double)s->bytes;
-        const char *kvb = strstr(s->name, ".self_attn.kv_b_proj.weight");
-        const LayerWeights *L = kvb ? &m->w.layers[atoi(s->name + 13)] : NULL;
-        if (L && L->wuk_t.data) {
-            b = mat_bytes(&L->wuk_t) + (L->wuv.data ? mat_bytes(&L->wuv) : b * vd / (nope + vd));
-        } else if (!strcmp(s->name, "model.embed_tokens.weight")) {
-            if (c->tie_word_embeddings) bytes += b; /* read whole as the LM head */
-            b = b / (double)s->shape[0];
-        } else if (strstr(s->name, ".mlp.experts.")) {
-            b = b * c->num_experts_per_tok / c->n_routed_experts;
-        }
-        if (strncmp(s->name, "model.layers.", 13) == 0 &&
-            atoi(s->name + 13) >= c->num_hidden_layers)
-            continue; /* MTP modules do not run in plain decoding */
-        bytes += b;
-    }
-    return bytes;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -157,7 +125,7 @@ int cmd_bench(int argc, char **argv) {
     }
     qsort(pp, (size_t)reps, sizeof *pp, cmp_double);
     qsort(tg, (size_t)reps, sizeof *tg, cmp_double);
-    double bpt = decode_bytes_per_token(&m);
+    double bpt = weights_decode_bytes(&m.w, &m.cfg);
     if (json) {
         printf("{\"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"n_prompt\": %d, \"n_gen\": %d, "
                "\"quant\": \"%s\", \"threads\": %d, \"reps\": %d, \"batch\": %d, "

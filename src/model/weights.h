@@ -185,6 +185,13 @@ int weights_mla_decode_copies(Weights *w, const ModelConfig *cfg);
  * decoding copies, then the panels. */
 void weights_prepare_inference(Weights *w, const ModelConfig *cfg);
 
+/* Weight bytes one decode step reads: every tensor once, except the
+ * embedding (one row; whole when it is also the LM head), the routed
+ * experts (K of E on average), MTP modules (not run) and MLA's kv_b_proj
+ * where decoding reads its Q8_0 copies instead (wuk_t, and wuv or kv_b's
+ * W_UV rows). The numerator of the bandwidth roofline. */
+double weights_decode_bytes(const Weights *w, const ModelConfig *cfg);
+
 /* Find a tensor by name; NULL if not in the table. */
 const ParamSpec *weights_find(const Weights *w, const char *name);
 

@@ -150,3 +150,29 @@ void weights_prepare_inference(Weights *w, const ModelConfig *c) {
     weights_mla_decode_copies(w, c);
     weights_pack_panels(w, c);
 }
+
+static double mat_bytes(const Mat *w) { return (double)w->rows * qtype_row_bytes(w->type, w->cols); }
+
+double weights_decode_bytes(const Weights *w, const ModelConfig *c) {
+    const int nope = c->qk_nope_head_dim, vd = c->v_head_dim;
+    double bytes = 0;
+    for (int i = 0; i < w->n_specs; i++) {
+        const ParamSpec *s = &w->specs[i];
+        double b = (double)s->bytes;
+        const char *kvb = strstr(s->name, ".self_attn.kv_b_proj.weight");
+        const LayerWeights *L = kvb ? &w->layers[atoi(s->name + 13)] : NULL;
+        if (L && L->wuk_t.data) {
+            b = mat_bytes(&L->wuk_t) + (L->wuv.data ? mat_bytes(&L->wuv) : b * vd / (nope + vd));
+        } else if (!strcmp(s->name, "model.embed_tokens.weight")) {
+            if (c->tie_word_embeddings) bytes += b; /* read whole as the LM head */
+            b = b / (double)s->shape[0];
+        } else if (strstr(s->name, ".mlp.experts.")) {
+            b = b * c->num_experts_per_tok / c->n_routed_experts;
+        }
+        if (strncmp(s->name, "model.layers.", 13) == 0 &&
+            atoi(s->name + 13) >= c->num_hidden_layers)
+            continue; /* MTP modules do not run in plain decoding */
+        bytes += b;
+    }
+    return bytes;
+}
