@@ -306,3 +306,30 @@ Test(moe, v3_group_score_is_top2_sum) {
     moe_route(&c, logits, bias, &idx, &w, scratch);
     cr_expect(idx >= 3, "top-2 sum must pick group 1, got expert %d", idx);
 }
+
+/* weights_decode_bytes, the roofline's numerator in whale bench, against
+ * config_count_params' active count (written separately, for whale info):
+ * an F32 model's decoding step reads 4 bytes of every active parameter
+ * but the embedding, of which one row (and all of it again where the LM
+ * head is tied to it); MTP modules are not active. Routed experts count K
+ * of E of theirs on both sides. */
+Test(model, decode_bytes_are_the_active_parameters) {
+    /* MLA with MoE and MTP (V3, V2-Lite), GQA with the head tied (Qwen2) and not (Llama) */
+    const char *which[] = {"v3_f32", "v2_lite", "qwen2", "llama"};
+    for (int k = 0; k < 4; k++) {
+        const char *cs = which[k];
+        Err err = {0};
+        char path[1024];
+        Model m;
+        case_path(path, sizeof path, cs, NULL);
+        cr_assert_eq(model_open(&m, path, &err), 0, "%s: %s", cs, err.msg);
+        const ModelConfig *c = &m.cfg;
+        const ParamCount pc = config_count_params(c);
+        const double D = c->hidden_size, V = c->vocab_size;
+        const double want = 4.0 * (pc.active - V * D + D + (c->tie_word_embeddings ? V * D : 0));
+        const double got = weights_decode_bytes(&m.w, c);
+        cr_expect(fabs(got - want) <= 1e-9 * want, "%s: %.0f bytes a step, %.0f expected", cs,
+                  got, want);
+        model_free(&m);
+    }
+}
