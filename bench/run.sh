@@ -21,6 +21,8 @@ CC=${CC:-cc}
 $CC -O2 -fopenmp bench/probe.c -o build/bench/probe
 $CC -O2 -fopenmp -Isrc bench/gemm.c build/libwhale.a -ljansson -lpcre2-8 -lutf8proc -lm \
     -o build/bench/gemm
+$CC -O2 -fopenmp -Isrc bench/decode_share.c build/libwhale.a -ljansson -lpcre2-8 -lutf8proc -lm \
+    -o build/bench/decode_share
 json() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 probe=$(OMP_NUM_THREADS=$THREADS build/bench/probe)
@@ -82,6 +84,29 @@ for name in $MODELS; do
     done
 done
 
+# Decode's share burst by burst (bench/decode_share.c): 40 bursts of 8
+# steps, each between two read probes, split by the bandwidth regime the
+# bursts ran in; the whole-run shares above mix regimes when the
+# bandwidth flips during a run.
+shares=""
+for name in $MODELS; do
+    dir=$(model_dir $name)
+    for q in $TYPES; do
+        gg=$(gguf_of $name $q "$dir")
+        out=$(WHALE_QUIET=1 build/bench/decode_share "$gg" 40 8 "$THREADS" 2>/dev/null)
+        shares+=$(/usr/bin/python3 - "$out" "$day" "$cpu, $THREADS threads" "$name" "$q" <<'PY'
+import json, sys
+r, day, mach, name, q = json.loads(sys.argv[1]), *sys.argv[2:]
+for k in ("slow", "fast", "all"):
+    if k in r:
+        g = r[k]
+        print(f"| {day} | {mach} | {name} | {q} | {k} | {g['bursts']} of {r['bursts']} | {g['probe_gb_s']} | {g['share'] * 100:.0f}% |")
+        print(f"{name} {q}: {k} regime, {g['bursts']} bursts, probe {g['probe_gb_s']} GB/s, decode {g['share'] * 100:.0f}% of it", file=sys.stderr)
+PY
+)$'\n'
+    done
+done
+
 # Side by side with llama.cpp (LLAMA_BENCH=/path/to/llama-bench, built by
 # hand beside the project; nothing here builds it): both on the same GGUF
 # file (whale convert of the model to each type), same threads.
@@ -124,6 +149,22 @@ fi
     echo "| $day | limits: read $bw GB/s, FMA peak $peak GFLOP/s, whale GEMM 256x2048x2048 $g GFLOP/s ($THREADS threads) | | | | | | |"
     printf "%s" "$rows"
 } | results_rows 'Inference (`make bench`)'
+if ! grep -q "^## Decode share burst by burst" bench/RESULTS.md; then
+    cat >> bench/RESULTS.md <<'HDR'
+
+## Decode share burst by burst (`make bench`, bench/decode_share.c)
+
+Each burst decodes 8 tokens (the same positions every time) between two read probes of 256
+MiB; a burst counts when its probes agree within 10%, its share is the weight bytes it read
+per second over their mean. The counted bursts are split into the machine's bandwidth
+regimes (two when the fastest probe is over 1.3x the slowest), each with its median probe
+and median share. 40 bursts a row.
+
+| date | machine | model | quant | regime | bursts counted | probe GB/s | decode share |
+|---|---|---|---|---|---:|---:|---:|
+HDR
+fi
+printf "%s" "$shares" | grep '^|' | results_rows "Decode share burst by burst"
 if [ -n "$side" ]; then
     if ! grep -q "^## Inference side by side" bench/RESULTS.md; then
         cat >> bench/RESULTS.md <<'HDR'
