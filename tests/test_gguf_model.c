@@ -878,11 +878,14 @@ Test(gguf_model, kquant_matmul) {
                 }
 }
 
-/* A qwen2 model with rows of 256 (and a down_proj of 544, which only a
- * 32-block type fits): convert to q4_k and q6_k, load in the file's types.
- * Types: Q4_K/Q6_K, output Q6_K for q4_k (as Q4_K_M), the 544-wide rows
- * Q4_0 (q4_k) or Q8_0 (q6_k). Logits against the F32 model: correlation
- * >= 0.95 (q4_k) and >= 0.995 (q6_k) on random weights, the worst case for
+/* A qwen2 model of 8 layers with rows of 256 (and a down_proj of 544,
+ * which only a 32-block type fits): convert to q4_k and q6_k, load in the
+ * file's types. Types: Q4_K/Q6_K; for q4_k Q4_K_M's mix, output Q6_K and in
+ * layers 0, 3, 6 and 7 (the first and last eighth, every third between)
+ * v_proj and down_proj Q6_K; the 544-wide rows Q4_0 where Q4_K was meant,
+ * Q8_0 where Q6_K was. Logits against the F32 model: correlation
+ * >= 0.94 (q4_k; 0.952 measured, 0.963 with 2 layers: the error grows with
+ * depth) and >= 0.995 (q6_k; 0.997) on random weights, the worst case for
  * few bits. */
 Test(gguf_model, kquant_models) {
     ModelConfig c;
@@ -890,7 +893,7 @@ Test(gguf_model, kquant_models) {
     cr_assert_eq(config_load(&c, case_dir("qwen2"), &e), 0, "%s", e.msg);
     c.hidden_size = 256, c.intermediate_size = 544, c.head_dim = 64;
     c.num_attention_heads = 4, c.num_key_value_heads = 2, c.vocab_size = 512;
-    c.tie_word_embeddings = 0;
+    c.tie_word_embeddings = 0, c.num_hidden_layers = 8;
     Model f;
     cr_assert_eq(model_create(&f, &c, &e), 0, "%s", e.msg);
     weights_init_random(&f.w, 3, 0.05f);
@@ -908,8 +911,13 @@ Test(gguf_model, kquant_models) {
             const ParamSpec *s = &g.w.specs[i];
             if (s->n_dims != 2) continue;
             QType want = types[k];
-            if (s->shape[1] == 544) want = types[k] == QTYPE_Q4_K ? QTYPE_Q4_0 : QTYPE_Q8_0;
-            else if (!strcmp(s->name, "lm_head.weight")) want = QTYPE_Q6_K;
+            const int layer = strncmp(s->name, "model.layers.", 13) ? -1 : atoi(s->name + 13);
+            if (types[k] == QTYPE_Q4_K &&
+                (!strcmp(s->name, "lm_head.weight") ||
+                 ((layer == 0 || layer == 3 || layer == 6 || layer == 7) &&
+                  (strstr(s->name, "v_proj") || strstr(s->name, "down_proj")))))
+                want = QTYPE_Q6_K;
+            if (s->shape[1] == 544) want = want == QTYPE_Q4_K ? QTYPE_Q4_0 : QTYPE_Q8_0;
             cr_assert_eq(s->type, want, "%s: %s stored as %s, expected %s",
                          qtype_name(types[k]), s->name, qtype_name(s->type), qtype_name(want));
         }
@@ -922,7 +930,7 @@ Test(gguf_model, kquant_models) {
         double corr = (sab - sa * sb / N) / sqrt((saa - sa * sa / N) * (sbb - sb * sb / N));
         fprintf(stderr, "%s GGUF model: correlation with F32 logits %.5f\n", qtype_name(types[k]),
                 corr);
-        cr_assert(corr >= (types[k] == QTYPE_Q4_K ? 0.95 : 0.995), "%s corr %g",
+        cr_assert(corr >= (types[k] == QTYPE_Q4_K ? 0.94 : 0.995), "%s corr %g",
                   qtype_name(types[k]), corr);
         free(lg);
         model_free(&g);

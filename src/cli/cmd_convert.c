@@ -118,7 +118,7 @@ int cmd_convert(int argc, char **argv) {
         {"model", 'm', ARG_STR, &model, "PATH: model directory (to GGUF) or .gguf file (to HF)"},
         {"out", 'o', ARG_STR, &out, "FILE: the .gguf to write, or the directory for an HF model"},
         {"type", 0, ARG_STR, &type,
-         "T: to GGUF f32|f16|bf16|q8_0|q4_0|q4_k|q6_k (default f32); to HF f32|bf16 (default f32)"},
+         "T: to GGUF f32|f16|bf16|q8_0|q4_0|q4_k (Q4_K_M's mix)|q6_k (default f32); to HF f32|bf16 (default f32)"},
         {"threads", 't', ARG_INT, &threads, "N: threads (default: all cores)"},
         {"seed", 0, ARG_INT, &seed, "N: unused (conversion is deterministic)"},
     };

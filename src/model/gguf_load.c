@@ -358,13 +358,22 @@ static int set_add(GgufTensorSet *set, const char *name, GgmlType type, int n_di
     return i;
 }
 
+/* Q4_K_M's layers with more bits (llama.cpp's quantiser): the first and
+ * last eighth of the n, and every third between. */
+static int more_bits(int layer, int n) {
+    return layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
+}
+
 /* The type a tensor of n_dims dims with rows of ne0 gets in a file of type
- * q (see gguf_tensors_from_weights). */
-static QType pick_type(QType q, const char *name, int n_dims, int64_t ne0) {
+ * q (see gguf_tensors_from_weights); n_layers counts the MTP layers too. */
+static QType pick_type(QType q, const char *name, int n_dims, int64_t ne0, int n_layers) {
     if (n_dims == 1 || strstr(name, "ffn_gate_inp")) return QTYPE_F32;
     QType t = q;
+    int layer;
     if (q == QTYPE_Q4_K &&
-        (!strcmp(name, "output.weight") || strstr(name, "nextn.shared_head_head")))
+        (!strcmp(name, "output.weight") || strstr(name, "nextn.shared_head_head") ||
+         ((strstr(name, ".attn_v.weight") || strstr(name, ".ffn_down")) &&
+          sscanf(name, "blk.%d.", &layer) == 1 && more_bits(layer, n_layers))))
         t = QTYPE_Q6_K;
     if (ne0 % qtype_block(t))
         t = t == QTYPE_Q6_K ? QTYPE_Q8_0 : t == QTYPE_Q4_K ? QTYPE_Q4_0 : t;
@@ -378,10 +387,10 @@ static QType pick_type(QType q, const char *name, int n_dims, int64_t ne0) {
  * stacked experts (n_slices > 1) the tensor is created at the first slice
  * and filled slice by slice. */
 static int add_rows(GgufTensorSet *set, const char *name, int nd, const int64_t *ne, QType q,
-                    const float *src, int64_t n_rows, int slice, int n_slices, int borrow,
-                    Err *err) {
+                    int n_layers, const float *src, int64_t n_rows, int slice, int n_slices,
+                    int borrow, Err *err) {
     const int64_t ne0 = ne[0];
-    QType t = pick_type(q, name, nd, ne0);
+    QType t = pick_type(q, name, nd, ne0, n_layers);
     const size_t slice_bytes = (size_t)n_rows * qtype_row_bytes(t, (int)ne0);
     int idx = -1;
     /* a stacked tensor is one of the last few added: experts come in order */
@@ -402,6 +411,7 @@ int gguf_tensors_from_weights(GgufTensorSet *set, const Weights *w, const ModelC
                               QType q, Err *err) {
     memset(set, 0, sizeof *set);
     float *tmp = NULL, *tmp2 = NULL;
+    const int L = cfg->num_hidden_layers + cfg->num_nextn_predict_layers;
     if (cfg->rope.type == ROPE_LLAMA3) {
         int64_t ne[1] = {cfg->head_dim / 2};
         float *f = set_buf(set, (size_t)ne[0] * sizeof(float), err);
@@ -431,10 +441,10 @@ int gguf_tensors_from_weights(GgufTensorSet *set, const Weights *w, const ModelC
         int rc;
         switch (r[0].xform) {
         case GGUF_XFORM_NONE:
-            rc = add_rows(set, r[0].name, nd[0], ne[0], q, src, s->numel / ne[0][0], 0, 1, 1, err);
+            rc = add_rows(set, r[0].name, nd[0], ne[0], q, L, src, s->numel / ne[0][0], 0, 1, 1, err);
             break;
         case GGUF_XFORM_EXPERT:
-            rc = add_rows(set, r[0].name, nd[0], ne[0], q, src, rows, r[0].expert,
+            rc = add_rows(set, r[0].name, nd[0], ne[0], q, L, src, rows, r[0].expert,
                           cfg->n_routed_experts, 0, err);
             break;
         case GGUF_XFORM_LLAMA_PERMUTE:
@@ -443,7 +453,7 @@ int gguf_tensors_from_weights(GgufTensorSet *set, const Weights *w, const ModelC
             if (gguf_llama_permute_rows(tmp, src, rows, (size_t)cols * sizeof(float), r[0].n_head,
                                         err) != 0)
                 goto fail;
-            rc = add_rows(set, r[0].name, nd[0], ne[0], q, tmp, s->numel / ne[0][0], 0, 1, 0, err);
+            rc = add_rows(set, r[0].name, nd[0], ne[0], q, L, tmp, s->numel / ne[0][0], 0, 1, 0, err);
             break;
         case GGUF_XFORM_KV_B_K: {
             const int H = cfg->num_attention_heads, nope = cfg->qk_nope_head_dim,
@@ -454,9 +464,9 @@ int gguf_tensors_from_weights(GgufTensorSet *set, const Weights *w, const ModelC
             tmp2 = malloc((size_t)H * v * R * sizeof(float));
             if (!tmp || !tmp2) goto oom;
             gguf_mla_split_kv_b(src, tmp, tmp2, sizeof(float), H, nope, v, R);
-            rc = add_rows(set, r[0].name, nd[0], ne[0], q, tmp, (int64_t)H * R, 0, 1, 0, err);
+            rc = add_rows(set, r[0].name, nd[0], ne[0], q, L, tmp, (int64_t)H * R, 0, 1, 0, err);
             if (rc == 0)
-                rc = add_rows(set, r[1].name, nd[1], ne[1], q, tmp2, (int64_t)H * v, 0, 1, 0, err);
+                rc = add_rows(set, r[1].name, nd[1], ne[1], q, L, tmp2, (int64_t)H * v, 0, 1, 0, err);
             break;
         }
         default: err_set(err, "tensor '%s': unexpected transform", s->name); goto fail;

@@ -58,8 +58,9 @@ typedef struct GgufTensorSet {
  * type q: names and shapes of io/gguf_names.h, the converter's transforms
  * applied, and per tensor the type llama.cpp's converter would choose: 1-D
  * tensors and the MoE router (ffn_gate_inp) F32; other matrices q, except
- * that q4_k writes output.weight (and the MTP heads) as Q6_K as Q4_K_M
- * does, and a row that q's block does not divide falls back to Q8_0 for
+ * that q4_k is Q4_K_M's mix (the file type it declares): output.weight (and
+ * the MTP heads) Q6_K, and attn_v and every ffn_down Q6_K in the first and
+ * last eighth of the layers and every third between, and a row that q's block does not divide falls back to Q8_0 for
  * q6_k, Q4_0 for q4_k (llama.cpp's Q5_0 is not a whale type), and to F32
  * when 32 does not divide it either (llama.cpp writes F16 there; F32 keeps
  * the values exact). A llama3 model gets rope_freqs.weight. Returns 0 or
