@@ -5,7 +5,7 @@
  * seconds), so a whole run's tok/s over a probe taken before or after it
  * mixes both. Here every burst of decoding steps sits between two read
  * probes (every thread sums its share of a 256 MiB buffer on transparent
- * huge pages, best of 3 passes, as bench/probe.c does with 2 GiB); a burst
+ * huge pages, best of 3 passes: read_bw.h, which bench/probe.c runs over 2 GiB); a burst
  * counts when its two probes agree within 10%, and its share is the weight
  * bytes it read per second (weights_decode_bytes x steps / time) over their
  * mean. The counted bursts are then split into the machine's bandwidth
@@ -17,7 +17,6 @@
  *   decode_share MODEL [BURSTS 40] [STEPS 8] [THREADS]
  *
  * Prints one line per burst on stderr and one JSON object on stdout. */
-#include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,33 +26,10 @@
 #include "base/log.h"
 #include "base/threads.h"
 #include "model/model.h"
+#include "read_bw.h"
 
 #define PROBE_BYTES ((size_t)256 << 20)
 #define PROMPT 8
-
-__attribute__((target("avx512f"))) static double read_probe(const float *buf, size_t n) {
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = time_now(), total = 0;
-#pragma omp parallel reduction(+ : total)
-        {
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-            __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-#pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i += 64) {
-                a0 = _mm512_add_ps(a0, _mm512_load_ps(buf + i));
-                a1 = _mm512_add_ps(a1, _mm512_load_ps(buf + i + 16));
-                a2 = _mm512_add_ps(a2, _mm512_load_ps(buf + i + 32));
-                a3 = _mm512_add_ps(a3, _mm512_load_ps(buf + i + 48));
-            }
-            total += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-        }
-        const double gbs = (double)n * 4 / (time_now() - t0) / 1e9;
-        if (total == 12345.0) fputc(' ', stderr); /* keep the sum alive */
-        if (gbs > best) best = gbs;
-    }
-    return best;
-}
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -117,7 +93,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int kept = 0;
-    double before = read_probe(buf, PROBE_BYTES / 4), lo = 1e30, hi = 0;
+    double before = read_bw(buf, PROBE_BYTES / 4, 3), lo = 1e30, hi = 0;
     for (int b = 0; b < bursts; b++) {
         kv.len = PROMPT;
         const double t0 = time_now();
@@ -127,7 +103,7 @@ int main(int argc, char **argv) {
                 return 1;
             }
         const double gbs = bytes * steps / (time_now() - t0) / 1e9;
-        const double after = read_probe(buf, PROBE_BYTES / 4), mean = 0.5 * (before + after);
+        const double after = read_bw(buf, PROBE_BYTES / 4, 3), mean = 0.5 * (before + after);
         const int agree = fabs(before - after) <= 0.1 * mean;
         fprintf(stderr, "burst %3d: probe %5.1f -> %5.1f GB/s, decode %5.1f GB/s%s\n", b, before,
                 after, gbs, agree ? "" : " (probes differ: not counted)");

@@ -14,35 +14,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-__attribute__((target("avx512f"))) static double read_bw(const float *buf, size_t n) {
-    double best = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = now(), total = 0;
-#pragma omp parallel reduction(+ : total)
-        {
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-            __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-#pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i += 64) {
-                a0 = _mm512_add_ps(a0, _mm512_load_ps(buf + i));
-                a1 = _mm512_add_ps(a1, _mm512_load_ps(buf + i + 16));
-                a2 = _mm512_add_ps(a2, _mm512_load_ps(buf + i + 32));
-                a3 = _mm512_add_ps(a3, _mm512_load_ps(buf + i + 48));
-            }
-            total += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-        }
-        double gbs = n * 4.0 / (now() - t0) / 1e9;
-        if (total == 12345.0) printf(" "); /* keep the sum alive */
-        if (gbs > best) best = gbs;
-    }
-    return best;
-}
+#include "read_bw.h"
 
 /* Twelve independent accumulators, named so they stay in registers (an
  * array indexed in loops can be kept in memory): enough FMAs in flight to
@@ -51,7 +23,7 @@ __attribute__((target("avx512f,fma"))) static double fma_peak(void) {
     double best = 0;
     const long iters = 20000000;
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = now(), sink = 0;
+        double t0 = read_bw_now(), sink = 0;
 #pragma omp parallel reduction(+ : sink)
         {
             const __m512 b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
@@ -73,7 +45,7 @@ __attribute__((target("avx512f,fma"))) static double fma_peak(void) {
             sink += _mm512_reduce_add_ps(s);
         }
         double flops = 2.0 * 16 * 12 * iters * omp_get_max_threads();
-        double g = flops / (now() - t0) / 1e9;
+        double g = flops / (read_bw_now() - t0) / 1e9;
         if (sink == 1.0) printf(" ");
         if (g > best) best = g;
     }
@@ -90,7 +62,7 @@ int main(void) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) buf[i] = 1.0f;
     printf("{\"threads\": %d, \"read_gb_s\": %.1f, \"fma_peak_gflop_s\": %.1f}\n",
-           omp_get_max_threads(), read_bw(buf, n), fma_peak());
+           omp_get_max_threads(), read_bw(buf, n, 5), fma_peak());
     free(buf);
     return 0;
 }
