@@ -41,17 +41,16 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* One regime's JSON: median probe and share of bursts i with lo <= probe < hi. */
+/* One regime's JSON: median probe and share of the n bursts with lo <=
+ * probe < hi; p and s are scratch of n each. */
 static void regime(const char *name, const double *probe, const double *share, int n, double lo,
-                   double hi) {
-    double *p = malloc(sizeof(double) * (size_t)(n ? n : 1)), *s = malloc(sizeof(double) * (size_t)(n ? n : 1));
+                   double hi, double *p, double *s) {
     int k = 0;
     for (int i = 0; i < n; i++)
         if (probe[i] >= lo && probe[i] < hi) p[k] = probe[i], s[k++] = share[i];
     if (k)
         printf(", \"%s\": {\"bursts\": %d, \"probe_gb_s\": %.1f, \"share\": %.3f}", name, k,
                median(p, k), median(s, k));
-    free(p), free(s);
 }
 
 int main(int argc, char **argv) {
@@ -76,10 +75,11 @@ int main(int argc, char **argv) {
     float *buf = aligned_alloc(2 << 20, PROBE_BYTES);
     float *logits = malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
     int *ids = malloc(sizeof(int) * (PROMPT + (size_t)steps));
-    double *probe = malloc(sizeof(double) * (size_t)bursts);
-    double *share = malloc(sizeof(double) * (size_t)bursts);
+    /* per counted burst its probe and share, then scratch for the medians */
+    double *probe = malloc(sizeof(double) * 4 * (size_t)bursts), *share = probe + bursts;
+    double *p = probe + 2 * bursts, *s = probe + 3 * bursts;
     KVCache kv;
-    if (!buf || !logits || !ids || !probe || !share ||
+    if (!buf || !logits || !ids || !probe ||
         kvcache_init(&kv, &m.cfg, PROMPT + steps, DTYPE_F32, 0, &err) != 0) {
         fprintf(stderr, "decode_share: %s\n", err.msg[0] ? err.msg : "out of memory");
         return 1;
@@ -119,14 +119,14 @@ int main(int argc, char **argv) {
            argv[1], threads_max(), bytes, steps, bursts, kept);
     if (kept && hi > 1.3 * lo) {
         const double cut = sqrt(lo * hi);
-        regime("slow", probe, share, kept, 0, cut);
-        regime("fast", probe, share, kept, cut, 1e30);
+        regime("slow", probe, share, kept, 0, cut, p, s);
+        regime("fast", probe, share, kept, cut, 1e30, p, s);
     } else {
-        regime("all", probe, share, kept, 0, 1e30);
+        regime("all", probe, share, kept, 0, 1e30, p, s);
     }
     printf("}\n");
     kvcache_free(&kv);
     model_free(&m);
-    free(buf), free(logits), free(ids), free(probe), free(share);
+    free(buf), free(logits), free(ids), free(probe);
     return 0;
 }

@@ -123,7 +123,7 @@ VNNI static void pack_block(uint8_t *codes, uint8_t *scales, const QgBlock *u, i
     __m512i lo[4], hi[4];
     transpose16x4(u->v[0], lo);
     transpose16x4(u->v[1], hi);
-    if (f == PF_K6) { /* see PF_K6 above; codes < 64, so no 16-bit shift crosses a byte */
+    if (f == PF_K6) { /* see PF_K6 in qgemm_panel.h; codes < 64, so no 16-bit shift crosses a byte */
         const __m512i m4 = _mm512_set1_epi8(15), b45 = _mm512_set1_epi8(0x30);
         for (int c = 0; c < 4; c++)
             _mm512_storeu_si512(codes + c * 64,
